@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -257,3 +258,23 @@ def test_cli_reports_failure_status_and_missing_file(tmp_path):
     missing = subprocess.run([*cli, str(tmp_path / "nope.py")], capture_output=True, text=True, check=False)
     assert missing.returncode == 2
     assert "nope.py" in missing.stderr
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap is not installed")
+def test_bwrap_works_for_an_interpreter_that_lives_under_tmp():
+    """A CI checkout under /tmp has its venv there: the sandbox's private /tmp must not hide that interpreter
+    (the probe would fail and the sandbox would silently fall back to a weaker layer)."""
+    venv = Path(tempfile.mkdtemp(prefix="venv-", dir="/tmp"))
+    venv.chmod(0o755)  # as a checkout would be: the sandbox uid must read its pyvenv.cfg
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+        paths = [str(Path(__file__).resolve().parents[2] / "src"), *[p for p in sys.path if p.endswith("-packages")]]
+        probe = ("from abacus_repro.sandbox import detect_isolation, run_python\n"
+                 "r = run_python('import sys; print(sys.prefix)')\n"
+                 "print(detect_isolation(), r.status, r.stdout.strip())\n")
+        out = subprocess.run([str(venv / "bin" / "python"), "-c", probe], check=False, capture_output=True,
+                             text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)}, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["bwrap", "ok", str(venv)]
+    finally:
+        subprocess.run(["rm", "-rf", str(venv)], check=False)

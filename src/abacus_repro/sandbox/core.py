@@ -328,6 +328,9 @@ def _command(
             # A private in-memory /tmp, size-capped: a program that writes files in a loop fills its own
             # budget, never the host's disk. The working directory is inside it.
             *("--perms", "1777", "--size", disk, "--tmpfs", "/tmp"),
+            # A runtime that lives under /tmp (a CI checkout's venv) is bound after that tmpfs, which would
+            # otherwise hide it.
+            *_bwrap_runtime_binds(python, under_tmp=True),
             *("--perms", "0777", "--dir", BWRAP_WORKDIR),
             *_bwrap_copies(copied),
             *("--dev", "/dev"),
@@ -358,28 +361,38 @@ def _command(
 
 
 def _bwrap_host_paths(python: str) -> list[str]:
-    """Read-only binds of the system directories and the Python runtime; nothing else of the host exists."""
+    """Read-only binds of the system directories and the Python runtime; nothing else of the host exists.
+    Runtime paths under /tmp are left to _bwrap_runtime_binds(under_tmp=True), after the private /tmp."""
     args: list[str] = []
-    bound: list[str] = []
     for path in BWRAP_SYSTEM_PATHS:
         if os.path.islink(path):
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
-            bound.append(path)
+    return args + _bwrap_runtime_binds(python, under_tmp=False)
+
+
+def _bwrap_runtime_binds(python: str, under_tmp: bool) -> list[str]:
+    """Read-only binds of the interpreter's runtime paths below /tmp (``under_tmp``) or elsewhere, with the
+    directories above each created traversable (bwrap would make them 0700: the unprivileged uid must pass)."""
+    bound = [p for p in BWRAP_SYSTEM_PATHS if os.path.isdir(p) and not os.path.islink(p)]
+    args: list[str] = []
     made: set[str] = set()
     for path in _runtime_paths(python):
-        if any(path == b or path.startswith(b.rstrip("/") + "/") for b in bound):
+        if _is_below(path, "/tmp") != under_tmp or any(_is_below(path, b) for b in bound):
             continue
-        # bwrap would create the directories above a bind as 0700: the unprivileged uid must pass them.
         for parent in reversed(Path(path).parents):
             name = str(parent)
-            if name != "/" and name not in made and not any(name == b or name.startswith(b + "/") for b in bound):
+            if name not in ("/", "/tmp") and name not in made and not any(_is_below(name, b) for b in bound):
                 args += ["--perms", "0755", "--dir", name]
                 made.add(name)
         args += ["--ro-bind", path, path]
         bound.append(path)
     return args
+
+
+def _is_below(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
 def _bwrap_copies(copied: Sequence[tuple[int, str]]) -> list[str]:
