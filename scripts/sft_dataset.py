@@ -10,7 +10,8 @@ dataset, stats = build_dataset(
     read_docs(snakemake.input.nl),  # noqa: F821
     code_nl_ratio=float(snakemake.params.sft["code_nl_ratio"]),  # noqa: F821
     seed=int(snakemake.params.seed),  # noqa: F821
+    nl_shortfall=snakemake.params.sft["nl_shortfall"],  # noqa: F821
 )
-log.info("sft dataset: %d code + %d nl pairs", stats["code"], stats["nl"])
+log.info("sft dataset: %d code + %d nl pairs (%d repeated)", stats["code"], stats["nl"], stats["nl_repeated"])
 write_docs(snakemake.output.dataset, dataset)  # noqa: F821
 write_json(snakemake.output.stats, stats)  # noqa: F821

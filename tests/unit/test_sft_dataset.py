@@ -59,7 +59,7 @@ def test_mix_dedup_and_counts():
 
 def test_scarce_nl_keeps_every_code_pair_and_reports_the_ratio():
     code = [_code_doc(i, tests=t) for i, t in enumerate([1, 2, 3, 4, 5])]
-    dataset, stats = build_dataset(code, [_se_doc(1), _se_doc(2)], code_nl_ratio=1.0, seed=0)
+    dataset, stats = build_dataset(code, [_se_doc(1), _se_doc(2)], code_nl_ratio=1.0, seed=0, nl_shortfall="keep")
     kinds = [json.loads(d["meta"])["kind"] for d in dataset]
     assert kinds.count("code") == 5 and kinds.count("nl") == 2
     assert stats["dropped"] == {} and stats["ratio_met"] is False and stats["achieved_nl_per_code"] == 0.4
@@ -68,6 +68,39 @@ def test_scarce_nl_keeps_every_code_pair_and_reports_the_ratio():
     half, half_stats = build_dataset(code, [_se_doc(i) for i in range(10)], code_nl_ratio=0.4, seed=0)
     assert [json.loads(d["meta"])["kind"] for d in half].count("nl") == 2
     assert half_stats["ratio_met"] is True and half_stats["dropped"] == {"ratio_excess": 8}
+
+
+def test_scarce_nl_is_repeated_by_seeded_sampling_to_meet_the_ratio():
+    code = [_code_doc(i, tests=1) for i in range(7)]
+    nl = [_se_doc(i) for i in range(3)]
+    dataset, stats = build_dataset(code, nl, code_nl_ratio=1.0, seed=0)  # default: repeat
+    nl_rows = [d for d in dataset if json.loads(d["meta"])["kind"] == "nl"]
+    assert len(nl_rows) == 7 and stats["ratio_met"] is True
+    assert stats["nl_unique"] == 3 and stats["nl_repeated"] == 4 and stats["rows"] == 14
+    # Records read are counted once: the copies are not records read.
+    assert stats["read"] == 10 == stats["kept"] + sum(stats["dropped"].values())
+    assert len({d["id"] for d in dataset}) == len(dataset)  # every copy has an id of its own
+    originals = {d["id"]: d["text"] for d in nl_rows if "copy_of" not in json.loads(d["meta"])}
+    copies = [d for d in nl_rows if "copy_of" in json.loads(d["meta"])]
+    assert all(originals[json.loads(d["meta"])["copy_of"]] == d["text"] for d in copies)
+    # Two whole rounds of all three, then one pair drawn for the remainder.
+    counts = sorted(sum(d["text"] == text for d in nl_rows) for text in originals.values())
+    assert counts == [2, 2, 3]
+    assert build_dataset(code, nl, code_nl_ratio=1.0, seed=0)[0] == dataset
+    assert build_dataset(code, nl, code_nl_ratio=1.0, seed=1)[0] != dataset
+
+
+def test_scarce_nl_can_trim_code_instead_keeping_the_curriculum_order():
+    code = [_code_doc(i, tests=t) for i, t in enumerate([1, 2, 3, 4, 5, 6])]
+    dataset, stats = build_dataset(code, [_se_doc(1), _se_doc(2)], code_nl_ratio=1.0, seed=0,
+                                   nl_shortfall="trim_code")
+    kinds = [json.loads(d["meta"])["kind"] for d in dataset]
+    assert kinds.count("code") == 2 and kinds.count("nl") == 2 and stats["ratio_met"] is True
+    assert stats["dropped"] == {"ratio_excess": 4} and stats["read"] == 8
+    tests = [json.loads(d["meta"])["tests_passed"] for d in dataset if json.loads(d["meta"])["kind"] == "code"]
+    assert tests == sorted(tests)
+    with pytest.raises(ValueError, match="nl_shortfall"):
+        build_dataset(code, [], code_nl_ratio=1.0, seed=0, nl_shortfall="upsample")
 
 
 class _Named(dict):
@@ -88,7 +121,7 @@ def test_rule_scripts_end_to_end(tmp_path, threads):
     nl_path = tmp_path / "kept_nl.parquet"
     reworded = _se_doc(0, title="How would I do thing 0?")
     write_docs(nl_path, [_se_doc(i) for i in range(6)] + [reworded])
-    sft = {"max_functions": 400, "max_tests_per_function": 3, "code_nl_ratio": 1.0,
+    sft = {"max_functions": 400, "max_tests_per_function": 3, "code_nl_ratio": 1.0, "nl_shortfall": "repeat",
            "sandbox": {"timeout_s": 5, "memory_mb": 512}}  # fmt: skip
     out = tmp_path / "sft"
     params = {"sft": sft, "seed": 1234}

@@ -2,8 +2,11 @@
 
 Semantic near-duplicates were removed before (rule sft_semdedup, semdedup.py, over code and NL together);
 exact duplicates (same instruction text) that remain are removed here. NL pairs are then sampled (seeded) down
-to ``code : nl = 1 : code_nl_ratio``; when there are fewer, all are kept and the stats report the ratio achieved (code pairs are never discarded for the ratio). Both
-sides are spread evenly through the output, the code side in its curriculum order.
+to ``code : nl = 1 : code_nl_ratio``. When there are fewer NL pairs than that, ``nl_shortfall`` decides:
+``repeat`` draws the missing NL pairs again by seeded sampling (the way the mixture repeats short sources),
+``trim_code`` samples the code pairs down instead (dropped as ``ratio_excess``), ``keep`` keeps both as they
+are and only reports the ratio achieved. Both sides are spread evenly through the output, the code side in its
+curriculum order.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import random
 import re
 from collections.abc import Iterable
 
-from ..io import Funnel, doc_meta, make_doc
+from ..io import Funnel, content_id, doc_meta, make_doc
 from ..tokenization.chat import render_chat
 
 log = logging.getLogger(__name__)
@@ -64,10 +67,17 @@ def split_qa_text(text: str) -> tuple[str, str, str] | None:
     return title, question, answer
 
 
-def build_dataset(code_docs: Iterable[dict], nl_docs: Iterable[dict], code_nl_ratio: float, seed: int):
-    """Returns (dataset documents, stats). Every code and NL record read is kept or dropped with a reason."""
+NL_SHORTFALL = ("repeat", "trim_code", "keep")
+
+
+def build_dataset(code_docs: Iterable[dict], nl_docs: Iterable[dict], code_nl_ratio: float, seed: int,
+                  nl_shortfall: str = "repeat"):
+    """Returns (dataset documents, stats). Every code and NL record read is kept or dropped with a reason;
+    NL pairs drawn again to reach the ratio are counted apart (``nl_repeated``), not as records read."""
     if code_nl_ratio < 0:
         raise ValueError(f"sft.code_nl_ratio must be >= 0, got {code_nl_ratio}")
+    if nl_shortfall not in NL_SHORTFALL:
+        raise ValueError(f"sft.nl_shortfall must be one of {', '.join(NL_SHORTFALL)}, got {nl_shortfall!r}")
     funnel = Funnel("sft_dataset")
     seen: set[str] = set()
     code_pairs: list[dict] = []
@@ -93,14 +103,19 @@ def build_dataset(code_docs: Iterable[dict], nl_docs: Iterable[dict], code_nl_ra
             continue
         nl_pairs.append(_pair_doc(*pair, "nl", _nl_origin(doc)))
 
-    code_pairs, nl_pairs, trimmed = _balance(code_pairs, nl_pairs, code_nl_ratio, seed)
+    code_pairs, nl_pairs, trimmed = _balance(code_pairs, nl_pairs, code_nl_ratio, seed, nl_shortfall)
     if trimmed:
         funnel.drop("ratio_excess", trimmed)
+    nl_unique = sum(1 for doc in nl_pairs if "copy_of" not in doc_meta(doc))
     dataset = _interleave(code_pairs, nl_pairs)
-    funnel.keep(len(dataset))
+    funnel.keep(len(code_pairs) + nl_unique)
     funnel.extra.update(
         code=len(code_pairs),
         nl=len(nl_pairs),
+        nl_unique=nl_unique,
+        nl_repeated=len(nl_pairs) - nl_unique,
+        nl_shortfall=nl_shortfall,
+        rows=len(dataset),
         code_nl_ratio=code_nl_ratio,
         achieved_nl_per_code=round(len(nl_pairs) / len(code_pairs), 4) if code_pairs else None,
         ratio_met=bool(code_pairs) and len(nl_pairs) == round(len(code_pairs) * code_nl_ratio),
@@ -132,21 +147,37 @@ def _pair_doc(instruction: str, response: str, kind: str, meta: dict) -> dict:
     return make_doc(render_chat(instruction, response), SOURCE, out)
 
 
-def _balance(code: list[dict], nl: list[dict], ratio: float, seed: int) -> tuple[list, list, int]:
-    """NL pairs beyond ``len(code) * ratio`` are dropped by a seeded sample. Too few NL pairs trim nothing:
-    the verified code pairs are the expensive, scarce part, and a ratio is not worth discarding them for;
-    the achieved ratio is reported instead."""
+def _balance(code: list[dict], nl: list[dict], ratio: float, seed: int, shortfall: str) -> tuple[list, list, int]:
+    """(code, nl, records dropped) at ``code : nl = 1 : ratio``. NL pairs beyond the ratio are dropped by a
+    seeded sample; a shortfall of NL pairs is handled as ``shortfall`` says (module docstring)."""
     if not code:
         if nl:
             log.warning("no code pairs: the SFT set is natural language only")
         return code, nl, 0
+    rng = random.Random(seed)
     want_nl = round(len(code) * ratio)
-    if len(nl) < want_nl:
-        log.warning("only %d NL pairs for %d code pairs (wanted 1:%s = %d); keeping all", len(nl), len(code),
-                    ratio, want_nl)  # fmt: skip
+    if len(nl) >= want_nl:
+        keep = sorted(rng.sample(range(len(nl)), want_nl))
+        return code, [nl[i] for i in keep], len(nl) - want_nl
+    log.warning("only %d NL pairs for %d code pairs (wanted 1:%s = %d); nl_shortfall=%s", len(nl), len(code),
+                ratio, want_nl, shortfall)  # fmt: skip
+    if shortfall == "keep" or not nl:
         return code, nl, 0
-    keep = sorted(random.Random(seed).sample(range(len(nl)), want_nl))
-    return code, [nl[i] for i in keep], len(nl) - want_nl
+    if shortfall == "trim_code":
+        want_code = max(1, round(len(nl) / ratio)) if ratio else len(code)
+        keep = sorted(rng.sample(range(len(code)), min(want_code, len(code))))  # curriculum order kept
+        return [code[i] for i in keep], nl, len(code) - len(keep)
+    # repeat: whole rounds of the NL pairs, then the remainder drawn without replacement; a copy gets an id of
+    # its own (round k) so every row of the dataset stays addressable.
+    rounds, rest = divmod(want_nl, len(nl))
+    repeated = [_copy(doc, k) for k in range(1, rounds) for doc in nl]
+    repeated += [_copy(nl[i], rounds) for i in sorted(rng.sample(range(len(nl)), rest))]
+    return code, nl + repeated, 0
+
+
+def _copy(doc: dict, round_: int) -> dict:
+    meta = {**doc_meta(doc), "copy_of": doc["id"], "repeat": round_}
+    return make_doc(doc["text"], doc["source"], meta, id=content_id(doc["id"], f"repeat-{round_}"))
 
 
 def _interleave(code: list[dict], nl: list[dict]) -> list[dict]:
