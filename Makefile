@@ -25,16 +25,21 @@ $(STAMP): pyproject.toml requirements.lock
 	# The sandbox isolates untrusted code with bubblewrap when it can (see src/abacus_repro/sandbox).
 	command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq bubblewrap) \
 		|| echo "warning: bubblewrap not installed; the sandbox falls back to weaker isolation"; }
+	# A one-node SLURM cluster on localhost (cluster/slurm-localhost.sh) runs the workflow through the SLURM
+	# profile in the tests; Debian's packages, installed when missing and we are root.
+	command -v slurmctld >/dev/null && command -v munged >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends munge slurmctld slurmd slurm-client) \
+		|| echo "warning: SLURM not installed; the SLURM integration test will skip"; }
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/config.yaml
 	$(MAKE) --no-print-directory report
 
 # The HTML report is rebuilt only when the workflow produced something new.
 report: results/report.html
 results/report.html: results/provenance/manifest.json
-	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml --report $@
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/config.yaml --report $@
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra tests

@@ -1,4 +1,4 @@
-"""Rule eval_general: general benchmarks (ARC-e, MMLU, ...) on local files through lm-eval."""
+"""Rule eval_general: general benchmarks (MMLU, HellaSwag, ARC-e, BBH, C-Eval, CMMLU, GSM8K) through lm-eval."""
 
 from pathlib import Path
 
@@ -8,7 +8,7 @@ from abacus_repro.logging_setup import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - Snakemake injects `snakemake`
 result = evaluate_model(
-    snakemake.input.model,  # noqa: F821
+    snakemake.params.model,  # noqa: F821
     snakemake.params.eval,  # noqa: F821
     snakemake.params.data["shared_data"],  # noqa: F821
     work_dir=Path(snakemake.output.result).parent / "work",  # noqa: F821

@@ -1,14 +1,16 @@
-"""Rule eval_summary: summary.json, the seed's tables with our row (summary.md) and the bar plot."""
+"""Rule eval_summary: summary.json, the seed's tables with every evaluated model's row (summary.md), the plot."""
 
-from abacus_repro.evaluate.summary import format_scores, write_summary
+from pathlib import Path
+
+from abacus_repro.evaluate.summary import collect_results, format_scores, write_summary
 from abacus_repro.logging_setup import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - Snakemake injects `snakemake`
-summary = write_summary(
-    [snakemake.input.humaneval],  # noqa: F821
-    snakemake.input.general,  # noqa: F821
+root = Path(snakemake.output.summary).parent  # noqa: F821
+summaries = write_summary(
+    collect_results(root, snakemake.params.models),  # noqa: F821
     snakemake.output.summary,  # noqa: F821
     snakemake.output.table,  # noqa: F821
     snakemake.output.plot,  # noqa: F821
 )
-log.info("scores: %s", format_scores(summary))
+log.info("scores:\n%s", format_scores(summaries))

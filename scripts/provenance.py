@@ -12,5 +12,14 @@ manifest = write_provenance(
     Path.cwd(),
     Path(snakemake.output.manifest),  # noqa: F821
     Path(snakemake.output.report),  # noqa: F821
+    html_path=Path(snakemake.output.html),  # noqa: F821
+    rules=dict(snakemake.params.rules),  # noqa: F821
+    repo_dir=Path(snakemake.scriptdir).parent,  # noqa: F821
+    snakefile=snakemake.params.snakefile,  # noqa: F821
 )
-log.info("described %d outputs", len(manifest["outputs"]))
+stale = [o["path"] for o in manifest["outputs"] if o["inputs_changed_since_run"]]
+log.info(
+    "described %d outputs of %d rules; code %s", len(manifest["outputs"]), len(manifest["rules"]), manifest["code"]
+)
+if stale:
+    log.warning("outputs whose inputs changed after they were made: %s", stale)

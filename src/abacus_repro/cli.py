@@ -20,6 +20,7 @@ STAGE_COMMANDS = [
     "abacus_repro.evaluate.cli",
     "abacus_repro.export.cli",
     "abacus_repro.provenance.cli",
+    "abacus_repro.pretrain.cli",
 ]
 
 

@@ -71,8 +71,9 @@ def synthetic_corpus(n: int, snippets: list[str], source: str, seed: int = 0) ->
     ]
 
 
-def sft_doc(instruction: str, response: str) -> dict:
-    return doc(f"{instruction}\n{response}", "sft", {"instruction": instruction, "response": response})
+def sft_doc(instruction: str, response: str, kind: str = "code") -> dict:
+    meta = {"instruction": instruction, "response": response, "kind": kind}
+    return doc(f"{instruction}\n{response}", "sft", meta)
 
 
 def training_settings(**train_overrides) -> dict:

@@ -43,14 +43,18 @@ def test_mmlu_five_shot_from_csv(model_dir, tmp_path):
 
 
 def test_missing_data_and_unknown_tasks_are_skipped(tmp_path):
-    config = {"general": {"tasks": ["arc_easy", "mmlu", "gsm8k"], "limit": 5}}
+    config = {"general": {"tasks": ["arc_easy", "mmlu", "gsm8k", "bbh"], "limit": 5}}
     # No benchmark can run, so the (absent) model is never loaded.
     result = general.evaluate_model(tmp_path / "no-model", config, tmp_path / "empty", tmp_path / "work")
     tasks = result["tasks"]
-    assert list(tasks) == ["arc_easy", "mmlu", "gsm8k"]
+    assert list(tasks) == ["arc_easy", "mmlu", "gsm8k", "bbh"]
     assert all(task["status"] == "skipped" for task in tasks.values())
     assert "arc_easy_first300.jsonl" in tasks["arc_easy"]["reason"]
-    assert "no lm-eval task definition" in tasks["gsm8k"]["reason"]
+    assert "test_first300.jsonl" in tasks["gsm8k"]["reason"] and "train_first20.jsonl" in tasks["gsm8k"]["reason"]
+    assert "cot-prompts" in tasks["bbh"]["reason"]
+    assert "no lm-eval task definition" in general.render_tasks(["nope"], tmp_path, tmp_path / "t")["nope"]
+    with pytest.raises(general.InputError, match="unknown keys"):
+        general.data_locations(tmp_path, {"arc": "x"})
 
 
 def test_rendered_task_files_name_real_paths(tmp_path):
@@ -71,8 +75,8 @@ def test_chinese_and_hellaswag_tasks(model_dir, tmp_path):
     tasks = result["tasks"]
     assert tasks["hellaswag"]["status"] == "ok" and tasks["hellaswag"]["metric"] == "acc_norm"
     assert tasks["hellaswag"]["n"] == 1
-    assert tasks["ceval"]["n"] == len(general.CEVAL.subjects(shared_data_dir()))
-    assert tasks["cmmlu"]["n"] == len(general.CMMLU.subjects(shared_data_dir()))
+    assert tasks["ceval"]["n"] == len(general.CEVAL.subjects(shared_data_dir() / "eval" / "ceval"))
+    assert tasks["cmmlu"]["n"] == len(general.CMMLU.subjects(shared_data_dir() / "eval" / "cmmlu"))
     assert all(0.0 <= task["score"] <= 1.0 for task in tasks.values())
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from abacus_repro.errors import InputError
-from abacus_repro.evaluate.generation import generate_greedy, load_model, resolve_prompt_style, truncate_at_stop
+from abacus_repro.evaluate.generation import (
+    generate_greedy,
+    load_model,
+    resolve_model_ref,
+    resolve_prompt_style,
+    truncate_at_stop,
+)
 
 from .evaluate_fixtures import ARCHITECTURES, build_tiny_model
 
@@ -52,6 +58,23 @@ def test_prompt_style(chat_model, tmp_path):
         resolve_prompt_style(tokenizer, "fancy")
 
 
-def test_missing_model_directory_is_named(tmp_path):
+def test_missing_model_directory_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError, match="no config.json"):
         load_model(tmp_path / "nowhere")
+    with pytest.raises(InputError, match="no config.json"):
+        resolve_model_ref("results/train/sft/model")  # a workflow path that is not there yet is no hub id
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no config.json"):
+        resolve_model_ref(tmp_path / "empty")
+
+
+def test_hub_ids_are_passed_on_and_directories_win(tmp_path, monkeypatch):
+    assert resolve_model_ref("deepseek-ai/deepseek-coder-1.3b-instruct") == "deepseek-ai/deepseek-coder-1.3b-instruct"
+    assert resolve_model_ref("gpt2") == "gpt2"
+    # A directory of that name in the working directory is a local model, never a download.
+    monkeypatch.chdir(tmp_path)
+    build_tiny_model(tmp_path / "gpt2", chat=False)
+    assert resolve_model_ref("gpt2") == "gpt2" and (tmp_path / "gpt2" / "config.json").is_file()
+    model, _tokenizer = load_model("gpt2")
+    assert model.config.hidden_size == 32  # the local toy model, not the hub's GPT-2

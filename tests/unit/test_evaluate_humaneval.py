@@ -39,22 +39,27 @@ def test_selfcheck_canonical_solutions_score_one(mini_path, tmp_path):
     assert result["dataset"]["n_total"] == 164
     assert result["failed"] == [] and result["consistent"]
     assert list(result["tasks"]) == [f"HumanEval/{i}" for i in range(5)]
+    assert result["regraded"] == {}
 
 
-def test_known_evalplus_defect_is_named(mini_path, tmp_path):
-    # evalplus 0.3.1 fails every solution of HumanEval/32 (find_zero), the canonical one included.
+def test_find_zero_is_regraded_with_its_oracle(mini_path, tmp_path):
+    # evalplus 0.3.1 fails every solution of HumanEval/32 (find_zero), the canonical one included; its oracle,
+    # applied in our sandbox, passes the canonical solution and fails a wrong one.
     problems = [p for p in he.load_problems(mini_path) if p["task_id"] in ("HumanEval/31", "HumanEval/32")]
-    results = he.run_evalplus(
-        he.get_benchmark("humaneval"),
-        _problem_file(tmp_path, problems),
-        he.canonical_samples(problems),
-        tmp_path / "evalplus",
-    )
+    samples = he.canonical_samples(problems)
+    results = he.run_evalplus(he.get_benchmark("humaneval"), _problem_file(tmp_path, problems), samples, tmp_path / "e")
+    assert he.pass_at_1(results, ["HumanEval/32"])["tasks"]["HumanEval/32"]["base"] == "fail"  # evalplus alone
+    regraded = he.regrade_with_oracle(results, problems, samples, he.EvalplusLimits(), "0.3.1")
+    assert list(regraded) == ["HumanEval/32"] and "PR #241" in regraded["HumanEval/32"]
     scores = he.pass_at_1(results, ["HumanEval/31", "HumanEval/32"])
-    assert scores["tasks"]["HumanEval/31"] == {"base": "pass", "plus": "pass"}
-    assert scores["tasks"]["HumanEval/32"]["base"] == "fail"
-    assert list(he.unpassable_tasks(["HumanEval/31", "HumanEval/32"], "0.3.1")) == ["HumanEval/32"]
-    assert he.unpassable_tasks(["HumanEval/32"], "0.4.0") == {}
+    assert scores["tasks"] == {
+        "HumanEval/31": {"base": "pass", "plus": "pass"},
+        "HumanEval/32": {"base": "pass", "plus": "pass"},
+    }
+    wrong = [{"task_id": "HumanEval/32", "solution": problems[1]["prompt"] + "    return 0.5\n"}]
+    he.regrade_with_oracle(results, problems, wrong, he.EvalplusLimits(), "0.3.1")
+    assert he.pass_at_1(results, ["HumanEval/32"])["tasks"]["HumanEval/32"] == {"base": "fail", "plus": "fail"}
+    assert he.regrade_with_oracle(results, problems, samples, he.EvalplusLimits(), "0.4.0") == {}
 
 
 def test_wrong_solutions_score_zero_and_reruns_never_wait_on_stdin(first_five, tmp_path):
@@ -141,3 +146,12 @@ def test_cli_selfcheck(mini_path, capsys):
     out = capsys.readouterr().out
     assert status == 0
     assert "pass@1 base 1.0000, plus 1.0000" in out
+
+
+def test_selfcheck_retries_timeouts_with_more_time(mini_path, tmp_path, monkeypatch):
+    # Limits far below any real run time make canonical solutions time out; the retry's larger limits pass them.
+    monkeypatch.setattr(he, "RETRY_SCALE", 20_000)
+    tight = he.EvalplusLimits(min_time_limit=5e-5, gt_time_limit_factor=5e-5)
+    result = he.selfcheck("humaneval", mini_path, tmp_path / "work", limit=3, limits=tight)
+    assert result["passed_on_retry"] and result["failed"] == [] and result["consistent"]
+    assert result["pass@1"] == {"base": 1.0, "plus": 1.0}

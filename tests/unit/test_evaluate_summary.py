@@ -80,26 +80,37 @@ def _results():
 
 def test_summary_entries_and_tables(tmp_path):
     humaneval, general = _results()
-    (tmp_path / "he.json").write_text(json.dumps(humaneval))
-    (tmp_path / "gen.json").write_text(json.dumps(general))
+    root = tmp_path / "eval"
+    for model in ("ours", "other"):
+        (root / model / "humaneval").mkdir(parents=True)
+        (root / model / "general").mkdir(parents=True)
+        (root / model / "humaneval" / "result.json").write_text(json.dumps(humaneval))
+        (root / model / "general" / "result.json").write_text(json.dumps(general))
+    results = sm.collect_results(root, ["ours", "other"], code=["humaneval"])
     out = tmp_path / "out"
-    summary = sm.write_summary(
-        [tmp_path / "he.json"], tmp_path / "gen.json", out / "summary.json", out / "summary.md", out / "summary.png"
-    )
+    summaries = sm.write_summary(results, out / "summary.json", out / "summary.md", out / "summary.png")
+    assert list(summaries) == ["ours", "other"]
+    summary = summaries["ours"]
     assert summary["humaneval"]["score"] == pytest.approx(25.0)
     assert summary["humaneval_plus"]["score"] == pytest.approx(20.0)
     assert summary["arc_easy"] == {**summary["arc_easy"], "status": "ok", "n": 50, "data_sha256": "b" * 64}
     assert summary["mmlu"]["status"] == "skipped" and summary["mmlu"]["reason"] == "no MMLU subject"
-    assert summary["mbpp"]["status"] == "skipped"
-    assert json.loads((out / "summary.json").read_text()) == summary
+    assert summary["mbpp"]["status"] == "skipped" and summary["livecodebench"]["status"] == "skipped"
+    assert json.loads((out / "summary.json").read_text()) == summaries
 
     table = (out / "summary.md").read_text()
     lines = [line for line in table.splitlines() if line.startswith("| ")]
-    ours = [i for i, line in enumerate(lines) if line.startswith(f"| {sm.OUR_ROW} ")]
+    ours = [i for i, line in enumerate(lines) if line.startswith("| ours ")]
+    other = [i for i, line in enumerate(lines) if line.startswith("| other ")]
     abacus = [i for i, line in enumerate(lines) if line.startswith("| 珠算 ")]
-    assert len(ours) == 2 and len(abacus) == 2 and ours[0] < abacus[0] and ours[1] < abacus[1]
+    assert len(ours) == 2 and len(abacus) == 2 and ours[0] < other[0] < abacus[0] and ours[1] < other[1] < abacus[1]
     assert lines[ours[0]].split(" | ")[1:4] == ["25.00 (n=20)", "20.00 (n=20)", sm.MISSING]
     assert "| 珠算 | 71.95 | 65.85 | 57.98 | 43.36 | 9.06 | 49.64 |" in table
+    # n and the data hash per benchmark, under the tables.
+    assert (
+        "| humaneval | pass@1, greedy, evalplus base tests | 20 | HumanEvalPlus-Mini v0.1.10 | `aaaaaaaaaaaaaaaa` |"
+        in table
+    )
     assert (out / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -108,8 +119,46 @@ def test_full_row_gets_an_avg_and_plot_is_deterministic(tmp_path):
     summary = sm.build_summary([humaneval], general)
     for key in sm.CODE_COLUMNS.values():
         summary[key] = {"status": "ok", "score": 10.0, "n": 1, "data_sha256": "c" * 64}
-    table = sm.render_markdown(summary, sm.load_published())
-    assert f"| {sm.OUR_ROW} | 10.00 (n=1) | 10.00 (n=1) | 10.00 (n=1) | 10.00 (n=1) | 10.00 (n=1) | 10.00 |" in table
-    sm.render_plot(summary, sm.load_published(), tmp_path / "a.png")
-    sm.render_plot(summary, sm.load_published(), tmp_path / "b.png")
+    table = sm.render_markdown({"ours": summary}, sm.load_published())
+    assert "| ours | 10.00 (n=1) | 10.00 (n=1) | 10.00 (n=1) | 10.00 (n=1) | 10.00 (n=1) | 10.00 |" in table
+    assert "ours: AVG left out, 1 of 7 benchmarks were run" in table
+    sm.render_plot({"ours": summary}, sm.load_published(), tmp_path / "a.png")
+    sm.render_plot({"ours": summary}, sm.load_published(), tmp_path / "b.png")
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+def test_mbpp_without_plus_tests_and_livecodebench_entries():
+    base_only = {
+        "benchmark": "mbpp",
+        "status": "ok",
+        "pass@1": {"base": 0.5, "plus": None},
+        "n": 4,
+        "dataset": {"path": "/d/sanitized-mbpp.json", "sha256": "d" * 64, "version": "sanitized MBPP"},
+    }
+    entries = sm.code_entries(base_only)
+    assert entries["mbpp"]["score"] == pytest.approx(50.0)
+    assert entries["mbpp_plus"]["status"] == "skipped" and "no plus tests" in entries["mbpp_plus"]["reason"]
+    livecodebench = {
+        "benchmark": "livecodebench",
+        "status": "ok",
+        "pass@1": 0.25,
+        "n": 8,
+        "dataset": {
+            "files": [{"path": "/d/test5.jsonl", "sha256": "e" * 64}],
+            "sha256": "e" * 64,
+            "window": ["2024-01-01", "2024-09-30"],
+            "n_total": 100,
+            "n_in_window": 8,
+        },
+    }
+    entry = sm.code_entries(livecodebench)["livecodebench"]
+    assert entry["score"] == pytest.approx(25.0) and entry["n"] == 8 and entry["data_sha256"] == "e" * 64
+    assert entry["data_version"] == "test5.jsonl (8 of 100 problems in 2024-01-01..2024-09-30)"
+
+
+def test_combined_hash_tells_equal_names_in_different_folders_apart():
+    files = [{"path": "/a/dev/x.csv", "sha256": "1" * 64}, {"path": "/a/test/x.csv", "sha256": "2" * 64}]
+    moved = [{"path": "/b/c/dev/x.csv", "sha256": "1" * 64}, {"path": "/b/c/test/x.csv", "sha256": "2" * 64}]
+    swapped = [{"path": "/a/dev/x.csv", "sha256": "2" * 64}, {"path": "/a/test/x.csv", "sha256": "1" * 64}]
+    assert sm.combined_sha256(files) == sm.combined_sha256(moved) != sm.combined_sha256(swapped)
+    assert sm.describe_files([f["path"] for f in files]) == "2 files in a/"

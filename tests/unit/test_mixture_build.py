@@ -49,10 +49,13 @@ def sources(tmp_path_factory):
     write_docs(paths["math"][0], synthetic_corpus(6, MATH_SNIPPETS, "math"))
     write_docs(paths["text"][0], synthetic_corpus(150, TEXT_SNIPPETS, "stackexchange"))
     write_docs(paths["text"][1], synthetic_corpus(50, TEXT_SNIPPETS, "docs"))
-    write_docs(
-        paths["sft"][0],
-        [sft_doc(f"Write function number {i}.", f"def f{i}(x):\n    return x + {i}\n") for i in range(120)],
-    )
+    # Many short code pairs, few long NL pairs: the 1:1 split by tokens must still hold.
+    code_pairs = [sft_doc(f"Write function number {i}.", f"def f{i}(x):\n    return x + {i}\n") for i in range(120)]
+    nl_pairs = [
+        sft_doc(f"How do I use feature {i}?", f"Answer {i}: " + " ".join(TEXT_SNIPPETS[: 1 + i % 3]), kind="nl")
+        for i in range(15)
+    ]
+    write_docs(paths["sft"][0], code_pairs + nl_pairs)
     return {name: [str(p) for p in value] for name, value in paths.items()}
 
 
@@ -130,8 +133,27 @@ def test_cosine_mixture_reaches_configured_shares(sources, tokenizer):
 def test_anneal_mixture_renders_sft_pairs_as_chat(sources, tokenizer):
     docs, stats = build_mixture(sources, "anneal", SETTINGS, tokenizer, seed=7)
     sft = [d for d in docs if json.loads(d["meta"])["mixture_source"] == "sft"]
-    assert sft and all(d["text"].startswith("<用户>Write function") and "<AI>def f" in d["text"] for d in sft)
-    assert stats["sources"]["sft"]["achieved_share"] == pytest.approx(0.2, abs=0.02)
+    code = [d for d in sft if json.loads(d["meta"])["kind"] == "code"]
+    assert code and all(d["text"].startswith("<用户>Write function") and "<AI>def f" in d["text"] for d in code)
+    assert stats["sources"]["sft"]["achieved_share"] == pytest.approx(0.2, abs=0.01)
+    # Within the SFT part, code and NL pairs 1:1 by tokens (the recipe), whatever their counts.
+    parts = stats["sources"]["sft"]["parts"]
+    assert parts["code"]["configured_share"] == parts["nl"]["configured_share"] == 0.5
+    assert parts["code"]["achieved_share"] == pytest.approx(0.5, abs=0.01)
+    assert parts["code"]["docs"] > 2 * parts["nl"]["docs"]
+    lengths = count_tokens(tokenizer, [d["text"] for d in sft if json.loads(d["meta"])["kind"] == "nl"])
+    assert sum(lengths) == parts["nl"]["tokens"]
+    assert stats["max_share_error"] < 0.01
+    # A 7:3 setting (the other seed) and another code:NL split are settings, not code.
+    _, other = build_mixture(
+        sources,
+        "anneal",
+        {**SETTINGS, "anneal_sft_fraction": 0.3, "sft_shares": {"code": 0.7, "nl": 0.3}},
+        tokenizer,
+        seed=7,
+    )
+    assert other["sources"]["sft"]["achieved_share"] == pytest.approx(0.3, abs=0.01)
+    assert other["sources"]["sft"]["parts"]["code"]["achieved_share"] == pytest.approx(0.7, abs=0.02)
     pretrain = {n: stats["sources"][n]["achieved_pretrain_share"] for n in SETTINGS["shares"]}
     for name, share in SETTINGS["shares"].items():
         assert pretrain[name] == pytest.approx(share, abs=0.03)
@@ -163,3 +185,21 @@ def test_collect_phase_stats_orders_phases(sources, tokenizer):
     merged = collect_phase_stats(stats)
     assert list(merged["phases"]) == ["base", "anneal"]
     assert merged["phases"]["anneal"]["sources"]["sft"]["tokens"] > 0
+
+
+def test_stats_json_shares_are_within_one_percent_of_the_configuration(sources, tokenizer):
+    """What results/mixture/stats.json reports, for every phase: achieved within 1% of configured, SFT split too."""
+    settings = {**SETTINGS, "tokens": {"base": 20000, "cosine": 20000, "anneal": 12000}}
+    merged = collect_phase_stats(
+        [build_mixture(sources, phase, settings, tokenizer, 5)[1] for phase in ("base", "cosine", "anneal")]
+    )
+    for phase, stats in merged["phases"].items():
+        assert stats["tokens"] == pytest.approx(settings["tokens"][phase], rel=0.01), phase
+        for name, entry in stats["sources"].items():
+            assert abs(entry["achieved_share"] - entry["configured_share"]) < 0.01, (phase, name, entry)
+            for kind, part in entry.get("parts", {}).items():
+                assert abs(part["achieved_share"] - part["configured_share"]) < 0.01, (phase, name, kind, part)
+        assert stats["max_share_error"] < 0.01
+    anneal = merged["phases"]["anneal"]["sources"]
+    assert anneal["sft"]["configured_share"] == pytest.approx(0.2)
+    assert anneal["code"]["configured_pretrain_share"] == 0.7

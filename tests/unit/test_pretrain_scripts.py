@@ -33,10 +33,13 @@ class Named(list):
             setattr(self, key, value)
 
 
-def run_script(name: str, tmp: Path, wildcards: dict, input: dict, output: dict, params: dict) -> None:
+def run_script(
+    name: str, tmp: Path, wildcards: dict, input: dict, output: dict, params: dict, resources: dict | None = None
+) -> None:
     snakemake = type("Snakemake", (), {})()
     snakemake.input, snakemake.output, snakemake.params = Named(**input), Named(**output), Named(**params)
     snakemake.wildcards = Named(**wildcards)
+    snakemake.resources = Named(**(resources or {"nodes": 1, "gpus": 0, "gres": ""}))
     snakemake.log = [str(tmp / "logs" / f"{name}.log")]
     snakemake.threads = 1
     (tmp / "logs").mkdir(exist_ok=True)
@@ -53,13 +56,34 @@ def test_rule_scripts_chain_from_sources_to_a_trained_model(tmp_path):
     write_docs(tmp_path / "se.parquet", synthetic_corpus(30, TEXT_SNIPPETS, "se"))
     write_docs(tmp_path / "docs.parquet", synthetic_corpus(10, TEXT_SNIPPETS, "docs"))
     write_docs(tmp_path / "math.parquet", synthetic_corpus(10, MATH_SNIPPETS, "math"))
-    write_docs(tmp_path / "sft.parquet", [sft_doc(f"Task {i}", f"def t{i}():\n    return {i}\n") for i in range(30)])
+    sft_pairs = [sft_doc(f"Task {i}", f"def t{i}():\n    return {i}\n") for i in range(30)]
+    sft_pairs += [sft_doc(f"Why {i}?", f"Because {i}.", kind="nl") for i in range(10)]
+    write_docs(tmp_path / "sft.parquet", sft_pairs)
     mixture = {
         "shares": {"code": 0.7, "math": 0.1, "text": 0.2},
         "tokens": {"base": 3000, "cosine": 2000, "anneal": 1500},
         "anneal_sft_fraction": 0.2,
     }
     tokenizer_json = str(tmp_path / "model" / "tokenizer" / "tokenizer.json")
+    # Decontamination against a planted evaluation file: one code document copies its problem.
+    problem = "def below_zero(operations):\n    " + " ".join(f"step{i} = operations[{i}] + {i}" for i in range(8))
+    write_docs(code[1], read_docs(code[1]) + [{"id": "leak", "text": problem, "source": "code", "meta": "{}"}])
+    eval_dir = tmp_path / "eval"
+    eval_dir.mkdir()
+    (eval_dir / "problems.jsonl").write_text(json.dumps({"task_id": "P/0", "prompt": problem}) + "\n")
+    decontamination = {"enabled": True, "ngram": 13, "min_matches": 1, "paths": []}
+    dropped = {}
+    for group, inputs in {
+        "pretrain": {"code": code, "text": [str(tmp_path / "se.parquet")], "math": [str(tmp_path / "math.parquet")]},
+        "sft": {"sft": [str(tmp_path / "sft.parquet")]},
+    }.items():
+        out = {name: str(tmp_path / "decontamination" / f"{group}.{name}") for name in ("dropped", "stats")}
+        out = {"dropped": out["dropped"] + ".parquet", "stats": out["stats"] + ".json"}
+        params = {"decontamination": decontamination, "eval_paths": [str(eval_dir)]}
+        run_script("decontaminate", tmp_path, {"group": group}, inputs, out, params)
+        dropped[group] = out
+    assert [d["id"] for d in read_docs(dropped["pretrain"]["dropped"])] == ["leak"]
+    assert read_docs(dropped["sft"]["dropped"]) == []
     stats = []
     for phase in ("base", "anneal"):
         sources = {
@@ -67,18 +91,31 @@ def test_rule_scripts_chain_from_sources_to_a_trained_model(tmp_path):
             "text": [str(tmp_path / "se.parquet"), str(tmp_path / "docs.parquet")],
             "math": [str(tmp_path / "math.parquet")],
             "tokenizer": tokenizer_json,
+            "contaminated": [dropped["pretrain"]["dropped"]],
         }
         if phase == "anneal":
             sources["sft"] = [str(tmp_path / "sft.parquet")]
+            sources["contaminated"].append(dropped["sft"]["dropped"])
         out = {
             "docs": str(tmp_path / "mixture" / f"{phase}.parquet"),
             "stats": str(tmp_path / "mixture" / f"{phase}.stats.json"),
         }
         run_script("mixture", tmp_path, {"phase": phase}, sources, out, {"mixture": mixture, "seed": 3})
-        assert read_docs(out["docs"]) and json.loads(Path(out["stats"]).read_text())["phase"] == phase
+        mixed = read_docs(out["docs"])
+        assert mixed and json.loads(Path(out["stats"]).read_text())["phase"] == phase
+        assert not any(d["id"].split(".r")[0] == "leak" for d in mixed)
         stats.append(out["stats"])
-    run_script("mixture_stats", tmp_path, {}, {"stats": stats}, {"stats": str(tmp_path / "mixture" / "stats.json")}, {})
-    assert set(json.loads((tmp_path / "mixture" / "stats.json").read_text())["phases"]) == {"base", "anneal"}
+    run_script(
+        "mixture_stats",
+        tmp_path,
+        {},
+        {"stats": stats, "decontamination": [dropped[g]["stats"] for g in ("pretrain", "sft")]},
+        {"stats": str(tmp_path / "mixture" / "stats.json")},
+        {},
+    )
+    summary = json.loads((tmp_path / "mixture" / "stats.json").read_text())
+    assert set(summary["phases"]) == {"base", "anneal"}
+    assert summary["decontamination"]["pretrain"]["dropped"] == {"eval_ngram_overlap": 1}
 
     tokenized = {
         name: str(tmp_path / "tokenized" / "base" / f"{name}.npy") for name in ("tokens", "segments", "loss_mask")
@@ -87,7 +124,7 @@ def test_rule_scripts_chain_from_sources_to_a_trained_model(tmp_path):
         "tokenize",
         tmp_path,
         {"phase": "base"},
-        {"docs": str(tmp_path / "mixture" / "base.parquet"), "tokenizer": tokenizer_json},
+        {"docs": str(tmp_path / "mixture" / "base.parquet"), "tokenizer": tokenizer_json, "contaminated": []},
         {**tokenized, "meta": str(tmp_path / "tokenized" / "base" / "meta.json")},
         {"seq_len": 64},
     )
@@ -99,12 +136,13 @@ def test_rule_scripts_chain_from_sources_to_a_trained_model(tmp_path):
         "metrics": str(tmp_path / "train" / "base" / "metrics.jsonl"),
         "loss": str(tmp_path / "train" / "base" / "loss.png"),
         "lr": str(tmp_path / "train" / "base" / "lr.png"),
+        "state": str(tmp_path / "train" / "base" / "state"),
     }
     run_script(
         "train",
         tmp_path,
         {"phase": "base"},
-        {"model": str(init), **tokenized},
+        {"model": str(init), **tokenized, "init_state": []},
         train_out,
         {"train": settings["train"], "sft": settings["sft"], "seed": 3},
     )

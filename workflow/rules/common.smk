@@ -47,10 +47,30 @@ def get_phase_model(wildcards):
 
 
 def get_eval_data():
+    lcb = config["eval"]["livecodebench"]
+    paths = lcb["path"]
     return {
         "humaneval": get_shared_path(config["eval"]["humaneval"]["path"]),
+        "mbpp": get_shared_path(config["eval"]["mbpp"]["path"]),
+        "livecodebench": [get_shared_path(p) for p in ([paths] if isinstance(paths, str) else paths or [])],
+        "livecodebench_fewshot": get_shared_path(lcb["fewshot_dir"]),
         "shared_data": SHARED_DATA,
     }
+
+
+def get_eval_models():
+    """{name: model reference} in config order: a directory (ours: results/train/sft/model) or a hub id."""
+    return {model["name"]: model["path"] for model in config["eval"]["models"]}
+
+
+def get_eval_model_input(wildcards):
+    """The model as a rule input when it is a directory (made by the workflow or on disk); a hub id is not."""
+    ref = get_eval_models()[wildcards.model]
+    return {"model": ref} if ref.startswith("results/") or os.path.isdir(ref) else {}
+
+
+def get_eval_model_ref(wildcards):
+    return get_eval_models()[wildcards.model]
 
 
 def get_final_outputs():
@@ -83,3 +103,34 @@ def get_phase_documents(wildcards):
     if wildcards.phase == "sft":
         return "results/sft/dataset.parquet"
     return f"results/mixture/{wildcards.phase}.parquet"
+
+
+def get_code_fingerprints(rules):
+    """Each script rule's code fingerprint (its script plus every package module it imports, by content).
+
+    Snakemake notices an edited script only by its mtime and never notices an edited library module; passing
+    the fingerprint as a parameter makes the params trigger re-run a rule exactly when its code changed
+    (see workflow/rules/report.smk and README "Partial re-runs"). The package is read from this checkout.
+    """
+    import sys
+    from pathlib import Path
+
+    repo_dir = Path(workflow.basedir).parent
+    try:
+        from abacus_repro.provenance.code import code_fingerprint
+    except ImportError:  # snakemake from an environment without the package (e.g. --sdm conda)
+        sys.path.insert(0, str(repo_dir / "src"))
+        from abacus_repro.provenance.code import code_fingerprint
+    found = {}
+    for each in rules:
+        if not each.script:
+            continue
+        basedir = each.basedir
+        basedir = basedir.get_path_or_uri(secret_free=True) if hasattr(basedir, "get_path_or_uri") else basedir
+        found[each.name] = code_fingerprint(Path(basedir) / each.script, repo_dir / "src", repo_dir)
+    return found
+
+
+def get_static_params(each):
+    """A rule's parameters that do not depend on wildcards, by name, as the provenance manifest records them."""
+    return {name: value for name, value in each.params.items() if not callable(value)}

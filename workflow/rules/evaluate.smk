@@ -1,55 +1,99 @@
-# Evaluation of the final (SFT) model: HumanEval(+) through evalplus, general benchmarks through lm-eval.
+# Evaluation of every model in eval.models (ours, the SFT model, by default): HumanEval(+) and MBPP(+) through
+# evalplus, LiveCodeBench in the sandbox, general benchmarks through lm-eval; then the seed's two tables.
+import re
 
 
-rule eval_humaneval:
+wildcard_constraints:
+    model="|".join(re.escape(name) for name in get_eval_models()),
+
+
+rule eval_code:
     input:
-        model="results/train/sft/model",
+        unpack(get_eval_model_input),
     output:
-        result="results/eval/humaneval/result.json",
-        samples="results/eval/humaneval/samples.jsonl",
+        result="results/eval/{model}/{benchmark}/result.json",
+        samples="results/eval/{model}/{benchmark}/samples.jsonl",
+    wildcard_constraints:
+        benchmark="humaneval|mbpp",
     params:
-        eval=config["eval"],
+        # Without the model list: adding a model must not re-run the others.
+        eval={key: value for key, value in config["eval"].items() if key != "models"},
         data=get_eval_data(),
+        model=get_eval_model_ref,
     log:
-        "logs/eval/humaneval.log",
+        "logs/eval/{model}/{benchmark}.log",
+    conda:
+        "../../envs/eval.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+    benchmark:
+        "benchmarks/rules/eval_{benchmark}_{model}.tsv"
+    script:
+        "../../scripts/eval_code.py"
+
+
+rule eval_livecodebench:
+    input:
+        unpack(get_eval_model_input),
+    output:
+        result="results/eval/{model}/livecodebench/result.json",
+        samples="results/eval/{model}/livecodebench/samples.jsonl",
+    params:
+        # Without the model list: adding a model must not re-run the others.
+        eval={key: value for key, value in config["eval"].items() if key != "models"},
+        data=get_eval_data(),
+        model=get_eval_model_ref,
+    log:
+        "logs/eval/{model}/livecodebench.log",
     conda:
         "../../envs/eval.yaml"
     threads: 2
     resources:
         mem_mb=8000,
     benchmark:
-        "benchmarks/rules/eval_humaneval.tsv"
+        "benchmarks/rules/eval_livecodebench_{model}.tsv"
     script:
-        "../../scripts/eval_humaneval.py"
+        "../../scripts/eval_livecodebench.py"
 
 
 rule eval_general:
     input:
-        model="results/train/sft/model",
+        unpack(get_eval_model_input),
     output:
-        result="results/eval/general/result.json",
+        result="results/eval/{model}/general/result.json",
     params:
-        eval=config["eval"],
+        # Without the model list: adding a model must not re-run the others.
+        eval={key: value for key, value in config["eval"].items() if key != "models"},
         data=get_eval_data(),
+        model=get_eval_model_ref,
     log:
-        "logs/eval/general.log",
+        "logs/eval/{model}/general.log",
     conda:
         "../../envs/eval.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
+    benchmark:
+        "benchmarks/rules/eval_general_{model}.tsv"
     script:
         "../../scripts/eval_general.py"
 
 
 rule eval_summary:
     input:
-        humaneval="results/eval/humaneval/result.json",
-        general="results/eval/general/result.json",
+        code=expand(
+            "results/eval/{model}/{benchmark}/result.json",
+            model=get_eval_models(),
+            benchmark=["humaneval", "mbpp", "livecodebench"],
+        ),
+        general=expand("results/eval/{model}/general/result.json", model=get_eval_models()),
     output:
         summary="results/eval/summary.json",
         table=report("results/eval/summary.md", caption="../report/eval.rst", category="Evaluation"),
         plot=report("results/eval/summary.png", caption="../report/eval.rst", category="Evaluation"),
+    params:
+        models=list(get_eval_models()),
     log:
         "logs/eval/summary.log",
     conda:

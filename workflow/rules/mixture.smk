@@ -1,9 +1,52 @@
-# Per-phase mixtures by token shares (cosine: code/math/text; anneal: pretraining plus SFT data).
+# Per-phase mixtures by token shares (cosine: code/math/text; anneal: pretraining plus SFT data), after
+# decontamination: documents sharing long n-grams with an evaluation set are listed once and left out everywhere.
+
+DECONTAMINATION = config["mixture"]["decontamination"]
+# Two lists, so the pretraining mixtures need not wait for the SFT data: the pretraining sources (what every
+# mixture draws from) and the SFT data set (the anneal mixture's SFT part and the SFT phase).
+DECONTAMINATION_INPUTS = {
+    "pretrain": {
+        "code": get_code_shards("kept"),
+        "text": ["results/text/stackexchange/kept.parquet", "results/text/docs/kept.parquet"],
+        "math": ["results/ingest/math/math.parquet"],
+    },
+    "sft": {"sft": ["results/sft/dataset.parquet"]},
+}
+
+
+rule decontaminate:
+    input:
+        unpack(lambda wildcards: DECONTAMINATION_INPUTS[wildcards.group]),
+    output:
+        dropped="results/mixture/decontamination/{group}.dropped.parquet",
+        stats="results/mixture/decontamination/{group}.stats.json",
+    wildcard_constraints:
+        group="pretrain|sft",
+    params:
+        decontamination=DECONTAMINATION,
+        # Evaluation files are read where they are ({shared_data} substituted); a missing root is reported,
+        # not fatal, like the evaluation rules themselves.
+        eval_paths=[get_shared_path(path) for path in DECONTAMINATION["paths"]],
+    log:
+        "logs/mixture/decontaminate_{group}.log",
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    benchmark:
+        "benchmarks/rules/decontaminate_{group}.tsv"
+    script:
+        "../../scripts/decontaminate.py"
 
 
 rule mixture:
     input:
         unpack(get_mixture_sources),
+        contaminated=lambda wildcards: expand(
+            "results/mixture/decontamination/{group}.dropped.parquet",
+            group=["pretrain", "sft"] if wildcards.phase == "anneal" else ["pretrain"],
+        ),
     output:
         docs="results/mixture/{phase}.parquet",
         stats="results/mixture/{phase}.stats.json",
@@ -26,6 +69,7 @@ rule mixture:
 rule mixture_stats:
     input:
         stats=expand("results/mixture/{phase}.stats.json", phase=PRETRAIN_PHASES),
+        decontamination=expand("results/mixture/decontamination/{group}.stats.json", group=["pretrain", "sft"]),
     output:
         stats="results/mixture/stats.json",
     log:

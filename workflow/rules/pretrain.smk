@@ -1,6 +1,23 @@
 # Tokenizer and tiny base model (the full config loads MiniCPM-2B instead), then the training phases:
 # base (brief pretraining of the tiny model), cosine, anneal; SFT shares the same trainer (sft.smk).
 
+# Training resources come from train.launch: one node and no GPU runs in the job's own process (the tiny
+# default); GPUs per node start torchrun; several nodes start one torchrun per node with srun inside the SLURM
+# allocation (abacus_repro.pretrain.launch). The SLURM executor reads nodes, gres, tasks, tasks_per_gpu and mpi
+# (mpi: the job's script runs on the first node and starts the srun step itself).
+TRAIN_LAUNCH = config["train"]["launch"]
+TRAIN_NODES = int(TRAIN_LAUNCH["nodes"])
+TRAIN_GPUS_PER_NODE = int(TRAIN_LAUNCH["gpus_per_node"])
+TRAIN_RESOURCES = {
+    "mem_mb": 8000,
+    "nodes": TRAIN_NODES,
+    "gpus": TRAIN_NODES * TRAIN_GPUS_PER_NODE,
+    "gres": f"gpu:{TRAIN_GPUS_PER_NODE}" if TRAIN_GPUS_PER_NODE else "",
+    **({"mpi": "srun", "tasks": TRAIN_NODES, "tasks_per_gpu": 0} if TRAIN_NODES > 1 else {}),
+}
+# The anneal phase continues the cosine phase's optimizer (AdamW moments and step counts), not only its weights.
+CONTINUE_OPTIMIZER = bool(config["train"]["continue_optimizer"])
+
 
 rule train_tokenizer:
     input:
@@ -52,8 +69,15 @@ rule train:
         tokens="results/tokenized/{phase}/tokens.npy",
         segments="results/tokenized/{phase}/segments.npy",
         loss_mask="results/tokenized/{phase}/loss_mask.npy",
+        init_state=lambda wildcards: (
+            "results/train/cosine/state" if wildcards.phase == "anneal" and CONTINUE_OPTIMIZER else []
+        ),
     output:
         model=directory("results/train/{phase}/model"),
+        # The final training state (weights, optimizer, RNG): what the next phase continues from. Checkpoints
+        # taken during the phase go to results/train/{phase}/checkpoints/ (not an output, so a failed job keeps
+        # them and its rerun resumes); they are removed when the phase completes.
+        state=directory("results/train/{phase}/state"),
         metrics="results/train/{phase}/metrics.jsonl",
         loss=report(
             "results/train/{phase}/loss.png",
@@ -79,8 +103,7 @@ rule train:
         "../../envs/train.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        gpus=0,
+        **TRAIN_RESOURCES,
     benchmark:
         "benchmarks/rules/train_{phase}.tsv"
     script:

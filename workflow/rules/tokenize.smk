@@ -5,6 +5,10 @@ rule tokenize:
     input:
         docs=get_phase_documents,
         tokenizer="results/model/tokenizer/tokenizer.json",
+        # The SFT phase reads the SFT data set directly; the mixtures left contaminated documents out already.
+        contaminated=lambda wildcards: (
+            ["results/mixture/decontamination/sft.dropped.parquet"] if wildcards.phase == "sft" else []
+        ),
     output:
         tokens="results/tokenized/{phase}/tokens.npy",
         segments="results/tokenized/{phase}/segments.npy",

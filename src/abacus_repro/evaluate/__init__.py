@@ -1,7 +1,11 @@
-"""Evaluation of a trained model: code generation through evalplus, general benchmarks through lm-eval.
+"""Evaluation of a model: the seed's code-generation and general-ability tables, for any model.
 
-- ``generation``: load a model directory and decode greedily in batches (chat or base prompts).
-- ``humaneval``: HumanEval(+) samples from our model, scored by the real evalplus evaluator.
-- ``general``: multiple-choice benchmarks on local files through the real lm-eval harness.
-- ``summary``: our scores next to the published Abacus table (``published.json``).
+- ``generation``: load a model (directory or hub id) and decode greedily in batches (chat or base prompts).
+- ``humaneval``: HumanEval(+) and MBPP(+) samples from the model, scored by the real evalplus evaluator
+  (``mbpp`` turns Google's sanitized-mbpp.json into evalplus problems when MBPP+'s file is not at hand).
+- ``livecodebench``: LiveCodeBench problems from the official release files, in a contest-date window, graded
+  in the project's sandbox (``_lcb_check`` is the harness that runs inside it).
+- ``general``: MMLU, HellaSwag, ARC-e, BBH, C-Eval, CMMLU and GSM8K through the real lm-eval harness on local
+  files in the benchmarks' original layouts (task definitions in ``tasks/``, document shaping in ``lm_eval_docs``).
+- ``summary``: every model's scores next to the published Abacus tables (``published.json``), and a plot.
 """

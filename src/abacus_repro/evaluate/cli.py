@@ -1,17 +1,21 @@
-"""`abacus-repro eval ...`: check the scoring path on canonical solutions, or evaluate a model by hand.
+"""`abacus-repro eval ...`: check the scoring paths on reference solutions, or evaluate a model by hand.
 
-abacus-repro eval selfcheck --dataset humaneval --path FILE [--limit N]
-abacus-repro eval run --model DIR [--config config/config.yaml] [--out results/eval_manual]
+abacus-repro eval selfcheck --dataset humaneval|mbpp --path FILE [--limit N]
+abacus-repro eval selfcheck --dataset livecodebench --path FILE [FILE ...] --solutions FILE [--start-date D]
+abacus-repro eval run --model DIR_OR_HUB_ID [--name NAME] [--config config/config.yaml] [--out results/eval_manual]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import tempfile
 from pathlib import Path
 
 from ..errors import InputError
+
+CODE_BENCHMARKS = ("humaneval", "mbpp", "livecodebench")
 
 
 def register(subparsers) -> None:
@@ -20,48 +24,104 @@ def register(subparsers) -> None:
 
     check = commands.add_parser(
         "selfcheck",
-        help="score the canonical solutions through the same evalplus path as model samples (expect 1.0)",
+        help="score reference solutions through the same path as model samples (expect pass@1 1.0)",
     )
-    check.add_argument("--dataset", default="humaneval", help="code benchmark (default: humaneval)")
-    check.add_argument("--path", help="evalplus-format .jsonl or .jsonl.gz (default: evalplus's download)")
+    check.add_argument("--dataset", default="humaneval", choices=CODE_BENCHMARKS, help="code benchmark")
+    check.add_argument(
+        "--path",
+        nargs="+",
+        help="humaneval/mbpp: evalplus-format .jsonl(.gz) or Google's sanitized-mbpp.json (default: evalplus's "
+        "download); livecodebench: release file(s) in LiveCodeBench's format",
+    )
+    check.add_argument("--solutions", help="livecodebench: JSON lines {question_id, code} to grade")
+    check.add_argument("--start-date", default=None, help="livecodebench window start (YYYY-MM-DD)")
+    check.add_argument("--end-date", default=None, help="livecodebench window end (YYYY-MM-DD)")
     check.add_argument("--limit", type=int, default=None, help="only the first N problems")
     check.add_argument("--work-dir", default=None, help="where evalplus's files go (default: a temporary directory)")
-    check.add_argument("--parallel", type=int, default=2, help="evalplus worker processes")
+    check.add_argument("--parallel", type=int, default=2, help="test processes at once")
+    check.add_argument(
+        "--max-memory-mb", type=int, default=4096, help="evalplus's test-process memory (EVALPLUS_MAX_MEMORY_BYTES)"
+    )
+    check.add_argument("--min-time-limit", type=float, default=1.0, help="evalplus's least seconds per test")
+    check.add_argument(
+        "--gt-time-limit-factor", type=float, default=4.0, help="evalplus's time limit as a multiple of the reference's"
+    )
     check.add_argument("--json", action="store_true", help="print the whole result as JSON")
     check.set_defaults(func=selfcheck_command)
 
-    run = commands.add_parser("run", help="evaluate a model directory: HumanEval(+), general benchmarks, summary")
-    run.add_argument("--model", required=True, help="Hugging Face model directory")
+    run = commands.add_parser("run", help="evaluate a model: code benchmarks, general benchmarks, summary")
+    run.add_argument("--model", required=True, help="Hugging Face model directory or hub id (online machines)")
+    run.add_argument("--name", default=None, help="the model's row label (default: the directory's name)")
     run.add_argument("--config", default="config/config.yaml", help="workflow config whose `eval:` section is used")
     run.add_argument("--out", default="results/eval_manual", help="output directory")
-    run.add_argument("--only", choices=["humaneval", "general"], default=None, help="run one part only")
+    run.add_argument("--only", choices=[*CODE_BENCHMARKS, "general"], default=None, help="run one part only")
     run.add_argument("--threads", type=int, default=2)
     run.set_defaults(func=run_command)
 
 
-def selfcheck_command(args: argparse.Namespace) -> int:
-    from .humaneval import selfcheck
-
-    with tempfile.TemporaryDirectory(prefix="abacus-selfcheck-") as tmp:
-        work_dir = Path(args.work_dir) if args.work_dir else Path(tmp) / "work"
-        result = selfcheck(args.dataset, args.path, work_dir, limit=args.limit, parallel=args.parallel)
+def _print_result(args: argparse.Namespace, result: dict) -> None:
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def selfcheck_command(args: argparse.Namespace) -> int:
+    from ..logging_setup import setup_logging
+
+    setup_logging(level=logging.WARNING)  # evalplus's own output reaches the terminal when it fails
+    if args.dataset == "livecodebench":
+        return _livecodebench_selfcheck(args)
+    from .humaneval import EvalplusLimits, selfcheck
+
+    if args.path and len(args.path) > 1:
+        raise InputError("--path", f"{args.dataset} takes one data file")
+    path = args.path[0] if args.path else None
+    limits = EvalplusLimits(args.min_time_limit, args.gt_time_limit_factor, args.max_memory_mb)
+    with tempfile.TemporaryDirectory(prefix="abacus-selfcheck-") as tmp:
+        work_dir = Path(args.work_dir) if args.work_dir else Path(tmp) / "work"
+        result = selfcheck(args.dataset, path, work_dir, limit=args.limit, parallel=args.parallel, limits=limits)
+    _print_result(args, result)
     if result["status"] != "ok":
         print(f"{args.dataset} selfcheck skipped: {result['reason']}")
         return 1
     scores = result["pass@1"]
+    plus = f"{scores['plus']:.4f}" if scores["plus"] is not None else "n/a (the file has no plus tests)"
     print(
         f"{args.dataset} selfcheck on {result['n']} problems of {result['dataset']['version']}: "
-        f"pass@1 base {scores['base']:.4f}, plus {scores['plus']:.4f}"
+        f"pass@1 base {scores['base']:.4f}, plus {plus}"
     )
+    for task_id, why in result["dataset"].get("left_out", {}).items():
+        print(f"  {task_id} left out of the conversion: {why}")
+    for task_id, why in result.get("regraded", {}).items():
+        print(f"  {task_id} graded by its oracle: {why}")
+    for task_id in result.get("passed_on_retry", []):
+        print(f"  {task_id} passed only with more time (a busy machine): evalplus's time limits are wall-clock")
     for task_id in result["failed"]:
         why = result["unpassable"].get(task_id, "canonical solution failed: the data or the scoring path is wrong")
         print(f"  {task_id}: {why}")
     return 0 if result["consistent"] else 1
 
 
-def _load_eval_config(config_path: str | Path) -> tuple[dict, str]:
+def _livecodebench_selfcheck(args: argparse.Namespace) -> int:
+    from .livecodebench import score_solutions
+
+    if not args.path or not args.solutions:
+        raise InputError("--path/--solutions", "livecodebench needs the release file(s) and a solutions file")
+    settings = {"start_date": args.start_date, "end_date": args.end_date, "limit": args.limit}
+    result = score_solutions(args.path, args.solutions, settings, workers=args.parallel)
+    _print_result(args, result)
+    if result["status"] != "ok":
+        print(f"livecodebench selfcheck skipped: {result['reason']}")
+        return 1
+    start, end = result["dataset"]["window"]
+    print(f"livecodebench selfcheck on {result['n']} problems ({start}..{end}): pass@1 {result['pass@1']:.4f}")
+    for question_id, verdict in result["failed"].items():
+        print(f"  {question_id}: {verdict}")
+    return 0 if not result["failed"] else 1
+
+
+def _load_config(config_path: str | Path) -> tuple[dict, str]:
+    import os
+
     import yaml
 
     path = Path(config_path)
@@ -70,42 +130,63 @@ def _load_eval_config(config_path: str | Path) -> tuple[dict, str]:
     config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if "eval" not in config:
         raise InputError(path, "has no `eval:` section")
-    return config["eval"], config.get("shared_data", "../shared/data")
+    shared_data = os.environ.get("ABACUS_SHARED_DATA", config.get("shared_data", "../shared/data"))
+    return config["eval"], shared_data
+
+
+def _shared(template, shared_data: str):
+    """A config path (or list of paths) with ``{shared_data}`` filled in; None stays None."""
+    if template is None:
+        return None
+    if isinstance(template, list):
+        return [str(item).format(shared_data=shared_data) for item in template]
+    return str(template).format(shared_data=shared_data)
 
 
 def run_command(args: argparse.Namespace) -> int:
     from ..io import write_json
     from ..logging_setup import setup_logging
-    from . import general, humaneval, summary
+    from . import general, humaneval, livecodebench, summary
 
     setup_logging()
-    eval_config, shared_data = _load_eval_config(args.config)
+    eval_config, shared_data = _load_config(args.config)
+    name = args.name or Path(str(args.model).rstrip("/")).name
     out = Path(args.out)
-    template = (eval_config.get("humaneval", {}) or {}).get("path")
-    humaneval_path = template.format(shared_data=shared_data) if template else None
-    if args.only in (None, "humaneval"):
-        result = humaneval.evaluate_model(
+    model_out = out / name
+    for benchmark in ("humaneval", "mbpp"):
+        if args.only in (None, benchmark):
+            settings = eval_config.get(benchmark, {}) or {}
+            result = humaneval.evaluate_model(
+                args.model,
+                benchmark,
+                _shared(settings.get("path"), shared_data),
+                eval_config,
+                model_out / benchmark / "work",
+                samples_path=model_out / benchmark / "samples.jsonl",
+                threads=args.threads,
+                parallel=args.threads,
+            )
+            write_json(model_out / benchmark / "result.json", result)
+    if args.only in (None, "livecodebench"):
+        settings = eval_config.get("livecodebench", {}) or {}
+        result = livecodebench.evaluate_model(
             args.model,
-            "humaneval",
-            humaneval_path,
+            _shared(settings.get("path"), shared_data),
             eval_config,
-            out / "humaneval" / "work",
-            samples_path=out / "humaneval" / "samples.jsonl",
+            _shared(settings.get("fewshot_dir"), shared_data),
+            samples_path=model_out / "livecodebench" / "samples.jsonl",
             threads=args.threads,
-            parallel=args.threads,
         )
-        write_json(out / "humaneval" / "result.json", result)
+        write_json(model_out / "livecodebench" / "result.json", result)
     if args.only in (None, "general"):
-        result = general.evaluate_model(args.model, eval_config, shared_data, out / "general" / "work", args.threads)
-        write_json(out / "general" / "result.json", result)
-    if args.only is None:
-        scores = summary.write_summary(
-            [out / "humaneval" / "result.json"],
-            out / "general" / "result.json",
-            out / "summary.json",
-            out / "summary.md",
-            out / "summary.png",
+        result = general.evaluate_model(
+            args.model, eval_config, shared_data, model_out / "general" / "work", args.threads
         )
-        print(summary.format_scores(scores))
+        write_json(model_out / "general" / "result.json", result)
+    if args.only is None:
+        summaries = summary.write_summary(
+            summary.collect_results(out, [name]), out / "summary.json", out / "summary.md", out / "summary.png"
+        )
+        print(summary.format_scores(summaries))
         print(f"wrote {out / 'summary.md'}")
     return 0

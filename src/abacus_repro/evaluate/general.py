@@ -1,14 +1,22 @@
 """General benchmarks through the real lm-eval harness (0.4.13), on local data files.
 
-Benchmarks with a task definition here: ARC-Easy (0-shot), HellaSwag (0-shot, acc_norm), MMLU, C-Eval and
-CMMLU (5-shot from each subject's dev split, one lm-eval task per subject present, grouped). BBH and GSM8K
-(generation tasks) are reported as skipped until they get one.
+Benchmarks, their protocols (as lm-eval's own tasks) and the score reported:
 
-The task definitions live in ``tasks/*.yaml`` next to this module. They name their data files through
-``${shared_data}`` (and, for per-subject benchmarks, ``${subject}``) placeholders; ``render_tasks`` fills
-them in, writes the result into the run's work directory and lm-eval's ``TaskManager(include_path=...)``
-registers exactly those files. A benchmark whose data files are absent is reported as skipped with the
-reason; it never fails the run.
+| benchmark | shots | how | score |
+|---|---|---|---|
+| ARC-Easy | 0 | log-likelihood of each answer text | acc |
+| HellaSwag | 0 | log-likelihood of each ending | acc_norm |
+| MMLU | 5 (each subject's dev split) | log-likelihood of the letter | acc, subjects weighted by size |
+| C-Eval | 5 (dev), scored on val | log-likelihood of the letter, Chinese prompt | acc, weighted |
+| CMMLU | 5 (dev) | log-likelihood of the letter, Chinese prompt | acc, weighted |
+| BBH | 3, chain of thought (official prompts) | greedy generation, text after "the answer is " | exact_match, weighted |
+| GSM8K | 5 (from the train file) | greedy generation, the number after "#### " | exact_match (strict-match) |
+
+The task definitions live in ``tasks/*.yaml`` next to this module. They name their data through placeholders
+(``${data}`` for a file, ``${root}`` for a benchmark folder, ``${subject}`` for per-subject tasks);
+``render_tasks`` fills them in from ``DEFAULT_DATA`` or the config's ``eval.general.data``, writes the result
+into the run's work directory, and lm-eval's ``TaskManager(include_path=...)`` registers exactly those files.
+A benchmark whose data files are absent is reported as skipped with the reason; it never fails the run.
 
 The model is loaded once and handed to lm-eval as an ``HFLM`` built from the model and tokenizer objects,
 so a model class registered by ``abacus_repro.model`` needs no special support inside lm-eval.
@@ -16,6 +24,7 @@ so a model class registered by ``abacus_repro.model`` needs no special support i
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import string
@@ -30,6 +39,20 @@ from .humaneval import fresh_dir, sha256_file
 log = logging.getLogger(__name__)
 
 TASK_TEMPLATES = Path(__file__).resolve().parent / "tasks"
+# Where each benchmark's data is, in its original layout ({shared_data} is filled in); eval.general.data
+# overrides any of them. The defaults are the names of the small real subsets in ../shared/data/eval.
+DEFAULT_DATA = {
+    "arc_easy": "{shared_data}/eval/arc_easy/arc_easy_first300.jsonl",
+    "hellaswag": "{shared_data}/eval/hellaswag/hellaswag_val_full_first300.txt",
+    "mmlu": "{shared_data}/eval/mmlu",
+    "ceval": "{shared_data}/eval/ceval",
+    "cmmlu": "{shared_data}/eval/cmmlu",
+    "bbh": "{shared_data}/eval/bbh",
+    "gsm8k": "{shared_data}/eval/gsm8k/test_first300.jsonl",
+    "gsm8k_fewshot": "{shared_data}/eval/gsm8k/train_first20.jsonl",
+}
+# Generation budget of the generative tasks when eval.general.max_gen_toks is not set (lm-eval's values).
+DEFAULT_MAX_GEN_TOKS = {"bbh": 1024, "gsm8k": 256}
 # lm-eval's own seeds, stated here so a change of defaults upstream cannot change our numbers silently.
 SEEDS = {"random_seed": 0, "numpy_random_seed": 1234, "torch_random_seed": 1234, "fewshot_random_seed": 1234}
 
@@ -44,12 +67,25 @@ class RenderedTask:
     data_files: list[Path]
     num_fewshot: int
     metric: str = "acc"
+    metric_filter: str = "none"  # lm-eval's filter whose result is the score (generation tasks)
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """Where the data is and the settings the templates take."""
+
+    data: dict[str, Path]
+    out_dir: Path
+    max_gen_toks: dict[str, int]
 
 
 def _render(template: str, destination: Path, **values: str) -> None:
     text = (TASK_TEMPLATES / template).read_text(encoding="utf-8")
     rendered = string.Template(text).safe_substitute(**values)
-    names = ("shared_data", "subject", "subject_title", "subject_tasks", "group")
+    names = (
+        "data", "fewshot_data", "root", "subject", "subject_title", "subject_tasks", "group", "metric", "filter",
+        "description", "fewshot_samples", "max_gen_toks", "csv_kwargs",
+    )  # fmt: skip
     leftover = [name for name in names if "${" + name + "}" in rendered]
     if leftover:
         raise AssertionError(f"{template}: placeholders {leftover} were not filled in")
@@ -57,16 +93,95 @@ def _render(template: str, destination: Path, **values: str) -> None:
 
 
 def _single_file_task(
-    benchmark: str, template: str, relative: str, lm_eval_name: str, metric: str = "acc"
-) -> Callable[[Path, Path], RenderedTask | str]:
-    def render(shared_data: Path, out_dir: Path) -> RenderedTask | str:
-        data = shared_data / relative
+    benchmark: str, template: str, lm_eval_name: str, metric: str = "acc"
+) -> Callable[[RenderContext], RenderedTask | str]:
+    def render(context: RenderContext) -> RenderedTask | str:
+        data = context.data[benchmark]
         if not data.is_file():
             return f"data file {data} not found"
-        _render(template, out_dir / template, shared_data=str(shared_data))
+        _render(template, context.out_dir / template, data=str(data))
         return RenderedTask(benchmark, lm_eval_name, [lm_eval_name], [data], 0, metric)
 
     return render
+
+
+def render_hellaswag(context: RenderContext) -> RenderedTask | str:
+    """rowanz's JSON lines (or llm-foundry's) through hellaswag_jsonl.yaml; llama.cpp's text rendering through
+    hellaswag.yaml."""
+    data = context.data["hellaswag"]
+    if not data.is_file():
+        return f"data file {data} not found"
+    template = "hellaswag.yaml" if data.suffix == ".txt" else "hellaswag_jsonl.yaml"
+    _render(template, context.out_dir / "hellaswag.yaml", data=str(data))
+    return RenderedTask("hellaswag", "abacus_hellaswag", ["abacus_hellaswag"], [data], 0, "acc_norm")
+
+
+def render_gsm8k(context: RenderContext) -> RenderedTask | str:
+    test, train = context.data["gsm8k"], context.data["gsm8k_fewshot"]
+    missing = [str(path) for path in (test, train) if not path.is_file()]
+    if missing:
+        return f"data file(s) {', '.join(missing)} not found"
+    _render(
+        "gsm8k.yaml",
+        context.out_dir / "gsm8k.yaml",
+        data=str(test),
+        fewshot_data=str(train),
+        max_gen_toks=str(context.max_gen_toks["gsm8k"]),
+    )
+    return RenderedTask("gsm8k", "abacus_gsm8k", ["abacus_gsm8k"], [test, train], 5, "exact_match", "strict-match")
+
+
+def parse_bbh_prompt(text: str) -> tuple[str, list[dict[str, str]]]:
+    """(description, exemplars as {input, target}) from an official BBH chain-of-thought prompt file."""
+    if "-----\n" in text:
+        text = text.split("-----\n", 1)[1]  # the canary line goes
+    description, _, shots = text.strip().partition("\n\n")
+    exemplars = []
+    for block in ("\n\n" + shots).split("\n\nQ: ")[1:]:
+        question, sep, answer = block.partition("\nA: Let's think step by step.\n")
+        if not sep:
+            raise ValueError(f'exemplar without "A: Let\'s think step by step.": {block[:80]!r}')
+        exemplars.append({"input": question.strip(), "target": answer.strip()})
+    if not exemplars:
+        raise ValueError('no "Q: ..." exemplar found')
+    return description.strip(), exemplars
+
+
+def render_bbh(context: RenderContext) -> RenderedTask | str:
+    root = context.data["bbh"]
+    subjects = sorted(
+        path.stem for path in root.glob("*.json") if (root / "cot-prompts" / f"{path.stem}.txt").is_file()
+    ) if root.is_dir() else []  # fmt: skip
+    if not subjects:
+        return f"no BBH task with both <task>.json and cot-prompts/<task>.txt under {root}"
+    names, files = [], []
+    for subject in subjects:
+        prompt_file = root / "cot-prompts" / f"{subject}.txt"
+        try:
+            description, exemplars = parse_bbh_prompt(prompt_file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError) as err:
+            raise InputError(prompt_file, f"not an official BBH chain-of-thought prompt ({err})") from err
+        _render(
+            "bbh_subject.yaml",
+            context.out_dir / f"bbh_{subject}.yaml",
+            root=str(root),
+            subject=subject,
+            # JSON strings and lists are YAML flow scalars: any text goes in safely.
+            description=json.dumps(description + "\n\n", ensure_ascii=False),
+            fewshot_samples=json.dumps(exemplars, ensure_ascii=False),
+            max_gen_toks=str(context.max_gen_toks["bbh"]),
+        )
+        names.append(f"abacus_bbh_{subject}")
+        files += [root / f"{subject}.json", prompt_file]
+    _render(
+        "subject_group.yaml",
+        context.out_dir / "bbh_group.yaml",
+        group="abacus_bbh",
+        subject_tasks="[" + ", ".join(names) + "]",
+        metric="exact_match",
+        filter="get-answer",
+    )
+    return RenderedTask("bbh", "abacus_bbh", names, files, 3, "exact_match", "get-answer")
 
 
 @dataclass(frozen=True)
@@ -75,15 +190,15 @@ class SubjectBenchmark:
 
     name: str
     template: str
-    folder: str  # under {shared_data}/eval
-    test_pattern: str  # file names with {subject}
+    test_pattern: str  # file names with {subject}, relative to the benchmark's folder
     dev_pattern: str
     titles: dict[str, str]  # subject -> the name its prompt uses (Chinese for C-Eval and CMMLU)
     num_fewshot: int = 5
+    # For benchmarks whose CSVs come in more than one layout (MMLU): the template's ${csv_kwargs} for a file.
+    csv_kwargs: Callable[[Path], str] | None = None
 
-    def subjects(self, shared_data: Path) -> list[str]:
-        """Subjects with both a test and a dev file, sorted."""
-        root = shared_data / "eval" / self.folder
+    def subjects(self, root: Path) -> list[str]:
+        """Subjects with both a test and a dev file under the benchmark's folder ``root``, sorted."""
         test_dir = (root / self.test_pattern).parent
         prefix, suffix = Path(self.test_pattern).name.split("{subject}")
         found = []
@@ -93,19 +208,28 @@ class SubjectBenchmark:
                 found.append(subject)
         return found
 
-    def render(self, shared_data: Path, out_dir: Path) -> RenderedTask | str:
-        subjects = self.subjects(shared_data)
-        root = shared_data / "eval" / self.folder
+    def render(self, context: RenderContext) -> RenderedTask | str:
+        root = context.data[self.name]
+        out_dir = context.out_dir
+        subjects = self.subjects(root)
         if not subjects:
             return f"no {self.name} subject with both a test and a dev CSV under {root}"
         names, files = [], []
         for subject in subjects:
+            extra = {}
+            if self.csv_kwargs is not None:
+                test_file = root / self.test_pattern.format(subject=subject)
+                dev_file = root / self.dev_pattern.format(subject=subject)
+                extra["csv_kwargs"] = self.csv_kwargs(test_file)
+                if self.csv_kwargs(dev_file) != extra["csv_kwargs"]:
+                    raise InputError(dev_file, f"a different CSV layout from {test_file}")
             _render(
                 self.template,
                 out_dir / f"{self.name}_{subject}.yaml",
-                shared_data=str(shared_data),
+                root=str(root),
                 subject=subject,
                 subject_title=self.titles.get(subject, subject.replace("_", " ")),
+                **extra,
             )
             names.append(f"abacus_{self.name}_{subject}")
             files += [root / self.test_pattern.format(subject=subject), root / self.dev_pattern.format(subject=subject)]
@@ -114,17 +238,37 @@ class SubjectBenchmark:
             out_dir / f"{self.name}_group.yaml",
             group=f"abacus_{self.name}",
             subject_tasks="[" + ", ".join(names) + "]",
+            metric="acc",
+            filter="none",
         )
         return RenderedTask(self.name, f"abacus_{self.name}", names, files, self.num_fewshot)
 
 
-MMLU = SubjectBenchmark("mmlu", "mmlu_subject.yaml", "mmlu", "test/{subject}_test.csv", "dev/{subject}_dev.csv", {})
+MMLU_HEADER = "question,choice0,choice1,choice2,choice3,answer"
+
+
+def mmlu_csv_kwargs(path: Path) -> str:
+    """The header layout (HF exports) is read with its header row; hendrycks' original has none."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        first = handle.readline().strip().lstrip("\ufeff")
+    if first == MMLU_HEADER:
+        columns, header = MMLU_HEADER.split(","), "header: 0"
+    else:
+        columns = ["question", "A", "B", "C", "D", "answer"]
+        header = f"header: null\n  column_names: [{', '.join(columns)}]"
+    # Every cell as the text it is ("0.50" stays "0.50"); process_docs reads the answer.
+    converters = ", ".join(f"{column}: !function builtins.str" for column in columns)
+    return f"{header}\n  converters: {{{converters}}}"
+
+
+MMLU = SubjectBenchmark(
+    "mmlu", "mmlu_subject.yaml", "test/{subject}_test.csv", "dev/{subject}_dev.csv", {}, csv_kwargs=mmlu_csv_kwargs
+)
 # Chinese subject names as C-Eval's and CMMLU's own prompts use them (subjects of the shared subsets; others
 # fall back to the English name).
 CEVAL = SubjectBenchmark(
     "ceval",
     "ceval_subject.yaml",
-    "ceval",
     "val/{subject}_val.csv",
     "dev/{subject}_dev.csv",
     {
@@ -137,7 +281,6 @@ CEVAL = SubjectBenchmark(
 CMMLU = SubjectBenchmark(
     "cmmlu",
     "cmmlu_subject.yaml",
-    "cmmlu",
     "test/{subject}.csv",
     "dev/{subject}.csv",
     {"computer_science": "计算机科学", "machine_learning": "机器学习", "high_school_mathematics": "高中数学"},
@@ -145,48 +288,58 @@ CMMLU = SubjectBenchmark(
 
 
 def mmlu_subjects(shared_data: Path) -> list[str]:
-    return MMLU.subjects(Path(shared_data))
+    return MMLU.subjects(data_locations(shared_data)["mmlu"])
 
 
-RENDERERS: dict[str, Callable[[Path, Path], RenderedTask | str]] = {
-    "arc_easy": _single_file_task(
-        "arc_easy", "arc_easy.yaml", "eval/arc_easy/arc_easy_first300.jsonl", "abacus_arc_easy"
-    ),
-    "hellaswag": _single_file_task(
-        "hellaswag",
-        "hellaswag.yaml",
-        "eval/hellaswag/hellaswag_val_full_first300.txt",
-        "abacus_hellaswag",
-        metric="acc_norm",
-    ),
+RENDERERS: dict[str, Callable[[RenderContext], RenderedTask | str]] = {
+    "arc_easy": _single_file_task("arc_easy", "arc_easy.yaml", "abacus_arc_easy"),
+    "hellaswag": render_hellaswag,
     "mmlu": MMLU.render,
     "ceval": CEVAL.render,
     "cmmlu": CMMLU.render,
+    "bbh": render_bbh,
+    "gsm8k": render_gsm8k,
 }
 
 
-def render_tasks(benchmarks: list[str], shared_data: str | Path, out_dir: str | Path) -> dict[str, RenderedTask | str]:
+def data_locations(shared_data: str | Path, overrides: dict[str, str] | None = None) -> dict[str, Path]:
+    """Each benchmark's data path: the default under ``shared_data``, or the configured one."""
+    shared_data = Path(shared_data).resolve()
+    unknown = sorted(set(overrides or {}) - set(DEFAULT_DATA))
+    if unknown:
+        raise InputError("eval.general.data", f"unknown keys {unknown}; known: {sorted(DEFAULT_DATA)}")
+    chosen = {**DEFAULT_DATA, **(overrides or {})}
+    return {name: Path(str(value).format(shared_data=shared_data)).resolve() for name, value in chosen.items()}
+
+
+def render_tasks(
+    benchmarks: list[str],
+    shared_data: str | Path,
+    out_dir: str | Path,
+    data: dict[str, str] | None = None,
+    max_gen_toks: int | None = None,
+) -> dict[str, RenderedTask | str]:
     """Each requested benchmark: a RenderedTask, or the reason it is skipped."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    shared_data = Path(shared_data).resolve()
+    budget = {name: int(max_gen_toks or default) for name, default in DEFAULT_MAX_GEN_TOKS.items()}
+    context = RenderContext(data_locations(shared_data, data), out_dir, budget)
     rendered: dict[str, RenderedTask | str] = {}
     for name in benchmarks:
         renderer = RENDERERS.get(name)
-        rendered[name] = (
-            renderer(shared_data, out_dir) if renderer else "no lm-eval task definition in this repository yet"
-        )
+        rendered[name] = renderer(context) if renderer else "no lm-eval task definition in this repository"
     return rendered
 
 
 def _metrics(results: dict, name: str) -> dict[str, float]:
-    """lm-eval's ``"acc,none"`` style keys as plain metric names (stderr included)."""
+    """lm-eval's ``"metric,filter"`` keys: ``metric`` where the filter is ``none``, else ``metric,filter``
+    (so gsm8k's strict-match and flexible-extract stay apart); stderr included."""
     metrics = {}
     for key, value in results.get(name, {}).items():
-        if "," not in key or not isinstance(value, (int, float)):
+        if "," not in key or not isinstance(value, (int, float)) or isinstance(value, bool):
             continue
-        metric, _filter = key.split(",", 1)
-        metrics[metric] = float(value)
+        metric, filter_name = key.split(",", 1)
+        metrics[metric if filter_name == "none" else key] = float(value)
     return metrics
 
 
@@ -215,15 +368,16 @@ def evaluate_task(lm, task: RenderedTask, task_manager, limit: int | None) -> di
         **SEEDS,
     )
     metrics = _metrics(output["results"], task.lm_eval_name)
-    if task.metric not in metrics:
-        raise RuntimeError(f"lm-eval returned no {task.metric} for {task.lm_eval_name}: {output['results']}")
+    key = task.metric if task.metric_filter == "none" else f"{task.metric},{task.metric_filter}"
+    if key not in metrics:
+        raise RuntimeError(f"lm-eval returned no {key} for {task.lm_eval_name}: {output['results']}")
     subtask_scores = {}
     if task.subtasks != [task.lm_eval_name]:
-        subtask_scores = {name: _metrics(output["results"], name).get("acc") for name in task.subtasks}
+        subtask_scores = {name: _metrics(output["results"], name).get(key) for name in task.subtasks}
     return {
         "status": "ok",
-        "score": metrics[task.metric],
-        "metric": task.metric,
+        "score": metrics[key],
+        "metric": key,
         "metrics": metrics,
         "n": _n_evaluated(output, task),
         "limit": limit,
@@ -242,9 +396,10 @@ def evaluate_model(
     threads: int | None = None,
 ) -> dict:
     """Every benchmark in ``eval.general.tasks``: scores, or skipped with the reason."""
-    # Local files only: never ask the Hub for anything.
+    # Local data files only: never ask the Hub for data (nor for the model, unless it is named by a hub id).
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if Path(model_dir).exists():
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import lm_eval
     from datasets.exceptions import DatasetGenerationError
     from lm_eval.tasks import TaskManager
@@ -255,7 +410,9 @@ def evaluate_model(
     benchmarks = list(settings.get("tasks", ["arc_easy"]))
     limit = settings.get("limit")
     work_dir = fresh_dir(work_dir)
-    rendered = render_tasks(benchmarks, shared_data, work_dir / "tasks")
+    rendered = render_tasks(
+        benchmarks, shared_data, work_dir / "tasks", settings.get("data"), settings.get("max_gen_toks")
+    )
 
     results: dict[str, dict] = {}
     runnable = {name: task for name, task in rendered.items() if isinstance(task, RenderedTask)}

@@ -9,7 +9,8 @@ Same model, prompts and settings give the same text: no sampling, a fixed batch 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -41,19 +42,38 @@ def import_model_package() -> bool:
     return True
 
 
-def load_model(model_dir: str | Path, threads: int | None = None):
-    """Model (float32, eval mode, CPU unless CUDA is present) and tokenizer from a Hugging Face directory."""
+# A Hugging Face hub id: "name" or "owner/name" (letters, digits, "-", "_", ".").
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
+def resolve_model_ref(model_ref: str | Path) -> str:
+    """A model directory (must hold config.json) or a hub id; anything else is an InputError.
+
+    A hub id is loaded by transformers from its cache or, on an online machine, downloaded; a path that exists
+    on disk is always taken as a directory, so a local model never turns into a download.
+    """
+    text = str(model_ref)
+    path = Path(text)
+    if path.exists() or text.startswith((".", "/", "~")) or not HUB_ID.fullmatch(text):
+        if not (path / "config.json").is_file():
+            raise InputError(path, "not a model directory (no config.json)")
+        return str(path)
+    return text
+
+
+def load_model(model_ref: str | Path, threads: int | None = None):
+    """Model (float32, eval mode, CPU unless CUDA is present) and tokenizer from a Hugging Face directory or
+    hub id (see ``resolve_model_ref``)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise InputError(model_dir, "not a model directory (no config.json)")
+    source = resolve_model_ref(model_ref)
+    model_dir = Path(source)
     import_model_package()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
     except (OSError, ValueError) as err:
-        raise InputError(model_dir, f"cannot load model or tokenizer ({err})") from err
+        raise InputError(source, f"cannot load model or tokenizer ({err})") from err
     if threads:
         n_params = sum(p.numel() for p in model.parameters())
         use = 1 if n_params < SINGLE_THREAD_BELOW_PARAMS else int(threads)
@@ -129,8 +149,13 @@ def generate_greedy(
     batch_size: int = 8,
     add_special_tokens: bool = True,
     desc: str = "generate",
+    on_batch: Callable[[list[int], list[str]], None] | None = None,
 ) -> list[str]:
-    """Greedy completions (new text only, cut at the first stop sequence), in the order of ``prompts``."""
+    """Greedy completions (new text only, cut at the first stop sequence), in the order of ``prompts``.
+
+    ``on_batch(indices, completions)`` is called as each batch finishes (indices into ``prompts``), so a caller
+    can start testing those completions while the next batch is generated.
+    """
     if max_new_tokens < 1:
         raise InputError("eval.max_new_tokens", "must be at least 1")
     encoded = encode_prompts(tokenizer, prompts, add_special_tokens=add_special_tokens)
@@ -180,4 +205,6 @@ def generate_greedy(
         texts = tokenizer.batch_decode(generated[:, width:].tolist(), skip_special_tokens=True)
         for i, text in zip(batch, texts):
             outputs[i] = truncate_at_stop(text, stop_sequences)
+        if on_batch is not None:
+            on_batch(list(batch), [outputs[i] for i in batch])
     return outputs

@@ -1,4 +1,4 @@
-"""HumanEval(+) through the real evalplus (0.3.1): our model writes the samples, evalplus scores them.
+"""HumanEval(+) and MBPP(+) through the real evalplus (0.3.1): our model writes the samples, evalplus scores them.
 
 The protocol follows evalplus's own code generation:
 - base prompts: the problem's prompt, continued by the model, cut at evalplus's stop sequences;
@@ -10,26 +10,32 @@ Scoring runs evalplus's evaluator on a problem file of our choosing (the first `
 into the work directory) in a child process; see ``_evalplus_runner``. pass@1 with greedy decoding is the
 fraction of problems whose one sample passes: ``base`` on the original tests, ``plus`` on base + extra tests.
 
-The dataset is described by a ``CodeBenchmark`` so MBPP(+) plugs in with its own override variable.
+Each dataset is a ``CodeBenchmark``: its evalplus name, release family and the environment variable evalplus
+reads a local file from (``HUMANEVAL_OVERRIDE_PATH`` / ``MBPP_OVERRIDE_PATH``). MBPP reads evalplus's MBPP+
+file (base and plus tests) or, failing that, Google's sanitized-mbpp.json (base tests only, see ``mbpp``).
+Every result records the data file's sha256 and the release it is (``KNOWN_RELEASES``).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
 from ..io import read_jsonl, write_json
+from . import mbpp
 
 log = logging.getLogger(__name__)
 
@@ -40,22 +46,77 @@ INSTRUCTION_PREFIX = (
 RESPONSE_PREFIX = (
     "Below is a Python script with a self-contained function that solves the problem and passes corresponding tests:"
 )
-# The Codex paper's stop list adds a top-level comment to evalplus's own stop sequences for base prompts.
-BASE_EXTRA_STOPS = ("\n#",)
-# sha256 of evalplus release files (byte-identical copies of the v0.1.10 release assets).
+# The Codex paper's stop list adds a top-level comment to evalplus's own stop sequences for HumanEval base prompts.
+BASE_EXTRA_STOPS = {"humaneval": ("\n#",)}
+# sha256 of the release files: the .jsonl.gz assets of evalplus's humanevalplus_release v0.1.10 and
+# mbppplus_release v0.2.0 (tag v0.2.0 = commit 64fc4195), the decompressed .jsonl evalplus caches after its
+# own download, and Google's sanitized-mbpp.json (google-research mbpp/, 427 tasks).
 KNOWN_RELEASES = {
     "272720b90ac375502c8ed23cd791c2a93dfb22a911641a494da74a426c09f101": "HumanEvalPlus v0.1.10",
+    "42526ec0e7d5f3ee0b06d6ced98f8c8bae3d76519151bfb3d36f79010645bd7f": "HumanEvalPlus v0.1.10",
     "91486741f1627101021fbe50523df08eebb5b0bf5e804b633dcd5ca3c14dbd2f": "HumanEvalPlus-Mini v0.1.10",
+    "78fbba8865b20c5a979cda6e02fd72538e1762e65980af7d1a6e93c3e87e93af": "HumanEvalPlus-Mini v0.1.10",
+    "af43697e8791c4c149bdfd6b489d8b5412507551ac20e28a439f650b8225db63": "MbppPlus v0.2.0",
+    "b54e762755248ca411b523c917fa9f93c07b5ff2966bf60b3917b853926a3dad": "MbppPlus v0.2.0",
+    "72d32acaea73d5606cb97041b30d45bbda9435a675369d3e31965513ee94e564": "MbppPlus-NoExtreme v0.2.0",
+    "ca95deaa9a01ef0a6f439f88bcf0dd3db3563d22f22aad6cae04ebb9a8d8c8e9": "sanitized MBPP (Google, 427 tasks)",
 }
-# Tasks no solution can pass under a given evalplus release, with the reason. evalplus 0.3.1's find_zero oracle
-# ends its test loop with a bare ``continue`` before it records the test as passed (eval/__init__.py,
-# unsafe_execute), so the run counts as incomplete and fails: even the canonical solution scores 0 there.
-KNOWN_EVALPLUS_DEFECTS = {
-    ("0.3.1", "HumanEval/32"): "evalplus 0.3.1 never records a pass for find_zero (its oracle skips the bookkeeping)",
+# Tasks no solution can pass under a given evalplus release, with the reason (none known that we cannot mend).
+KNOWN_EVALPLUS_DEFECTS: dict[tuple[str, str], str] = {}
+# evalplus 0.3.1 grades find_zero (HumanEval/32) with an oracle, |poly(xs, x)| <= atol, but its test loop then
+# ``continue``s before recording the test as passed (eval/__init__.py, unsafe_execute), so every solution fails,
+# the canonical one included. Fixed upstream after the release (evalplus PR #241, "record results before
+# continue"); until a release has it, ``regrade_with_oracle`` applies that same oracle in our sandbox.
+ORACLE_REGRADES = {
+    ("0.3.1", "HumanEval/32"): "find_zero",
 }
+# Tasks whose reference solution needs more than evalplus's default limits: their plus tests build outputs of
+# 1.7M tuples (Mbpp/255, combinations_with_replacement of 5 items taken 77) and 59k lists (Mbpp/630), which do
+# not fit the default 4 GiB address space of a test process forked from a worker that already holds those
+# outputs, and on a busy machine the next test's 1 s limit also pays for freeing them. With
+# ``max_memory_mb >= 16384`` (and more time on a loaded machine) they pass; below that their failure is expected.
+RESOURCE_BOUND_TASKS = {
+    "Mbpp/255": "its reference output (1.7M tuples) exceeds evalplus's default 4 GiB test-process memory",
+    "Mbpp/630": "its reference output (59k lists) exceeds evalplus's default 4 GiB test-process memory",
+}
+RESOURCE_BOUND_MEMORY_MB = 16384
+# Tasks whose reference solution needs most of a limit evalplus gives no way to raise: Mbpp/599's plus tests sum
+# 1..1e8 sixteen times, about 40 s of CPU against evalplus's fixed cap of 60 s per task (EVALPLUS_TIMEOUT_PER_TASK
+# cannot be set: evalplus 0.3.1 compares the variable's text with a number). It passes on an idle machine and
+# fails on a busy one.
+TIME_BOUND_TASKS = {
+    "Mbpp/599": "its plus tests need ~40 s of CPU against evalplus's fixed 60 s per task: fails on a busy machine",
+}
+# The self-check scores failed tasks once more with this many times evalplus's time limits (see ``selfcheck``).
+RETRY_SCALE = 4
 REQUIRED_FIELDS = ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input", "atol")
 RUNNER_TIMEOUT_S = 3600
 TQDM_REDRAW = re.compile(r"(\d+it \[|\|\s*\d+/\d+ \[)")
+
+
+@dataclass(frozen=True)
+class EvalplusLimits:
+    """evalplus's own knobs for its test processes (its CLI flags and EVALPLUS_MAX_MEMORY_BYTES).
+
+    A test may take ``max(min_time_limit, gt_time_limit_factor * reference time)`` seconds of wall-clock time,
+    and each test process gets an address-space limit (forked from a worker that already holds the expected
+    outputs, so a task with huge outputs needs more than its own share). The defaults are evalplus's; a loaded
+    machine may need more time, and MBPP+'s two largest-output tasks (Mbpp/255, Mbpp/630) more memory.
+    """
+
+    min_time_limit: float = 1.0
+    gt_time_limit_factor: float = 4.0
+    max_memory_mb: int = 4096
+
+    @classmethod
+    def from_config(cls, settings: dict | None) -> EvalplusLimits:
+        settings = settings or {}
+        defaults = cls()
+        return cls(
+            float(settings.get("min_time_limit", defaults.min_time_limit)),
+            float(settings.get("gt_time_limit_factor", defaults.gt_time_limit_factor)),
+            int(settings.get("max_memory_mb", defaults.max_memory_mb)),
+        )
 
 
 @dataclass(frozen=True)
@@ -69,6 +130,7 @@ class CodeBenchmark:
 
 BENCHMARKS = {
     "humaneval": CodeBenchmark("humaneval", "HumanEvalPlus", "HUMANEVAL_OVERRIDE_PATH"),
+    "mbpp": CodeBenchmark("mbpp", "MbppPlus", "MBPP_OVERRIDE_PATH"),
 }
 
 
@@ -111,12 +173,16 @@ def download_dataset(benchmark: CodeBenchmark) -> Path:
     """evalplus's own release download (needs the internet); returns the cached file."""
     from evalplus.data.utils import get_dataset_metadata
 
-    if benchmark.name != "humaneval":
+    if benchmark.name == "humaneval":
+        from evalplus.data.humaneval import HUMANEVAL_PLUS_VERSION as version
+        from evalplus.data.humaneval import get_human_eval_plus as fetch
+    elif benchmark.name == "mbpp":
+        from evalplus.data.mbpp import MBPP_PLUS_VERSION as version
+        from evalplus.data.mbpp import get_mbpp_plus as fetch
+    else:
         raise InputError(benchmark.name, "no download path for this benchmark")
-    from evalplus.data.humaneval import HUMANEVAL_PLUS_VERSION, get_human_eval_plus
-
-    get_human_eval_plus()
-    _url, cache_path = get_dataset_metadata(benchmark.family, HUMANEVAL_PLUS_VERSION, mini=False)
+    fetch()
+    _url, cache_path = get_dataset_metadata(benchmark.family, version, mini=False)
     return Path(cache_path)
 
 
@@ -160,6 +226,11 @@ def write_jsonl(path: str | Path, rows: Sequence[dict]) -> None:
 # ---------------------------------------------------------------- prompts and solutions
 
 
+def has_plus_tests(problems: Sequence[dict]) -> bool:
+    """Whether the problems carry evalplus's extra (plus) tests; Google's MBPP file has none."""
+    return any(problem.get("plus_input") for problem in problems)
+
+
 def task_prompt(problem: dict) -> str:
     return problem["prompt"].strip() + "\n"
 
@@ -181,7 +252,7 @@ def stop_sequences(style: str, dataset: str) -> list[str]:
     from evalplus.provider.utility import EOS, extra_eos_for_direct_completion
 
     if style == "base":
-        return list(EOS) + extra_eos_for_direct_completion(dataset) + list(BASE_EXTRA_STOPS)
+        return list(EOS) + extra_eos_for_direct_completion(dataset) + list(BASE_EXTRA_STOPS.get(dataset, ()))
     return list(EOS) + ["\n```\n"]
 
 
@@ -220,6 +291,7 @@ def run_evalplus(
     samples: Sequence[dict],
     work_dir: Path,
     parallel: int = 2,
+    limits: EvalplusLimits | None = None,
 ) -> dict:
     """Score samples with evalplus's evaluator; returns its parsed ``*_eval_results.json``.
 
@@ -234,12 +306,22 @@ def run_evalplus(
         stale.unlink(missing_ok=True)
     write_jsonl(samples_file, samples)
     args_file = work_dir / "evalplus_args.json"
+    limits = limits or EvalplusLimits()
     args_file.write_text(
-        json.dumps({"dataset": benchmark.name, "samples": str(samples_file), "parallel": int(parallel)}),
+        json.dumps(
+            {
+                "dataset": benchmark.name,
+                "samples": str(samples_file),
+                "parallel": int(parallel),
+                "min_time_limit": limits.min_time_limit,
+                "gt_time_limit_factor": limits.gt_time_limit_factor,
+            }
+        ),
         encoding="utf-8",
     )
     env = dict(os.environ)
     env[benchmark.override_env] = str(Path(problems_file).resolve())
+    env["EVALPLUS_MAX_MEMORY_BYTES"] = str(limits.max_memory_mb * 1024 * 1024)
     # Ground truth (expected outputs and reference times) is cached per dataset hash; keep it with this run
     # so reference times come from this machine.
     env["XDG_CACHE_HOME"] = str(work_dir / "cache")
@@ -268,21 +350,112 @@ def run_evalplus(
     return json.loads(results_file.read_text(encoding="utf-8"))
 
 
-def unpassable_tasks(task_ids: Sequence[str], evalplus_version: str | None = None) -> dict[str, str]:
-    """Tasks among ``task_ids`` that the installed evalplus fails for every solution, with the reason."""
+def _poly_at(coefficients: Sequence[float], x: float) -> float:
+    """The polynomial sum(c_i * x^i) that HumanEval/32's prompt defines (its ``poly``)."""
+    return sum(coefficient * math.pow(x, power) for power, coefficient in enumerate(coefficients))
+
+
+def _oracle_program(solution: str, entry_point: str) -> str:
+    """The sample plus a wrapper that stops at the first failed call, so a looping sample costs one time limit."""
+    return (
+        f"{solution}\n\n"
+        "_abacus_failed = [False]\n\n\n"
+        "def _abacus_oracle_call(*args):\n"
+        "    if _abacus_failed[0]:\n"
+        "        raise RuntimeError('an earlier call failed')\n"
+        "    try:\n"
+        f"        return {entry_point}(*args)\n"
+        "    except BaseException:\n"
+        "        _abacus_failed[0] = True\n"
+        "        raise\n"
+    )
+
+
+def _find_zero_status(problem: dict, solution: str, inputs: Sequence, limits: EvalplusLimits) -> str:
+    from ..sandbox import call_repr, run_calls
+
+    if not inputs:
+        return "pass"
+    calls = [call_repr(list(args)) for args in inputs]
+    result = run_calls(
+        _oracle_program(solution, problem["entry_point"]),
+        "_abacus_oracle_call",
+        calls,
+        timeout=limits.min_time_limit * len(calls) + 5,
+        call_timeout=limits.min_time_limit,
+    )
+    if result.module_error or result.outcomes is None or len(result.outcomes) != len(calls):
+        return "fail"
+    atol = float(problem["atol"])
+    for args, outcome in zip(inputs, result.outcomes):
+        if not outcome.ok:
+            return "timeout" if outcome.error == "Timeout" else "fail"
+        try:
+            x = float(ast.literal_eval(outcome.value))
+        except (ValueError, SyntaxError, TypeError):
+            return "fail"
+        if not math.isfinite(x) or not abs(_poly_at(args[0], x)) <= atol:
+            return "fail"
+    return "pass"
+
+
+def regrade_with_oracle(
+    eval_results: dict,
+    problems: Sequence[dict],
+    samples: Sequence[dict],
+    limits: EvalplusLimits,
+    evalplus_version: str | None = None,
+) -> dict[str, str]:
+    """Grade the tasks evalplus cannot (``ORACLE_REGRADES``) with their oracle in our sandbox, in place in
+    ``eval_results``; returns {task id: why}."""
     if evalplus_version is None:
         import evalplus
 
         evalplus_version = evalplus.__version__
-    return {
+    by_id = {problem["task_id"]: problem for problem in problems}
+    solutions = {sample["task_id"]: sample["solution"] for sample in samples}
+    regraded = {}
+    for (version, task_id), oracle in ORACLE_REGRADES.items():
+        if version != evalplus_version or task_id not in by_id or oracle != "find_zero":
+            continue
+        problem = by_id[task_id]
+        for run in eval_results.get("eval", {}).get(task_id, []):
+            solution = solutions.get(task_id, run.get("solution", ""))
+            run["base_status"] = _find_zero_status(problem, solution, problem["base_input"], limits)
+            run["plus_status"] = _find_zero_status(problem, solution, problem["plus_input"], limits)
+        regraded[task_id] = (
+            f"evalplus {version} never records a pass for {oracle}; graded by its oracle |poly(xs, x)| <= atol "
+            "in the sandbox (the fix of evalplus PR #241)"
+        )
+    return regraded
+
+
+def unpassable_tasks(
+    task_ids: Sequence[str], evalplus_version: str | None = None, limits: EvalplusLimits | None = None
+) -> dict[str, str]:
+    """Tasks among ``task_ids`` that the installed evalplus fails for every solution (under ``limits``),
+    with the reason."""
+    if evalplus_version is None:
+        import evalplus
+
+        evalplus_version = evalplus.__version__
+    wanted = set(task_ids)
+    found = {
         task_id: reason
         for (version, task_id), reason in KNOWN_EVALPLUS_DEFECTS.items()
-        if version == evalplus_version and task_id in set(task_ids)
+        if version == evalplus_version and task_id in wanted
     }
+    if (limits or EvalplusLimits()).max_memory_mb < RESOURCE_BOUND_MEMORY_MB:
+        found.update({task_id: reason for task_id, reason in RESOURCE_BOUND_TASKS.items() if task_id in wanted})
+    found.update({task_id: reason for task_id, reason in TIME_BOUND_TASKS.items() if task_id in wanted})
+    return dict(sorted(found.items()))
 
 
-def pass_at_1(eval_results: dict, task_ids: Sequence[str]) -> dict:
-    """pass@1 (base and plus) and per-task statuses from evalplus's results, for exactly ``task_ids``."""
+def pass_at_1(eval_results: dict, task_ids: Sequence[str], plus_tests: bool = True) -> dict:
+    """pass@1 (base and plus) and per-task statuses from evalplus's results, for exactly ``task_ids``.
+
+    Without plus tests (``plus_tests=False``) the plus score is None: evalplus passes an empty test list,
+    and that must not read as a score."""
     per_task = eval_results.get("eval", {})
     missing = [task_id for task_id in task_ids if task_id not in per_task]
     if missing:
@@ -297,6 +470,9 @@ def pass_at_1(eval_results: dict, task_ids: Sequence[str]) -> dict:
         plus_scores.append(sum(plus) / len(runs))
         tasks[task_id] = {"base": runs[0]["base_status"], "plus": runs[0]["plus_status"]}
     n = len(task_ids)
+    if not plus_tests:
+        tasks = {task_id: {"base": status["base"], "plus": None} for task_id, status in tasks.items()}
+        return {"base": sum(base_scores) / n, "plus": None, "tasks": tasks}
     return {"base": sum(base_scores) / n, "plus": sum(plus_scores) / n, "tasks": tasks}
 
 
@@ -307,7 +483,16 @@ def _prepare_problems(
     data_path, reason = resolve_dataset(benchmark, path)
     if data_path is None:
         return skipped(benchmark.name, reason), [], None, {}
-    problems = load_problems(data_path)
+    dropped: dict[str, str] = {}
+    converted = benchmark.name == "mbpp" and mbpp.is_google_layout(data_path)
+    if converted:
+        problems, dropped = mbpp.load_google_mbpp(data_path)
+        if dropped:
+            log.warning("%d of %d MBPP tasks left out of the conversion", len(dropped), len(problems) + len(dropped))
+        for task_id, why in dropped.items():
+            log.info("%s left out: %s", task_id, why)
+    else:
+        problems = load_problems(data_path)
     selected = select_problems(problems, limit)
     sha256 = sha256_file(data_path)
     record = {
@@ -315,8 +500,12 @@ def _prepare_problems(
         "sha256": sha256,
         "version": dataset_version(data_path, sha256, benchmark.family),
         "n_total": len(problems),
+        "plus_tests": has_plus_tests(problems),
     }
-    if len(selected) < len(problems):
+    if converted:
+        record["layout"] = "google sanitized-mbpp.json, converted to evalplus problems (base tests only)"
+        record["left_out"] = dropped
+    if converted or len(selected) < len(problems):
         problems_file = Path(work_dir) / "problems.jsonl"
         write_jsonl(problems_file, selected)
     else:
@@ -332,31 +521,96 @@ def fresh_dir(path: str | Path) -> Path:
     return path
 
 
+def _failed_tasks(scores: dict) -> list[str]:
+    # Without plus tests the plus status is None, which is no failure.
+    return [
+        task_id
+        for task_id, status in scores["tasks"].items()
+        if status["base"] != "pass" or status["plus"] not in ("pass", None)
+    ]
+
+
+def _score_canonical(
+    benchmark: CodeBenchmark,
+    problems: list[dict],
+    problems_file: Path,
+    work_dir: Path,
+    parallel: int,
+    limits: EvalplusLimits,
+    plus_tests: bool,
+) -> tuple[dict, dict]:
+    samples = canonical_samples(problems)
+    results = run_evalplus(benchmark, problems_file, samples, work_dir, parallel, limits)
+    regraded = regrade_with_oracle(results, problems, samples, limits)
+    return pass_at_1(results, [p["task_id"] for p in problems], plus_tests=plus_tests), regraded
+
+
 def selfcheck(
-    benchmark_name: str, path: str | Path | None, work_dir: str | Path, limit: int | None = None, parallel: int = 2
+    benchmark_name: str,
+    path: str | Path | None,
+    work_dir: str | Path,
+    limit: int | None = None,
+    parallel: int = 2,
+    limits: EvalplusLimits | None = None,
 ) -> dict:
-    """Canonical solutions through the same scoring path as model samples; pass@1 must be 1.0."""
+    """Canonical solutions through the same scoring path as model samples; pass@1 must be 1.0.
+
+    evalplus's time limits are wall-clock multiples of the reference solution's time, so on a busy machine a
+    canonical solution can run out of time. Tasks that fail are scored once more with RETRY_SCALE times the
+    time limits: one that passes then is listed in ``passed_on_retry`` (a busy machine, not a broken harness);
+    one that still fails is a real failure.
+    """
     benchmark = get_benchmark(benchmark_name)
+    limits = limits or EvalplusLimits()
     work_dir = fresh_dir(work_dir)
     skip, problems, problems_file, record = _prepare_problems(benchmark, path, limit, work_dir)
     if skip:
         return skip
-    results = run_evalplus(benchmark, problems_file, canonical_samples(problems), work_dir / "evalplus", parallel)
-    task_ids = [p["task_id"] for p in problems]
-    scores = pass_at_1(results, task_ids)
-    failed = [task_id for task_id, status in scores["tasks"].items() if status != {"base": "pass", "plus": "pass"}]
-    unpassable = unpassable_tasks(task_ids)
+    plus_tests = record["plus_tests"]
+    scores, regraded = _score_canonical(
+        benchmark, problems, problems_file, work_dir / "evalplus", parallel, limits, plus_tests
+    )
+    failed = _failed_tasks(scores)
+    passed_on_retry: list[str] = []
+    if failed:
+        relaxed = replace(
+            limits,
+            min_time_limit=limits.min_time_limit * RETRY_SCALE,
+            gt_time_limit_factor=limits.gt_time_limit_factor * RETRY_SCALE,
+        )
+        again = [p for p in problems if p["task_id"] in set(failed)]
+        again_file = work_dir / "retry-problems.jsonl"
+        write_jsonl(again_file, again)
+        log.warning("%d task(s) failed; scoring them again with %sx the time limits", len(failed), RETRY_SCALE)
+        retry_scores, _ = _score_canonical(
+            benchmark, again, again_file, work_dir / "retry", parallel, relaxed, plus_tests
+        )
+        still_failing = set(_failed_tasks(retry_scores))
+        passed_on_retry = [task_id for task_id in failed if task_id not in still_failing]
+        for task_id in passed_on_retry:
+            scores["tasks"][task_id] = retry_scores["tasks"][task_id]
+        failed = [task_id for task_id in failed if task_id in still_failing]
+        n = len(problems)
+        scores["base"] = sum(status["base"] == "pass" for status in scores["tasks"].values()) / n
+        if plus_tests:
+            scores["plus"] = (
+                sum(status["base"] == "pass" and status["plus"] == "pass" for status in scores["tasks"].values()) / n
+            )
+    unpassable = unpassable_tasks([p["task_id"] for p in problems], limits=limits)
     return {
         "benchmark": benchmark.name,
         "status": "ok",
         "samples": "canonical",
         "failed": failed,
+        "passed_on_retry": passed_on_retry,
         "unpassable": unpassable,
         # The data and the scoring path agree when every failure is a known defect of evalplus itself.
         "consistent": all(task_id in unpassable for task_id in failed),
         "pass@1": {"base": scores["base"], "plus": scores["plus"]},
         "n": len(problems),
         "limit": limit,
+        "limits": asdict(limits),
+        "regraded": regraded,
         "dataset": record,
         "tasks": scores["tasks"],
     }
@@ -380,6 +634,7 @@ def evaluate_model(
     benchmark = get_benchmark(benchmark_name)
     settings = eval_config.get(benchmark.name, {}) or {}
     limit = settings.get("limit")
+    limits = EvalplusLimits.from_config(eval_config.get("evalplus"))
     work_dir = fresh_dir(work_dir)
     skip, problems, problems_file, record = _prepare_problems(benchmark, data_path, limit, work_dir)
     if skip:
@@ -416,10 +671,11 @@ def evaluate_model(
     if samples_path:
         write_jsonl(samples_path, samples)
 
-    results = run_evalplus(benchmark, problems_file, samples, work_dir / "evalplus", parallel)
+    results = run_evalplus(benchmark, problems_file, samples, work_dir / "evalplus", parallel, limits)
+    regraded = regrade_with_oracle(results, problems, samples, limits, evalplus.__version__)
     task_ids = [p["task_id"] for p in problems]
-    scores = pass_at_1(results, task_ids)
-    log.info("%s pass@1: base %.4f, plus %.4f (n=%d)", benchmark.name, scores["base"], scores["plus"], len(problems))
+    scores = pass_at_1(results, task_ids, plus_tests=record["plus_tests"])
+    log.info("%s pass@1: base %.4f, plus %s (n=%d)", benchmark.name, scores["base"], scores["plus"], len(problems))
     return {
         "benchmark": benchmark.name,
         "status": "ok",
@@ -431,7 +687,9 @@ def evaluate_model(
         "prompt_style": style,
         "max_new_tokens": max_new_tokens,
         "evalplus_version": evalplus.__version__,
-        "unpassable": unpassable_tasks(task_ids, evalplus.__version__),
+        "limits": asdict(limits),
+        "regraded": regraded,
+        "unpassable": unpassable_tasks(task_ids, evalplus.__version__, limits),
         "tasks": scores["tasks"],
     }
 

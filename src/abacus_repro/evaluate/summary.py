@@ -1,28 +1,33 @@
-"""One score per benchmark (summary.json), the seed's two tables with our row on top (summary.md), a bar plot.
+"""One score per benchmark and model (summary.json), the seed's two tables with our rows on top (summary.md), a plot.
 
 Scores are in percent, like the published tables. AVG is the plain mean of a row's scores, as in the seed
 (珠算's code AVG 49.64 = mean of 71.95, 65.85, 57.98, 43.36, 9.06). The seed averaged unrounded scores, so a
 published AVG can differ by 0.01 from the mean of the rounded numbers shown (Stable-Code's general row).
-Our row's AVG is given only when every benchmark of the table was run; otherwise the mean over the ones
-that were is stated in a note, never passed off as comparable.
+A row's AVG is given only when every benchmark of the table was run; otherwise the mean over the ones that
+were is stated in a note, never passed off as comparable.
+
+``summary.json``: ``{model name: {benchmark: entry}}`` in the configured model order (ours first by default).
+Every table column appears for every model; an entry is ``{"status": "ok", "score", "n", "data_sha256", ...}``
+or ``{"status": "skipped", "reason", ...}``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..io import read_json, write_json
 
 PUBLISHED = Path(__file__).resolve().parent / "published.json"
-OUR_ROW = "abacus-repro (this run)"
 MISSING = "—"
 # The plot's default font has no CJK glyphs: the published Abacus row is labelled in Latin letters there.
 PLOT_LABELS = {"珠算": "Abacus"}
 
-# Table column -> (our benchmark key in summary.json).
+# Table column -> our benchmark key in summary.json.
 CODE_COLUMNS = {
     "HumanEval": "humaneval",
     "HumanEval+": "humaneval_plus",
@@ -40,6 +45,21 @@ GENERAL_COLUMNS = {
     "GSM8K": "gsm8k",
 }
 TABLE_COLUMNS = {"code": CODE_COLUMNS, "general": GENERAL_COLUMNS}
+# How each benchmark is scored here (shown under the tables).
+PROTOCOLS = {
+    "humaneval": "pass@1, greedy, evalplus base tests",
+    "humaneval_plus": "pass@1, greedy, evalplus base + plus tests",
+    "mbpp": "pass@1, greedy, evalplus base tests (the original MBPP tests)",
+    "mbpp_plus": "pass@1, greedy, evalplus base + plus tests",
+    "livecodebench": "pass@1, greedy, public + private tests in the sandbox, contest-date window",
+    "mmlu": "5-shot, acc (letter log-likelihood)",
+    "hellaswag": "0-shot, acc_norm",
+    "arc_easy": "0-shot, acc",
+    "bbh": "3-shot CoT, exact match after 'the answer is'",
+    "ceval": "5-shot, acc (val split)",
+    "cmmlu": "5-shot, acc",
+    "gsm8k": "5-shot, exact match of '#### N' (strict-match)",
+}
 
 
 def load_published(path: str | Path = PUBLISHED) -> dict:
@@ -53,39 +73,90 @@ def row_average(scores: list[float | None]) -> float | None:
     return sum(scores) / len(scores)
 
 
+def _relative_names(paths: Sequence[str]) -> list[str]:
+    """Paths relative to the folder they share (``dev/x.csv``, ``test/x.csv``), so equal names stay apart."""
+    if len(paths) == 1:
+        return [Path(paths[0]).name]
+    root = os.path.commonpath([str(Path(path).parent) for path in paths])
+    return [os.path.relpath(path, root) for path in paths]
+
+
 def combined_sha256(files: list[dict]) -> str:
-    """One digest for a benchmark's data: the file's own sha256, or one over ``sha256  name`` lines."""
+    """One digest for a benchmark's data: the file's own sha256, or one over sorted ``sha256  relative/path``
+    lines (paths relative to the files' common folder, so the digest does not depend on where the data is)."""
     if len(files) == 1:
         return files[0]["sha256"]
-    lines = sorted(f"{item['sha256']}  {Path(item['path']).name}\n" for item in files)
+    names = _relative_names([item["path"] for item in files])
+    lines = sorted(f"{item['sha256']}  {name}\n" for item, name in zip(files, names))
     return hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
+
+
+def describe_files(paths: Sequence[str]) -> str:
+    """A short name for a benchmark's data files: the file, or how many files under which folder."""
+    if not paths:
+        return MISSING
+    if len(paths) == 1:
+        return Path(paths[0]).name
+    root = os.path.commonpath([str(Path(path).parent) for path in paths])
+    return f"{len(paths)} files in {Path(root).name}/"
 
 
 def _skip(reason: str) -> dict:
     return {"status": "skipped", "reason": reason, "score": None, "n": None, "data_sha256": None}
 
 
-def code_entries(result: dict) -> dict[str, dict]:
-    """summary.json entries from a code benchmark result (humaneval -> humaneval, humaneval_plus)."""
+def evalplus_entries(result: dict) -> dict[str, dict]:
+    """summary.json entries from an evalplus result (humaneval -> humaneval, humaneval_plus; mbpp likewise)."""
     name = result.get("benchmark", "humaneval")
     if result.get("status") != "ok":
         entry = _skip(result.get("reason", "not run"))
         return {name: dict(entry), f"{name}_plus": dict(entry)}
+    dataset = result["dataset"]
     common = {
         "status": "ok",
         "n": result["n"],
         "limit": result.get("limit"),
-        "data_sha256": result["dataset"]["sha256"],
-        "data_version": result["dataset"]["version"],
-        "data_path": result["dataset"]["path"],
+        "data_sha256": dataset["sha256"],
+        "data_version": dataset["version"],
+        "data_path": dataset["path"],
         "metric": "pass@1",
         "prompt_style": result.get("prompt_style"),
         "tool": f"evalplus {result.get('evalplus_version', '')}".strip(),
     }
+    entries = {name: {"score": 100.0 * result["pass@1"]["base"], "tests": "base", **common}}
+    if result["pass@1"].get("plus") is None:
+        entries[f"{name}_plus"] = _skip(f"{dataset['version']} has no plus tests; give evalplus's release file")
+    else:
+        entries[f"{name}_plus"] = {"score": 100.0 * result["pass@1"]["plus"], "tests": "base+plus", **common}
+    return entries
+
+
+def livecodebench_entries(result: dict) -> dict[str, dict]:
+    if result.get("status") != "ok":
+        return {"livecodebench": _skip(result.get("reason", "not run"))}
+    dataset = result["dataset"]
+    start, end = dataset["window"]
+    files = ", ".join(Path(item["path"]).name for item in dataset["files"])
     return {
-        name: {"score": 100.0 * result["pass@1"]["base"], "tests": "base", **common},
-        f"{name}_plus": {"score": 100.0 * result["pass@1"]["plus"], "tests": "base+plus", **common},
+        "livecodebench": {
+            "status": "ok",
+            "score": 100.0 * result["pass@1"],
+            "n": result["n"],
+            "limit": result.get("limit"),
+            "data_sha256": dataset["sha256"],
+            "data_version": f"{files} ({dataset['n_in_window']} of {dataset['n_total']} problems in {start}..{end})",
+            "metric": "pass@1",
+            "by_difficulty": result.get("by_difficulty", {}),
+            "prompt_style": result.get("prompt_style"),
+            "tool": "sandbox",
+        }
     }
+
+
+def code_entries(result: dict) -> dict[str, dict]:
+    if result.get("benchmark") == "livecodebench":
+        return livecodebench_entries(result)
+    return evalplus_entries(result)
 
 
 def general_entries(result: dict) -> dict[str, dict]:
@@ -110,7 +181,7 @@ def general_entries(result: dict) -> dict[str, dict]:
 
 
 def build_summary(code_results: list[dict], general_result: dict) -> dict[str, dict]:
-    """{benchmark: {"score", "n", "data_sha256", "status", ...}}; every table column appears, run or not."""
+    """One model's {benchmark: entry}; every table column appears, run or not."""
     summary: dict[str, dict] = {}
     for result in code_results:
         summary.update(code_entries(result))
@@ -127,92 +198,117 @@ def _format_score(entry: dict) -> str:
     return f"{entry['score']:.2f} (n={entry['n']})"
 
 
-def _markdown_table(table: dict, columns: dict[str, str], summary: dict[str, dict]) -> tuple[list[str], str | None]:
+def _our_row(label: str, columns: dict[str, str], summary: dict[str, dict]) -> tuple[str, str | None]:
+    ours = [summary[key] for key in columns.values()]
+    scores = [entry["score"] if entry.get("status") == "ok" else None for entry in ours]
+    avg = row_average(scores)
+    cells = [label, *[_format_score(e) for e in ours], f"{avg:.2f}" if avg is not None else MISSING]
+    note = None
+    ran = [score for score in scores if score is not None]
+    if ran and avg is None:
+        note = (
+            f"{label}: AVG left out, {len(ran)} of {len(scores)} benchmarks were run "
+            f"(their mean is {sum(ran) / len(ran):.2f}, not comparable with the published AVG)."
+        )
+    return "| " + " | ".join(cells) + " |", note
+
+
+def _markdown_table(table: dict, columns: dict[str, str], models: Mapping[str, dict]) -> tuple[list[str], list[str]]:
     header = ["模型名称 / model", *table["columns"], "AVG"]
     if list(columns) != table["columns"]:
         raise AssertionError(f"published columns {table['columns']} differ from ours {list(columns)}")
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + [":---:"] * (len(header) - 1)) + "|"]
-    ours = [summary[key] for key in columns.values()]
-    our_scores = [entry["score"] if entry.get("status") == "ok" else None for entry in ours]
-    our_avg = row_average(our_scores)
-    lines.append(
-        "| "
-        + " | ".join([OUR_ROW, *[_format_score(e) for e in ours], f"{our_avg:.2f}" if our_avg is not None else MISSING])
-        + " |"
-    )
+    notes = []
+    for label, summary in models.items():
+        line, note = _our_row(label, columns, summary)
+        lines.append(line)
+        if note:
+            notes.append(note)
     for row in table["rows"]:
         lines.append(
             "| " + " | ".join([row["model"], *[f"{s:.2f}" for s in row["scores"]], f"{row['avg']:.2f}"]) + " |"
         )
-    note = None
-    ran = [score for score in our_scores if score is not None]
-    if ran and our_avg is None:
-        note = (
-            f"Our AVG is left out: {len(ran)} of {len(our_scores)} benchmarks were run "
-            f"(their mean is {sum(ran) / len(ran):.2f}, not comparable with the published AVG)."
+    return lines, notes
+
+
+def _benchmark_rows(models: Mapping[str, dict]) -> list[str]:
+    """n, data and hash per benchmark (the same data for every model), with each model's status."""
+    out = ["| benchmark | protocol | n | data | sha256 | status |", "|---|---|---:|---|---|---|"]
+    keys = [key for columns in TABLE_COLUMNS.values() for key in columns.values()]
+    for key in keys:
+        entries = {label: summary[key] for label, summary in models.items()}
+        ran = [entry for entry in entries.values() if entry.get("status") == "ok"]
+        if ran:
+            entry = ran[0]
+            data = entry.get("data_version") or describe_files(entry.get("data_files", []))
+            n, digest = str(entry["n"]), f"`{entry['data_sha256'][:16]}`"
+        else:
+            data, n, digest = MISSING, MISSING, MISSING
+        statuses = "; ".join(
+            f"{label}: ok" if entry.get("status") == "ok" else f"{label}: skipped ({entry.get('reason', '')})"
+            for label, entry in entries.items()
         )
-    return lines, note
+        out.append(f"| {key} | {PROTOCOLS.get(key, '')} | {n} | {data} | {digest} | {statuses} |")
+    return out
 
 
-def render_markdown(summary: dict[str, dict], published: dict) -> str:
+def render_markdown(models: Mapping[str, dict], published: dict) -> str:
+    """The seed's two tables, our models' rows first, then the published rows; then the benchmark details."""
     out = [
         "# Evaluation summary",
         "",
-        "Scores in percent. Our row is the model this run trained; n is the number of items it was scored on",
-        "(a subset wherever n is smaller than the benchmark). The other rows are the published Abacus tables.",
+        "Scores in percent. The first rows are the models this run evaluated; n is the number of items each was",
+        "scored on (a subset wherever n is smaller than the benchmark). The other rows are the published Abacus",
+        "tables. AVG is the mean of a row's scores, as in the seed.",
         "",
     ]
     for key, columns in TABLE_COLUMNS.items():
         table = published["tables"][key]
-        lines, note = _markdown_table(table, columns, summary)
+        lines, notes = _markdown_table(table, columns, models)
         out += [f"## {table['title']}", "", *lines, ""]
-        if note:
+        for note in notes:
             out += [note, ""]
-    out += ["## Benchmarks", "", "| benchmark | status | score | n | data | detail |", "|---|---|---:|---:|---|---|"]
-    for name, entry in summary.items():
-        if entry.get("status") == "ok":
-            data = entry.get("data_version") or ", ".join(Path(p).name for p in entry.get("data_files", []))
-            detail = f"{entry.get('metric', '')}; {entry.get('tool', '')}; sha256 {entry['data_sha256'][:12]}"
-            out.append(f"| {name} | ok | {entry['score']:.2f} | {entry['n']} | {data} | {detail} |")
-        else:
-            out.append(f"| {name} | skipped | {MISSING} | {MISSING} | {MISSING} | {entry.get('reason', '')} |")
-    out += ["", f"Published numbers: {published['source']}", ""]
+    out += ["## Benchmarks", "", *_benchmark_rows(models), ""]
+    out += [f"Published numbers: {published['source']}", ""]
     return "\n".join(out)
 
 
-def render_plot(summary: dict[str, dict], published: dict, path: str | Path) -> None:
-    """Grouped bars: for each benchmark this run scored, our score next to the published models'."""
+def render_plot(models: Mapping[str, dict], published: dict, path: str | Path) -> None:
+    """Grouped bars per table: for each benchmark some model scored, our models next to the published ones."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels, ours, theirs = [], [], {}
-    for key, columns in TABLE_COLUMNS.items():
+    fig, axes = plt.subplots(2, 1, figsize=(11, 8))
+    for ax, (key, columns) in zip(axes, TABLE_COLUMNS.items()):
         table = published["tables"][key]
-        for index, (column, name) in enumerate(columns.items()):
-            entry = summary.get(name, {})
-            if entry.get("status") != "ok":
-                continue
-            labels.append(column)
-            ours.append(entry["score"])
-            for row in table["rows"]:
-                theirs.setdefault(PLOT_LABELS.get(row["model"], row["model"]), []).append(row["scores"][index])
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(labels) + 2), 4.5))
-    if not labels:
-        ax.text(0.5, 0.5, "no benchmark was run", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-    else:
-        series = [(OUR_ROW, ours)] + list(theirs.items())
+        shown = [
+            (index, column, name)
+            for index, (column, name) in enumerate(columns.items())
+            if any(summary.get(name, {}).get("status") == "ok" for summary in models.values())
+        ]
+        ax.set_title(f"{table['title']}: this run next to the published rows", fontsize=10)
+        if not shown:
+            ax.text(0.5, 0.5, "no benchmark of this table was run", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+            continue
+        series: list[tuple[str, list[float], bool]] = []
+        for label, summary in models.items():
+            values = [summary[name]["score"] if summary[name].get("status") == "ok" else 0.0 for _, _, name in shown]
+            series.append((label, values, True))
+        for row in table["rows"]:
+            series.append((PLOT_LABELS.get(row["model"], row["model"]), [row["scores"][i] for i, _, _ in shown], False))
         width = 0.8 / len(series)
-        for offset, (name, values) in enumerate(series):
-            xs = [i + (offset - (len(series) - 1) / 2) * width for i in range(len(labels))]
-            ax.bar(xs, values, width=width, label=name, edgecolor="black" if name == OUR_ROW else None)
-        ax.set_xticks(range(len(labels)), labels)
+        for offset, (label, values, ours) in enumerate(series):
+            xs = [i + (offset - (len(series) - 1) / 2) * width for i in range(len(shown))]
+            ax.bar(
+                xs, values, width=width, label=label, edgecolor="black" if ours else None, hatch="//" if ours else None
+            )
+        ax.set_xticks(range(len(shown)), [column for _, column, _ in shown])
         ax.set_ylabel("score (%)")
         ax.set_ylim(0, 100)
-        ax.legend(fontsize=7, loc="upper right")
-        ax.set_title("This run next to the published Abacus tables")
+        ax.legend(fontsize=7, loc="upper right", ncol=2)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     # No timestamp in the file: the same scores give the same bytes.
@@ -220,23 +316,49 @@ def render_plot(summary: dict[str, dict], published: dict, path: str | Path) -> 
     plt.close(fig)
 
 
+def model_summaries(results: Mapping[str, dict[str, Any]]) -> dict[str, dict]:
+    """``{model: {"code": [result paths], "general": path}}`` -> ``{model: {benchmark: entry}}``."""
+    summaries = {}
+    for model, paths in results.items():
+        code_results = [read_json(path) for path in paths.get("code", [])]
+        general = read_json(paths["general"]) if paths.get("general") else {}
+        summaries[model] = build_summary(code_results, general)
+    return summaries
+
+
 def write_summary(
-    code_result_paths: list[str | Path],
-    general_result_path: str | Path,
+    results: Mapping[str, dict[str, Any]],
     summary_path: str | Path,
     table_path: str | Path,
     plot_path: str | Path,
-) -> dict[str, Any]:
-    code_results = [read_json(path) for path in code_result_paths]
-    general_result = read_json(general_result_path)
-    summary = build_summary(code_results, general_result)
+) -> dict[str, dict]:
+    """summary.json, summary.md and the plot for every model of ``results`` (see ``model_summaries``)."""
+    summaries = model_summaries(results)
     published = load_published()
-    write_json(summary_path, summary)
-    Path(table_path).write_text(render_markdown(summary, published), encoding="utf-8")
-    render_plot(summary, published, plot_path)
-    return summary
+    write_json(summary_path, summaries)
+    Path(table_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(table_path).write_text(render_markdown(summaries, published), encoding="utf-8")
+    render_plot(summaries, published, plot_path)
+    return summaries
 
 
-def format_scores(summary: dict[str, dict]) -> str:
-    """One line per benchmark that was run, for logs and the command line."""
-    return json.dumps({k: round(v["score"], 2) for k, v in summary.items() if v.get("status") == "ok"})
+def collect_results(
+    root: str | Path, models: Sequence[str], code: Sequence[str] = ("humaneval", "mbpp", "livecodebench")
+):
+    """The result files of the workflow's layout, ``root/<model>/<benchmark>/result.json``, per model."""
+    root = Path(root)
+    return {
+        model: {
+            "code": [root / model / name / "result.json" for name in code],
+            "general": root / model / "general" / "result.json",
+        }
+        for model in models
+    }
+
+
+def format_scores(summaries: Mapping[str, dict]) -> str:
+    """One line per model with the benchmarks that were run, for logs and the command line."""
+    return "\n".join(
+        f"{model}: " + json.dumps({k: round(v["score"], 2) for k, v in summary.items() if v.get("status") == "ok"})
+        for model, summary in summaries.items()
+    )

@@ -1,7 +1,10 @@
 """Build one phase's training documents so that each source gets its configured share of the token budget.
 
 The recipe (seeds): the cosine phase is 70% code, 10% math, 20% general text; the anneal phase is pretraining
-data with the same shares and SFT data at 8:2. Shares are shares of *tokens* (counted with the run's own
+data with the same shares and SFT data at 8:2 (``anneal_sft_fraction``; the other seed says 7:3), and within the
+SFT part code and natural-language pairs at 1:1 (``sft_shares``, by the pairs' ``meta.kind``). Documents the
+decontamination step listed (shared n-grams with an evaluation set) are left out before sampling and counted.
+Shares are shares of *tokens* (counted with the run's own
 tokenizer, ``</s>`` included, because that is what a document costs in a training row), not of documents.
 A source with fewer tokens than its share is repeated (whole passes, then a seeded partial pass) and the
 repeats are counted; a larger one is sampled without replacement, and only as much of it is tokenized as the
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 
 PHASES = ("base", "cosine", "anneal")
 SFT_SOURCE = "sft"
+SFT_KINDS = ("code", "nl")
+DEFAULT_SFT_SHARES = {"code": 0.5, "nl": 0.5}
 SHARE_TOLERANCE = 1e-6
 # Documents tokenized per call while counting lengths (lazily, along the sampling order).
 COUNT_CHUNK = 64
@@ -56,6 +61,15 @@ def phase_targets(phase: str, settings: Mapping[str, Any]) -> dict[str, int]:
     for name in sorted(shares):
         targets[name] = round(pretrain_budget * shares[name])
     return targets
+
+
+def sft_part_targets(sft_target: int, settings: Mapping[str, Any]) -> dict[str, int]:
+    """The SFT part's token target split by pair kind (``mixture.sft_shares``, code:NL 1:1 by default)."""
+    shares = {kind: float(value) for kind, value in settings.get("sft_shares", DEFAULT_SFT_SHARES).items()}
+    if set(shares) - set(SFT_KINDS) or abs(sum(shares.values()) - 1.0) > SHARE_TOLERANCE:
+        raise ValueError(f"mixture.sft_shares must give {SFT_KINDS} shares summing to 1, got {shares}")
+    code = round(sft_target * shares.get("code", 0.0))
+    return {"code": code, "nl": sft_target - code}
 
 
 class LazyLengths:
@@ -159,14 +173,47 @@ def _mixture_doc(doc: Mapping[str, Any], text: str, source: str, repeat: int) ->
     }
 
 
+def _sft_kind(doc: Mapping[str, Any], paths: Sequence[str]) -> str:
+    kind = (json.loads(doc["meta"]) if doc.get("meta") else {}).get("kind")
+    if kind not in SFT_KINDS:
+        raise InputError(
+            ", ".join(map(str, paths)), f"SFT document {doc.get('id')!r} has meta kind {kind!r}, not code/nl"
+        )
+    return kind
+
+
+def _sample_pool(docs, texts, target: int, rng_key: str, tokenizer, name: str, phase: str, paths) -> tuple[list, dict]:
+    """Sample one pool of documents to its token target; returns (picks as (doc, text, repeat), statistics)."""
+    if target > 0 and not docs:
+        raise InputError(", ".join(map(str, paths)) or name, f"source {name!r} has no documents for phase {phase!r}")
+    # String seeds hash with sha512 inside random.seed: stable across processes and Python builds.
+    picks, lengths = sample_to_budget(len(docs), target, random.Random(rng_key), _length_counter(tokenizer, texts))
+    achieved = sum(lengths[index] for index, _ in picks)
+    entry = {
+        "target_tokens": target,
+        "tokens": achieved,
+        "docs": len(picks),
+        "unique_docs": len({index for index, _ in picks}),
+        "repeats": sum(1 for _, repeat in picks if repeat > 0),
+        "available_docs": len(docs),
+        "counted_docs": len(lengths.known),
+        **_available_tokens(lengths, texts, achieved),
+    }
+    return [(docs[index], texts[index], repeat) for index, repeat in picks], entry
+
+
 def build_mixture(
     sources: Mapping[str, Sequence[str]],
     phase: str,
     settings: Mapping[str, Any],
     tokenizer,
     seed: int,
+    exclude_ids: frozenset[str] | set[str] = frozenset(),
 ) -> tuple[list[dict], dict]:
-    """One phase's shuffled documents and its statistics (configured vs achieved shares, repeats per source)."""
+    """One phase's shuffled documents and its statistics (configured vs achieved shares, repeats per source).
+
+    ``exclude_ids``: documents to leave out (the decontamination list); they are counted per source.
+    """
     targets = phase_targets(phase, settings)
     budget = int(settings["tokens"][phase])
     missing = [name for name, target in targets.items() if target > 0 and name not in sources]
@@ -179,6 +226,8 @@ def build_mixture(
         target = targets[name]
         paths = [str(path) for path in sources.get(name, [])]
         docs = read_many(paths) if target > 0 else []
+        contaminated = sum(1 for doc in docs if doc["id"] in exclude_ids)
+        docs = [doc for doc in docs if doc["id"] not in exclude_ids]
         texts = [_sft_text(doc, paths) if name == SFT_SOURCE else doc["text"] for doc in docs]
         # An empty text costs only its </s> and teaches nothing; it is skipped and counted.
         keep = [i for i, text in enumerate(texts) if text]
@@ -186,35 +235,65 @@ def build_mixture(
         docs, texts = [docs[i] for i in keep], [texts[i] for i in keep]
         if target > 0 and not docs:
             raise InputError(", ".join(paths) or name, f"source {name!r} has no documents for phase {phase!r}")
-        # String seeds hash with sha512 inside random.seed: stable across processes and Python builds.
-        picks, lengths = sample_to_budget(
-            len(docs), target, random.Random(f"{seed}:{phase}:{name}"), _length_counter(tokenizer, texts)
-        )
-        out.extend(_mixture_doc(docs[index], texts[index], name, repeat) for index, repeat in picks)
-        achieved = sum(lengths[index] for index, _ in picks)
-        per_source[name] = {
-            "target_tokens": target,
-            "tokens": achieved,
-            "docs": len(picks),
-            "unique_docs": len({index for index, _ in picks}),
-            "repeats": sum(1 for _, repeat in picks if repeat > 0),
-            "available_docs": len(docs),
-            "empty_docs_skipped": empty,
-            "counted_docs": len(lengths.known),
-            **_available_tokens(lengths, texts, achieved),
-        }
+        if name == SFT_SOURCE:
+            picks, entry = _sample_sft(docs, texts, target, settings, seed, tokenizer, phase, paths)
+        else:
+            picks, entry = _sample_pool(docs, texts, target, f"{seed}:{phase}:{name}", tokenizer, name, phase, paths)
+        entry["empty_docs_skipped"] = empty
+        entry["decontaminated_docs"] = contaminated
+        out.extend(_mixture_doc(doc, text, name, repeat) for doc, text, repeat in picks)
+        per_source[name] = entry
         log.info(
-            "%s/%s: %d of %d target tokens from %d docs (%d repeats)",
+            "%s/%s: %d of %d target tokens from %d docs (%d repeats, %d decontaminated)",
             phase,
             name,
-            achieved,
+            entry["tokens"],
             target,
-            len(picks),
-            per_source[name]["repeats"],
+            entry["docs"],
+            entry["repeats"],
+            contaminated,
         )
 
     random.Random(f"{seed}:{phase}:shuffle").shuffle(out)
     return out, _phase_stats(phase, settings, budget, per_source)
+
+
+def _sample_sft(docs, texts, target, settings, seed, tokenizer, phase, paths) -> tuple[list, dict]:
+    """The SFT part: code and NL pairs sampled separately to their shares of the part (1:1 by default)."""
+    part_targets = sft_part_targets(target, settings)
+    kinds = [_sft_kind(doc, paths) for doc in docs]
+    picks: list = []
+    parts: dict[str, dict] = {}
+    for kind in SFT_KINDS:
+        chosen = [i for i, k in enumerate(kinds) if k == kind]
+        part_picks, entry = _sample_pool(
+            [docs[i] for i in chosen],
+            [texts[i] for i in chosen],
+            part_targets[kind],
+            f"{seed}:{phase}:{SFT_SOURCE}:{kind}",
+            tokenizer,
+            f"{SFT_SOURCE} ({kind})",
+            phase,
+            paths,
+        )
+        picks.extend(part_picks)
+        parts[kind] = entry
+    total = sum(entry["tokens"] for entry in parts.values())
+    for kind, entry in parts.items():
+        entry["configured_share"] = round(part_targets[kind] / target, 6) if target else 0.0
+        entry["achieved_share"] = round(entry["tokens"] / total, 6) if total else 0.0
+    merged = {
+        key: sum(entry[key] for entry in parts.values())
+        for key in ("target_tokens", "tokens", "docs", "unique_docs", "repeats", "available_docs", "counted_docs")
+    }
+    merged["available_tokens"] = sum(entry["available_tokens"] for entry in parts.values())
+    merged["available_tokens_exact"] = all(entry["available_tokens_exact"] for entry in parts.values())
+    merged["epochs"] = round(merged["tokens"] / merged["available_tokens"], 4) if merged["available_tokens"] else 0.0
+    merged["parts"] = parts
+    merged["max_part_share_error"] = round(
+        max(abs(entry["achieved_share"] - entry["configured_share"]) for entry in parts.values()), 6
+    )
+    return picks, merged
 
 
 def _length_counter(tokenizer, texts: Sequence[str]) -> Callable[[list[int]], list[int]]:
@@ -252,6 +331,8 @@ def _phase_stats(phase: str, settings: Mapping[str, Any], budget: int, per_sourc
             entry["configured_pretrain_share"] = float(settings["shares"][name])
             entry["achieved_pretrain_share"] = round(entry["tokens"] / pretrain_total, 6) if pretrain_total else 0.0
     max_error = max((abs(e["achieved_share"] - e["configured_share"]) for e in per_source.values()), default=0.0)
+    # The SFT part's code:NL split is held to the same tolerance (shares within the part).
+    max_error = max([max_error] + [e["max_part_share_error"] for e in per_source.values() if "parts" in e])
     return {
         "phase": phase,
         "budget_tokens": budget,
@@ -259,6 +340,8 @@ def _phase_stats(phase: str, settings: Mapping[str, Any], budget: int, per_sourc
         "docs": sum(entry["docs"] for entry in per_source.values()),
         "repeats": sum(entry["repeats"] for entry in per_source.values()),
         "anneal_sft_fraction": float(settings["anneal_sft_fraction"]) if phase == "anneal" else 0.0,
+        "sft_shares": dict(settings.get("sft_shares", DEFAULT_SFT_SHARES)) if phase == "anneal" else None,
+        "decontaminated_docs": sum(entry.get("decontaminated_docs", 0) for entry in per_source.values()),
         "max_share_error": round(max_error, 6),
         "sources": per_source,
     }

@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
+import os
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ from .chat import render_prompt
 log = logging.getLogger(__name__)
 
 # Texts per tokenizer call: large enough for the Rust tokenizer to parallelise inside a call, small enough to
-# keep memory flat. A multi-process version would map `encode_batch` over these same chunks.
+# keep memory flat. With several workers, these chunks are what the processes take turns on.
 ENCODE_CHUNK = 1024
 # Rows that stay open for later, shorter pieces. A small window keeps packing linear in the number of pieces.
 OPEN_ROWS = 32
@@ -79,13 +82,39 @@ def encode_batch(tokenizer, texts: Sequence[str]) -> list[list[int]]:
     return [list(ids) for ids in encoded["input_ids"]]
 
 
-def _encode_all(tokenizer, texts: Sequence[str], desc: str) -> list[list[int]]:
+_WORKER_TOKENIZER = None
+
+
+def _init_encode_worker(tokenizer) -> None:
+    # Each worker process encodes its chunks on one thread: the processes are the parallelism.
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    global _WORKER_TOKENIZER
+    _WORKER_TOKENIZER = tokenizer
+
+
+def _encode_chunk(texts: list[str]) -> list[np.ndarray]:
+    # int32 arrays travel back between processes far cheaper than lists of Python ints.
+    return [np.asarray(ids, dtype=np.int32) for ids in encode_batch(_WORKER_TOKENIZER, texts)]
+
+
+def _encode_all(tokenizer, texts: Sequence[str], desc: str, workers: int = 1) -> list[list[int]]:
+    """Token ids of every text, in order: batched calls in this process, or chunks over ``workers`` processes."""
+    chunks = [list(texts[start : start + ENCODE_CHUNK]) for start in range(0, len(texts), ENCODE_CHUNK)]
     out: list[list[int]] = []
     with tqdm(total=len(texts), desc=desc, unit="doc", mininterval=5.0) as bar:
-        for start in range(0, len(texts), ENCODE_CHUNK):
-            chunk = texts[start : start + ENCODE_CHUNK]
-            out.extend(encode_batch(tokenizer, chunk))
-            bar.update(len(chunk))
+        if workers > 1 and len(chunks) > 1:
+            # fork: the workers inherit the loaded tokenizer instead of unpickling it; map keeps the order.
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(
+                workers, mp_context=context, initializer=_init_encode_worker, initargs=(tokenizer,)
+            ) as pool:
+                for chunk, encoded in zip(chunks, pool.map(_encode_chunk, chunks), strict=True):
+                    out.extend(ids.tolist() for ids in encoded)
+                    bar.update(len(chunk))
+        else:
+            for chunk in chunks:
+                out.extend(encode_batch(tokenizer, chunk))
+                bar.update(len(chunk))
     return out
 
 
@@ -102,12 +131,16 @@ def _sft_fields(doc: Mapping[str, Any], source_path: str | None) -> tuple[str, s
     return instruction, response
 
 
-def _document_pieces(docs: Sequence[Mapping[str, Any]], tokenizer, sft: bool, eos: int, source_path: str | None):
+def _document_pieces(
+    docs: Sequence[Mapping[str, Any]], tokenizer, sft: bool, eos: int, source_path: str | None, workers: int = 1
+):
     """Per document: (ids, mask) as int32/uint8 arrays, ids ending in </s>."""
     if sft:
         pairs = [_sft_fields(doc, source_path) for doc in docs]
-        prompts = _encode_all(tokenizer, [render_prompt(instruction) for instruction, _ in pairs], "encode prompts")
-        responses = _encode_all(tokenizer, [response for _, response in pairs], "encode responses")
+        prompts = _encode_all(
+            tokenizer, [render_prompt(instruction) for instruction, _ in pairs], "encode prompts", workers
+        )
+        responses = _encode_all(tokenizer, [response for _, response in pairs], "encode responses", workers)
         for prompt_ids, response_ids in zip(prompts, responses):
             ids = np.asarray(prompt_ids + response_ids + [eos], dtype=np.int32)
             # Only the response and its </s> are prediction targets; the user turn is context.
@@ -115,7 +148,7 @@ def _document_pieces(docs: Sequence[Mapping[str, Any]], tokenizer, sft: bool, eo
             mask[len(prompt_ids) :] = 1
             yield ids, mask
     else:
-        for ids in _encode_all(tokenizer, [doc["text"] for doc in docs], "encode documents"):
+        for ids in _encode_all(tokenizer, [doc["text"] for doc in docs], "encode documents", workers):
             arr = np.asarray(ids + [eos], dtype=np.int32)
             yield arr, np.ones(len(arr), dtype=np.uint8)
 
@@ -154,8 +187,12 @@ def tokenize_and_pack(
     seq_len: int,
     sft: bool,
     source_path: str | None = None,
+    workers: int = 1,
 ) -> PackedData:
-    """Documents -> packed rows. ``sft``: documents carry meta instruction/response; only responses are targets."""
+    """Documents -> packed rows. ``sft``: documents carry meta instruction/response; only responses are targets.
+
+    ``workers`` > 1 encodes chunks of documents in that many processes (same ids, same order).
+    """
     if seq_len < 2:
         raise ValueError(f"pack.seq_len must be at least 2, got {seq_len}")
     ids_special = special_ids(tokenizer)
@@ -165,7 +202,7 @@ def tokenize_and_pack(
     skipped_empty = 0
     split_documents = 0
     n_documents = 0
-    for doc, (ids, mask) in zip(docs, _document_pieces(docs, tokenizer, sft, eos, source_path)):
+    for doc, (ids, mask) in zip(docs, _document_pieces(docs, tokenizer, sft, eos, source_path, workers)):
         if not sft and len(ids) == 1:
             skipped_empty += 1  # an empty text would be a lone </s>: nothing to learn from
             continue

@@ -1,0 +1,15 @@
+"""Rule decontaminate: list every training document of a source group sharing long n-grams with an eval set."""
+
+from abacus_repro.io import write_docs, write_json
+from abacus_repro.logging_setup import setup_logging
+from abacus_repro.mixture import decontaminate_sources, mixture_paths
+
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
+
+names = ["code", "math", "text"] if smk.wildcards.group == "pretrain" else ["sft"]
+sources = {name: mixture_paths(getattr(smk.input, name)) for name in names}
+dropped, stats = decontaminate_sources(sources, list(smk.params.eval_paths), smk.params.decontamination)
+write_docs(smk.output.dropped, dropped, dropped=True)
+write_json(smk.output.stats, stats)
+log.info("decontamination: %d of %d documents dropped %s", len(dropped), stats["read"], stats["by_benchmark"])

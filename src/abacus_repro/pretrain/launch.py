@@ -1,0 +1,161 @@
+"""How a training phase is started: in this process, under torchrun on one node, or across SLURM nodes.
+
+The train rule's resources decide (``nodes``; GPUs per node from ``gres: gpu[:type]:N``, the SLURM executor's
+``gpu`` total, or this workflow's ``gpus``):
+
+* one node, at most one GPU, no DeepSpeed: the phase runs inside the rule's own process (the tiny CPU default);
+* one node, several GPUs (or DeepSpeed, which needs a process group even on one GPU):
+  ``python -m torch.distributed.run --standalone --nproc-per-node G -m abacus_repro.pretrain.worker SPEC``;
+* several nodes (inside a SLURM allocation): ``srun`` starts one torchrun per node, and the torchruns meet at a
+  c10d rendezvous on the allocation's first node:
+  ``srun --nodes N --ntasks N --ntasks-per-node 1 python -m torch.distributed.run --nnodes N
+  --nproc-per-node G --rdzv-backend c10d --rdzv-endpoint HEAD:PORT --rdzv-id $SLURM_JOB_ID -m
+  abacus_repro.pretrain.worker SPEC``.
+
+SPEC is a JSON file with ``train_phase``'s arguments, so every rank runs exactly what the in-process path runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+WORKER_MODULE = "abacus_repro.pretrain.worker"
+SPEC_FILE = "launch_spec.json"
+DEFAULT_PORT = 29500
+_GRES_GPUS = re.compile(r"(?:^|,)gpu(?::[A-Za-z0-9_.-]+)?:(\d+)")
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    nodes: int = 1
+    procs_per_node: int = 1  # one process per GPU
+    port: int = DEFAULT_PORT
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * self.procs_per_node
+
+    def in_process(self, deepspeed: bool = False) -> bool:
+        """True when the phase can run inside the calling process (one process, no DeepSpeed)."""
+        return self.nodes == 1 and self.procs_per_node <= 1 and not deepspeed
+
+
+def gpus_per_node(resources: Mapping[str, Any], nodes: int) -> int:
+    """GPUs per node from a rule's resources: ``gres`` ("gpu:8", "gpu:a100:8"), else ``gpu``/``gpus`` totals."""
+    gres = str(resources.get("gres") or "")
+    match = _GRES_GPUS.search(gres)
+    if match:
+        return int(match.group(1))
+    for key in ("gpu", "gpus"):
+        total = resources.get(key)
+        if total:
+            total = int(total)
+            if total % nodes:
+                raise ValueError(f"resources {key}={total} cannot be spread evenly over {nodes} nodes")
+            return total // nodes
+    return 0
+
+
+def plan_from_resources(resources: Mapping[str, Any], launch: Mapping[str, Any] | None = None) -> LaunchPlan:
+    """The launch plan a train job's resources ask for (``train.launch`` gives the port)."""
+    launch = launch or {}
+    nodes = int(resources.get("nodes") or 1)
+    if nodes < 1:
+        raise ValueError(f"resources nodes must be >= 1, got {nodes}")
+    gpus = gpus_per_node(resources, nodes)
+    return LaunchPlan(nodes=nodes, procs_per_node=max(1, gpus), port=int(launch.get("port", DEFAULT_PORT)))
+
+
+def head_node(env: Mapping[str, str]) -> str:
+    """The rendezvous host: the first node of the SLURM allocation."""
+    nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
+    if not nodelist:
+        raise RuntimeError("multi-node training runs inside a SLURM allocation (SLURM_JOB_NODELIST is not set)")
+    try:
+        out = subprocess.run(
+            ["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True
+        ).stdout
+        return out.split()[0]
+    except (OSError, subprocess.CalledProcessError, IndexError):
+        # No scontrol here: a plain comma list still names its first host; a bracketed range cannot be expanded.
+        first = nodelist.split(",")[0]
+        if "[" in first:
+            raise RuntimeError(f"cannot expand SLURM node list {nodelist!r} without scontrol") from None
+        return first
+
+
+def launch_command(
+    plan: LaunchPlan, spec_path: str | Path, env: Mapping[str, str] | None = None, deepspeed: bool = False
+) -> list[str] | None:
+    """The command that starts every rank, or None when the phase runs in-process."""
+    env = os.environ if env is None else env
+    if plan.in_process(deepspeed):
+        return None
+    python = sys.executable
+    worker = ["-m", WORKER_MODULE, str(spec_path)]
+    if plan.nodes == 1:
+        return [
+            python,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nnodes=1",
+            f"--nproc-per-node={plan.procs_per_node}",
+            *worker,
+        ]
+    job = env.get("SLURM_JOB_ID", "abacus")
+    return [
+        "srun",
+        f"--nodes={plan.nodes}",
+        f"--ntasks={plan.nodes}",
+        "--ntasks-per-node=1",
+        "--kill-on-bad-exit=1",
+        python,
+        "-m",
+        "torch.distributed.run",
+        f"--nnodes={plan.nodes}",
+        f"--nproc-per-node={plan.procs_per_node}",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint={head_node(env)}:{plan.port}",
+        f"--rdzv-id={job}",
+        *worker,
+    ]
+
+
+def write_spec(path: str | Path, spec: Mapping[str, Any]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(spec), indent=1, sort_keys=True, default=str), encoding="utf-8")
+    return path
+
+
+def run_phase(spec: Mapping[str, Any], plan: LaunchPlan, spec_path: str | Path | None = None) -> dict:
+    """Run ``train_phase(**spec)`` in-process or under the launcher; returns the trainer state."""
+    from .trainer import STATE_FILE, train_phase
+
+    deepspeed = bool(spec["settings"]["train"].get("deepspeed"))
+    if plan.in_process(deepspeed):
+        return train_phase(**spec)
+    spec_path = Path(spec_path or Path(spec["out_dir"]).parent / SPEC_FILE)
+    write_spec(spec_path, spec)
+    command = launch_command(plan, spec_path, deepspeed=deepspeed)
+    log.info("launching %d process(es) on %d node(s): %s", plan.world_size, plan.nodes, shlex.join(command))
+    env = dict(os.environ)
+    # Workers log to stderr, which the rule's log captures; the repository's sources come first on the path.
+    env.setdefault("MASTER_ADDR", socket.gethostname() if plan.nodes > 1 else "127.0.0.1")
+    subprocess.run(command, check=True, env=env)
+    state_path = Path(spec["out_dir"]) / STATE_FILE
+    return json.loads(state_path.read_text(encoding="utf-8"))

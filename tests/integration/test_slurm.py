@@ -1,0 +1,241 @@
+"""The micro workflow through `snakemake --profile profiles/slurm` on a real one-node SLURM cluster on localhost.
+
+cluster/slurm-localhost.sh brings up munged, slurmctld and slurmd from Debian's packages (in a network namespace
+with only loopback); every job of the DAG is submitted with sbatch by the SLURM executor plugin, runs under slurmd,
+and is polled with squeue. SLURM's own record of finished jobs (jobcomp/filetxt) is the evidence that each job
+went through SLURM with the profile's memory, wall time and CPUs. Needs root (daemons, a network namespace); CI
+runs as root and installs the packages (`apt-get install -y --no-install-recommends munge slurmctld slurmd
+slurm-client`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ..conftest import REPO_ROOT, shared_data_dir
+
+pytestmark = pytest.mark.integration
+
+CLUSTER = REPO_ROOT / "cluster" / "slurm-localhost.sh"
+LOCAL_PROFILE = REPO_ROOT / "cluster" / "profile" / "config.yaml"
+STATE_DIR = Path(os.environ.get("ABACUS_SLURM_DIR", "/run/abacus-slurm"))
+NETNS = Path("/run/netns") / os.environ.get("ABACUS_SLURM_NETNS", "abacus-slurm")
+SLURM_COMMANDS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue")
+INSTALL = "apt-get install -y --no-install-recommends munge slurmctld slurmd slurm-client"
+SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
+
+
+def _missing_commands() -> list[str]:
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    return [cmd for cmd in SLURM_COMMANDS if shutil.which(cmd, path=path) is None]
+
+
+def _cluster(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CLUSTER), *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _micro_config(workdir: Path) -> Path:
+    config = yaml.safe_load((REPO_ROOT / "tests/integration/micro.yaml").read_text())
+    config["shared_data"] = str(shared_data_dir())
+    config["text"]["stackexchange"]["dumps"] = [str(REPO_ROOT / p) for p in config["text"]["stackexchange"]["dumps"]]
+    config["text"]["docs"]["sample_dir"] = str(REPO_ROOT / config["text"]["docs"]["sample_dir"])
+    path = workdir / "micro.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    return path
+
+
+def _snakemake_in_cluster(workdir: Path, config: Path, *extra: str) -> subprocess.CompletedProcess:
+    """snakemake with the real SLURM profile plus the localhost cluster's scale, inside the cluster's namespace."""
+    cmd = [str(CLUSTER), "exec", "--", sys.executable, "-m", "snakemake",
+           "--snakefile", str(REPO_ROOT / "workflow/Snakefile"), "--configfile", str(config),
+           "--profile", str(REPO_ROOT / "profiles/slurm"), "--profile", str(LOCAL_PROFILE.parent), *extra]
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    # Run from the work directory: the plugin puts SLURM logs and `sbatch -D` relative to where snakemake starts.
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env, timeout=2400, check=False)
+
+
+def _jobcomp(path: Path) -> dict[str, dict[str, str]]:
+    """SLURM's record of finished jobs (jobcomp/filetxt): job id -> fields."""
+    records = {}
+    for line in path.read_text().splitlines():
+        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+        if "JobId" in fields:
+            records[fields["JobId"]] = fields
+    return records
+
+
+def _minutes(limit: str) -> int:
+    """A SLURM time limit as minutes: jobcomp writes plain minutes, other tools [D-]HH:MM:SS."""
+    if limit.isdigit():
+        return int(limit)
+    days, _, clock = limit.rpartition("-")
+    hours, minutes, _seconds = (int(part) for part in clock.split(":"))
+    return (int(days or 0) * 24 + hours) * 60 + minutes
+
+
+def _job_stats(log: str) -> Counter:
+    """Snakemake's own job table at the start of the run: rule -> jobs."""
+    table = log.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    counts = Counter()
+    for line in table.splitlines()[3:]:
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "all"):
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@dataclass
+class SlurmRun:
+    workdir: Path
+    log: str
+    rerun_log: str
+    submitted: dict[str, tuple[str, Path]]  # SLURM job id -> (rule, kept SLURM log)
+    jobcomp: dict[str, dict[str, str]]
+    run_id: str
+    up_again: subprocess.CompletedProcess
+    down_again: subprocess.CompletedProcess | None
+    torn_down: bool
+
+
+@pytest.fixture(scope="module")
+def slurm_run(tmp_path_factory) -> SlurmRun:
+    missing = _missing_commands()
+    if os.geteuid() != 0 and missing:
+        pytest.skip(f"SLURM is not installed ({', '.join(missing)} missing) and this is not root, so it cannot "
+                    f"be installed or started here; as root: {INSTALL}")
+    was_up = _cluster("status").returncode == 0
+    up = _cluster("up")
+    if up.returncode != 0:
+        pytest.fail(f"cluster/slurm-localhost.sh up failed:\n{up.stdout}\n{up.stderr}")
+    workdir = tmp_path_factory.mktemp("slurm-run")
+    saved = workdir / "slurm-state"
+    try:
+        up_again = _cluster("up")
+        config = _micro_config(workdir)
+        result = _snakemake_in_cluster(workdir, config)
+        log = result.stdout + result.stderr
+        if result.returncode != 0:
+            logs = "\n".join(f"== {p}\n{p.read_text(errors='replace')[-3000:]}"
+                             for p in sorted((workdir / "logs").rglob("*.log")))
+            pytest.fail(f"workflow through SLURM failed:\n{log[-8000:]}\n{logs[-12000:]}")
+        rerun = _snakemake_in_cluster(workdir, config, "--dry-run")
+        saved.mkdir()
+        for name in ("jobcomp.log", "slurmctld.log", "slurmd.log"):
+            if (STATE_DIR / "log" / name).is_file():
+                shutil.copy(STATE_DIR / "log" / name, saved / name)
+    finally:
+        down = down_again = None
+        if not was_up:  # a cluster someone started by hand is left running
+            down = _cluster("down")
+            down_again = _cluster("down")
+    assert down is None or down.returncode == 0, down.stderr
+    submitted = {}
+    for match in SUBMITTED.finditer(log):
+        slurm_log = Path(match.group(3))
+        rule = next(part for part in slurm_log.parts if part.startswith("rule_"))[len("rule_"):]
+        submitted[match.group(2)] = (rule, slurm_log)
+    run_id = re.search(r"SLURM run ID: (\S+)", log).group(1)
+    return SlurmRun(workdir, log, rerun.stdout + rerun.stderr, submitted, _jobcomp(saved / "jobcomp.log"),
+                    run_id, up_again, down_again, torn_down=not was_up)
+
+
+def test_every_job_of_the_dag_was_submitted_to_slurm(slurm_run):
+    planned = _job_stats(slurm_run.log)
+    assert sum(planned.values()) >= 30, planned
+    submitted = Counter(rule for rule, _ in slurm_run.submitted.values())
+    assert submitted == planned, f"planned {dict(planned)}, submitted through SLURM {dict(submitted)}"
+    # Nothing ran in the Snakemake process itself (the target rule `all` runs no code).
+    local = set(re.findall(r"^localrule (\w+):", slurm_run.log, re.MULTILINE)) - {"all"}
+    assert not local, f"rules run outside SLURM: {local}"
+
+
+def test_slurm_recorded_every_job_as_completed_on_the_node(slurm_run):
+    for job_id, (rule, _) in slurm_run.submitted.items():
+        record = slurm_run.jobcomp.get(job_id)
+        assert record, f"SLURM has no record of job {job_id} ({rule})"
+        assert record["JobState"] == "COMPLETED", (rule, record)
+        assert record["ExitCode"] == "0:0", (rule, record)
+        assert record["NodeList"] == "localhost" and record["Partition"] == "local", record
+        assert record["Name"] == slurm_run.run_id, (rule, record["Name"])  # the plugin names jobs by its run
+
+
+def test_every_job_got_the_profiles_memory_time_and_cpus(slurm_run):
+    # The real profile names every rule; the localhost layer restates the numbers at this node's scale. A rule
+    # without mem_mb would show the whole node's memory here.
+    resources = yaml.safe_load(LOCAL_PROFILE.read_text())["set-resources"]
+    for job_id, (rule, _) in slurm_run.submitted.items():
+        record = slurm_run.jobcomp[job_id]
+        tres = dict(item.split("=", 1) for item in record["Tres"].split(","))
+        wanted = resources[rule]
+        assert tres["mem"] == f"{wanted['mem_mb']}M", (rule, record["Tres"])
+        assert int(tres["cpu"]) == wanted["cpus_per_task"], (rule, record["Tres"])
+        assert _minutes(record["TimeLimit"]) == wanted["runtime"], (rule, record["TimeLimit"])
+
+
+def test_each_rule_ran_inside_its_slurm_job(slurm_run):
+    # The profile keeps every job's SLURM log: the job step's Snakemake ran exactly that rule there.
+    for job_id, (rule, slurm_log) in slurm_run.submitted.items():
+        assert slurm_log.name == f"{job_id}.log" and slurm_log.is_file(), slurm_log
+        text = slurm_log.read_text(errors="replace")
+        assert f"(Rule: {rule})" in text and "--executor slurm-jobstep" in text, (rule, text[-2000:])
+        assert slurm_log.is_relative_to(slurm_run.workdir / "logs" / "slurm")
+
+
+def test_outputs_exist_and_funnels_add_up(slurm_run):
+    workdir = slurm_run.workdir
+    for rel in ["results/code/stats.json", "results/text/stats.json", "results/mixture/stats.json",
+                "results/eval/summary.json", "results/export/Modelfile", "results/provenance/manifest.json"]:
+        assert (workdir / rel).is_file(), rel
+    for phase in ["base", "cosine", "anneal", "sft"]:
+        assert (workdir / f"results/train/{phase}/model/config.json").is_file(), phase
+    stats = json.loads((workdir / "results/code/stats.json").read_text())
+    assert stats["read"] > 0 and stats["read"] == stats["kept"] + sum(stats["dropped"].values())
+    manifest = json.loads((workdir / "results/provenance/manifest.json").read_text())
+    rules = {entry["path"]: entry["rule"] for entry in manifest["outputs"]}
+    assert rules["results/code/stats.json"] == "code_funnel"
+
+
+def test_a_second_run_through_the_profile_has_nothing_to_do(slurm_run):
+    assert "Nothing to be done" in slurm_run.rerun_log, slurm_run.rerun_log[-3000:]
+
+
+def test_bring_up_and_tear_down_are_idempotent_and_clean(slurm_run):
+    assert slurm_run.up_again.returncode == 0 and "already up" in slurm_run.up_again.stderr, slurm_run.up_again
+    if not slurm_run.torn_down:
+        pytest.skip("the cluster was already up before the test and is left running")
+    assert slurm_run.down_again.returncode == 0, slurm_run.down_again.stderr
+    assert not NETNS.exists(), "network namespace left behind"
+    assert not STATE_DIR.exists(), "state directory left behind"
+    assert not Path("/etc/slurm/slurm.conf").exists(), "/etc/slurm/slurm.conf left behind"
+    daemons = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert str(STATE_DIR / "slurm.conf") not in daemons, "a slurm daemon is still running"
+
+
+def test_cluster_script_names_the_packages_when_they_are_missing(tmp_path):
+    # PATH without the SLURM and munge binaries: `up` must stop with the install command, before touching anything.
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    for tool in ("id", "dirname", "cat", "grep", "sed"):
+        found = shutil.which(tool)
+        if found:
+            (empty / tool).symlink_to(found)
+    env = {"PATH": str(empty), "ABACUS_SLURM_DIR": str(tmp_path / "state"), "ABACUS_SLURM_NETNS": "abacus-none"}
+    result = subprocess.run(["/bin/bash", str(CLUSTER), "up"], capture_output=True, text=True, env=env, check=False)
+    assert result.returncode != 0
+    message = result.stderr
+    if os.geteuid() != 0:
+        assert "must run as root" in message
+    else:
+        assert "missing commands" in message and "apt-get install" in message and "slurmctld" in message, message
+    assert not (tmp_path / "state").exists()
