@@ -23,12 +23,12 @@ $(STAMP): pyproject.toml requirements.lock
 		$(BIN)/python -m pip install -r requirements.lock
 	$(BIN)/python -m pip install --no-deps -e .
 	# The sandbox isolates untrusted code with bubblewrap when it can (see src/abacus_repro/sandbox).
-	command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq bubblewrap) \
+	command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) \
 		|| echo "warning: bubblewrap not installed; the sandbox falls back to weaker isolation"; }
 	# A one-node SLURM cluster on localhost (cluster/slurm-localhost.sh) runs the workflow through the SLURM
 	# profile in the tests; Debian's packages, installed when missing and we are root.
 	command -v slurmctld >/dev/null && command -v munged >/dev/null || { [ "$$(id -u)" = 0 ] && \
-		(apt-get update -qq && apt-get install -y -qq --no-install-recommends munge slurmctld slurmd slurm-client) \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends munge slurmctld slurmd slurm-client) \
 		|| echo "warning: SLURM not installed; the SLURM integration test will skip"; }
 	touch $(STAMP)
 

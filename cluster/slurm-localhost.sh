@@ -34,17 +34,19 @@ say() { echo "slurm-localhost: $*" >&2; }
 in_netns() { SLURM_CONF="$STATE_DIR/slurm.conf" nsenter --net="$NETNS_PATH" -- "$@"; }
 
 require_root() {
-    [ "$(id -u)" = 0 ] || die "must run as root (it starts system daemons and a network namespace)"
+    [ "$EUID" = 0 ] || die "must run as root (it starts system daemons and a network namespace)"
 }
 
 require_packages() {
-    local missing=() cmd
-    for cmd in munged munge unmunge slurmctld slurmd sbatch srun squeue sinfo scontrol ip nsenter runuser; do
+    local missing=() packages="$PACKAGES" cmd
+    for cmd in munged munge unmunge slurmctld slurmd sbatch srun squeue sinfo scontrol scancel ip nsenter runuser; do
         command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
     done
     if [ "${#missing[@]}" -gt 0 ]; then
+        [[ " ${missing[*]} " == *" ip "* ]] && packages+=" iproute2"
+        [[ " ${missing[*]} " =~ " "(nsenter|runuser)" " ]] && packages+=" util-linux"
         die "missing commands: ${missing[*]}. Install them with:
-    apt-get update && apt-get install -y --no-install-recommends $PACKAGES"
+    apt-get update && apt-get install -y --no-install-recommends $packages"
     fi
 }
 

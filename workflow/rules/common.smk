@@ -1,5 +1,16 @@
 # Helpers only: paths and settings the rules share.
 import os
+from pathlib import Path
+
+
+def prepend_search_path(variable, directory):
+    """Put ``directory`` first on a search-path variable, keeping what the user had set (optional, so no envvars:)."""
+    os.environ[variable] = os.pathsep.join(p for p in (directory, os.environ.get(variable)) if p)
+
+
+# Rule scripts import abacus_repro: in a per-rule conda environment (--sdm conda) the package is not installed, so
+# this checkout's src/ goes on PYTHONPATH for every job (jobs inherit it, SLURM jobs included).
+prepend_search_path("PYTHONPATH", str(Path(workflow.basedir).parent / "src"))
 
 SHARDS = list(range(config["shards"]["code"]))
 # The tiny default builds and briefly pretrains its own base model; the paper-scale run starts from the

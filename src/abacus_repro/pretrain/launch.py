@@ -79,11 +79,25 @@ def plan_from_resources(resources: Mapping[str, Any], launch: Mapping[str, Any] 
     return LaunchPlan(nodes=nodes, procs_per_node=max(1, gpus), port=int(launch.get("port", DEFAULT_PORT)))
 
 
+def _nodelist_of_job(env: Mapping[str, str]) -> str | None:
+    """The node list from squeue: Snakemake's job-step plugin strips the SLURM_* variables but SLURM_JOB_ID."""
+    job = env.get("SLURM_JOB_ID")
+    if not job:
+        return None
+    try:
+        out = subprocess.run(["squeue", "-j", job, "-h", "-o", "%N"], capture_output=True, text=True, check=True,
+                             timeout=60).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out or None
+
+
 def head_node(env: Mapping[str, str]) -> str:
     """The rendezvous host: the first node of the SLURM allocation."""
-    nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
+    nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST") or _nodelist_of_job(env)
     if not nodelist:
-        raise RuntimeError("multi-node training runs inside a SLURM allocation (SLURM_JOB_NODELIST is not set)")
+        raise RuntimeError("multi-node training runs inside a SLURM allocation (SLURM_JOB_NODELIST is not set, "
+                           "and squeue could not name the nodes of SLURM_JOB_ID)")
     try:
         out = subprocess.run(
             ["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True
