@@ -95,4 +95,4 @@ def test_sources_from_shards_and_disabled_or_missing_evaluation_data(index, tmp_
     off, off_stats = decontaminate_sources({"sft": [str(tmp_path / "sft.parquet")]}, roots, {**settings, "enabled": 0})
     assert off == [] and off_stats["kept"] == 2 and off_stats["enabled"] is False
     none, none_stats = decontaminate_sources({"sft": [str(tmp_path / "sft.parquet")]}, [tmp_path / "no"], settings)
-    assert none == [] and none_stats["missing_eval_roots"] == [str(tmp_path / "no")] and "note" in none_stats
+    assert none == [] and none_stats["missing_eval_roots"] == ["no"] and "note" in none_stats

@@ -332,8 +332,11 @@ def decontaminate_sources(
     docs = {name: [(doc, training_text(doc)) for doc in read_many(paths)] for name, paths in sources.items()}
     dropped, stats = scan_sources(docs, index, min_matches)
     stats["enabled"] = enabled
-    stats["eval_roots"] = [str(root) for root in eval_roots]
-    stats["missing_eval_roots"] = missing
+    # By name only: the stats are a data output, byte-identical wherever the evaluation data is mounted (the log
+    # names the full paths).
+    log.info("decontamination: evaluation roots %s (missing: %s)", [str(r) for r in eval_roots], missing or "none")
+    stats["eval_roots"] = [Path(root).name for root in eval_roots]
+    stats["missing_eval_roots"] = [Path(root).name for root in missing]
     if enabled and not index.table:
         log.warning("decontamination: no evaluation n-grams under %s; nothing can be matched", list(eval_roots))
         stats["note"] = "no evaluation files found: nothing was checked"
