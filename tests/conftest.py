@@ -6,12 +6,31 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def shared_data_dir() -> Path:
     return Path(os.environ.get("ABACUS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")).resolve()
+
+
+def micro_config(absolute_inputs: bool = True) -> dict:
+    """tests/integration/micro.yaml with the shared data filled in. Its raw inputs (StackExchange dumps, docs
+    samples) are repository paths: made absolute, unless the caller copies them next to the run."""
+    config = yaml.safe_load((REPO_ROOT / "tests/integration/micro.yaml").read_text())
+    config["shared_data"] = str(shared_data_dir())
+    if absolute_inputs:
+        se, docs = config["text"]["stackexchange"], config["text"]["docs"]
+        se["dumps"] = [str(REPO_ROOT / p) for p in se["dumps"]]
+        docs["sample_dir"] = str(REPO_ROOT / docs["sample_dir"])
+    return config
+
+
+def write_micro_config(workdir: Path, config: dict | None = None) -> Path:
+    path = workdir / "micro.yaml"
+    path.write_text(yaml.safe_dump(config if config is not None else micro_config(), allow_unicode=True))
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ..conftest import REPO_ROOT, shared_data_dir
+from ..conftest import REPO_ROOT, micro_config, shared_data_dir
 from ..unit.evaluate_fixtures import build_tiny_model
 
 pytestmark = pytest.mark.integration
@@ -32,8 +32,7 @@ def _snakemake(workdir: Path, config_path: Path, *extra: str) -> subprocess.Comp
 
 
 def _config(workdir: Path, models: list[dict]) -> Path:
-    config = yaml.safe_load((REPO_ROOT / "tests/integration/micro.yaml").read_text())
-    config["shared_data"] = str(shared_data_dir())
+    config = micro_config(absolute_inputs=False)
     config["eval"] = {
         "max_new_tokens": 16,
         "batch_size": 4,

@@ -26,7 +26,7 @@ import yaml
 
 from abacus_repro.provenance.rules import DATA, RULES
 
-from ..conftest import REPO_ROOT, shared_data_dir
+from ..conftest import REPO_ROOT, micro_config, write_micro_config
 
 pytestmark = pytest.mark.integration
 
@@ -71,9 +71,7 @@ def run(checkout, tmp_path_factory) -> Path:
         source, target = REPO_ROOT / rel, run / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
-    config = yaml.safe_load((REPO_ROOT / "tests/integration/micro.yaml").read_text())
-    config["shared_data"] = str(shared_data_dir())
-    (run / "micro.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    write_micro_config(run, micro_config(absolute_inputs=False))
     result = _snakemake(checkout, run, *TRIGGERS)
     if result.returncode != 0:
         logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in sorted((run / "logs").rglob("*.log")))

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ..conftest import REPO_ROOT, shared_data_dir
+from ..conftest import REPO_ROOT, write_micro_config
 
 pytestmark = pytest.mark.integration
 
@@ -43,16 +43,6 @@ def _missing_commands() -> list[str]:
 
 def _cluster(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
     return subprocess.run([str(CLUSTER), *args], capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def _micro_config(workdir: Path) -> Path:
-    config = yaml.safe_load((REPO_ROOT / "tests/integration/micro.yaml").read_text())
-    config["shared_data"] = str(shared_data_dir())
-    config["text"]["stackexchange"]["dumps"] = [str(REPO_ROOT / p) for p in config["text"]["stackexchange"]["dumps"]]
-    config["text"]["docs"]["sample_dir"] = str(REPO_ROOT / config["text"]["docs"]["sample_dir"])
-    path = workdir / "micro.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True))
-    return path
 
 
 def _snakemake_in_cluster(workdir: Path, config: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -122,7 +112,7 @@ def slurm_run(tmp_path_factory) -> SlurmRun:
     saved = workdir / "slurm-state"
     try:
         up_again = _cluster("up")
-        config = _micro_config(workdir)
+        config = write_micro_config(workdir)
         result = _snakemake_in_cluster(workdir, config)
         log = result.stdout + result.stderr
         if result.returncode != 0:

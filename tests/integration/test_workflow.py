@@ -10,23 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from ..conftest import REPO_ROOT, shared_data_dir
+from ..conftest import REPO_ROOT, write_micro_config
 
 pytestmark = pytest.mark.integration
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def _micro_config(workdir: Path) -> Path:
-    config = yaml.safe_load((REPO_ROOT / "tests/integration/micro.yaml").read_text())
-    config["shared_data"] = str(shared_data_dir())
-    config["text"]["stackexchange"]["dumps"] = [str(REPO_ROOT / p) for p in config["text"]["stackexchange"]["dumps"]]
-    config["text"]["docs"]["sample_dir"] = str(REPO_ROOT / config["text"]["docs"]["sample_dir"])
-    path = workdir / "micro.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True))
-    return path
 
 
 def _snakemake(workdir: Path, config: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -39,7 +28,7 @@ def _snakemake(workdir: Path, config: Path, *extra: str) -> subprocess.Completed
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("micro-run")
-    config = _micro_config(workdir)
+    config = write_micro_config(workdir)
     result = _snakemake(workdir, config)
     if result.returncode != 0:
         logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "logs").rglob("*.log")))
