@@ -7,7 +7,10 @@ timed over the same number of steps after warm-up:
 * plain causal packing (the baseline: documents see each other, positions run through the row);
 * the block mask (document_ids: block-diagonal causal attention, positions restarting per document), the
   trainer's default, exact on CPU;
-* the block mask with gradient checkpointing (memory for time).
+* the block mask with gradient checkpointing (memory for time);
+* varlen attention (``train.attention: varlen``, the GPU default) with its CPU kernel, one causal SDPA call
+  per document: exact, and here to show what the per-document loop costs on CPU, which is why ``auto`` keeps
+  the block mask on CPU.
 
 Ratios are tokens/s over the baseline's. ``--paper-shape`` also times one forward+backward step of a
 2.7B-shaped model at 1 row of 512 tokens (slow on CPU; MFU belongs on a GPU machine).
@@ -26,7 +29,7 @@ import numpy as np
 import torch
 import yaml
 
-from abacus_repro.model import MiniCPMConfig, MiniCPMForCausalLM
+from abacus_repro.model import MiniCPMConfig, MiniCPMForCausalLM, set_packed_attention
 from abacus_repro.pretrain.data import make_batch
 from abacus_repro.pretrain.trainer import build_optimizer
 
@@ -50,8 +53,10 @@ def packed_rows(n_rows: int, seq_len: int, vocab: int, seed: int = 0) -> dict[st
 class Variant:
     """One model + optimizer trained step by step, timing only its own steps."""
 
-    def __init__(self, model, block_mask: bool):
+    def __init__(self, model, block_mask: bool, varlen: bool = False):
         self.model, self.block_mask = model, block_mask
+        if varlen:
+            set_packed_attention(model, "varlen")
         self.optimizer = build_optimizer(model, 1e-3, 0.1)
         self.elapsed, self.tokens = 0.0, 0
 
@@ -89,7 +94,7 @@ def fresh_model(config: MiniCPMConfig, checkpointing: bool = False):
     torch.manual_seed(0)
     model = MiniCPMForCausalLM(config).train()
     if checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     return model
 
 
@@ -108,8 +113,10 @@ def main() -> int:
     causal = Variant(fresh_model(config), block_mask=False)
     block = Variant(fresh_model(config), block_mask=True)
     checkpointed = Variant(fresh_model(config, checkpointing=True), block_mask=True)
-    run([causal, block, checkpointed], arrays, args.steps, micro)
+    varlen = Variant(fresh_model(config), block_mask=True, varlen=True)
+    run([causal, block, checkpointed, varlen], arrays, args.steps, micro)
     causal, block, checkpointed = causal.tokens_per_s, block.tokens_per_s, checkpointed.tokens_per_s
+    varlen = varlen.tokens_per_s
     result = {
         "model": f"hidden {config.hidden_size}, {config.num_hidden_layers} layers, vocab {config.vocab_size}",
         "rows": f"{micro} x {seq_len}",
@@ -117,8 +124,10 @@ def main() -> int:
         "causal_tokens_per_s": round(causal),
         "block_mask_tokens_per_s": round(block),
         "block_mask_checkpointing_tokens_per_s": round(checkpointed),
+        "varlen_reference_tokens_per_s": round(varlen),
         "block_mask_over_causal": round(block / causal, 3),
         "checkpointing_over_block_mask": round(checkpointed / block, 3),
+        "varlen_reference_over_block_mask": round(varlen / block, 3),
     }
     if args.paper_shape:
         paper = MiniCPMConfig(

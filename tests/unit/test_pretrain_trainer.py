@@ -159,3 +159,30 @@ def test_anneal_continues_the_cosine_schedule_and_sft_runs_its_epochs(workspace)
 def test_anneal_needs_a_cosine_model(workspace):
     with pytest.raises(InputError, match=STATE_FILE):
         run(workspace, "anneal", workspace["init"], "pretrain", "bad_anneal")
+
+
+def test_varlen_attention_trains_like_the_block_mask(workspace):
+    """train.attention=varlen (the GPU default) is the block mask's computation: the same losses step by step."""
+    outs = {
+        mode: run(workspace, "cosine", workspace["init"], "pretrain", f"attn_{mode}", seed=9, attention=mode)[0]
+        for mode in ("block_mask", "varlen")
+    }
+    metrics = {mode: read_metrics(out / "metrics.jsonl") for mode, out in outs.items()}
+    assert [m["attention"] for m in metrics["varlen"] if m["kind"] == "summary"] == ["varlen"]
+    assert [m["attention"] for m in metrics["block_mask"] if m["kind"] == "summary"] == ["block_mask"]
+    losses = {mode: [m["loss"] for m in lines if m["kind"] == "train"] for mode, lines in metrics.items()}
+    assert len(losses["varlen"]) == len(losses["block_mask"]) >= 20
+    np.testing.assert_allclose(losses["varlen"], losses["block_mask"], rtol=1e-4)
+
+
+def test_gradient_checkpointing_trains_like_the_plain_run(workspace):
+    """Recomputing each block in the backward pass trades time for memory and must not change the losses."""
+    plain = run(workspace, "cosine", workspace["init"], "pretrain", "ckpt_off", seed=9)[0]
+    recomputed = run(
+        workspace, "cosine", workspace["init"], "pretrain", "ckpt_on", seed=9, gradient_checkpointing=True
+    )[0]
+    losses = [
+        [m["loss"] for m in read_metrics(o / "metrics.jsonl") if m["kind"] == "train"] for o in (plain, recomputed)
+    ]
+    assert len(losses[0]) >= 20
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)

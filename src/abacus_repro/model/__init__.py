@@ -17,6 +17,7 @@ from .modeling import (
     build_block_mask,
     causal_lm_loss,
     positions_from_documents,
+    set_packed_attention,
 )
 
 
@@ -37,4 +38,5 @@ __all__ = [
     "build_block_mask",
     "causal_lm_loss",
     "positions_from_documents",
+    "set_packed_attention",
 ]

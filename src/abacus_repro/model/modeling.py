@@ -12,6 +12,10 @@ Packed training rows hold several documents. ``document_ids`` (B, T) gives each 
 is then block-diagonal-causal (a token sees only earlier tokens of its own document) and, unless
 ``position_ids`` are given, positions restart at 0 at every document start. Masks are boolean and go to
 torch's scaled_dot_product_attention, so the result is exact on CPU.
+
+``set_packed_attention(model, "varlen")`` swaps the (T, T) block mask for variable-length attention over the
+flattened batch (flash-attention varlen kernels on GPU, an exact per-document loop elsewhere; see
+``attention.py``). Segments then come from ``document_ids`` or from position ids that restart per document.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from transformers.cache_utils import Cache, DynamicCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
+from .attention import PACKED_ATTENTION, VarlenSegments, resolve_varlen_kernel, varlen_attention, varlen_segments
 from .configuration import MiniCPMConfig
 
 IGNORE_INDEX = -100
@@ -146,6 +151,8 @@ class MiniCPMAttention(nn.Module):
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if past_key_values is not None:
             k, v = past_key_values.update(k, v, self.layer_idx)
+        if isinstance(mask, VarlenSegments):
+            return self.o_proj(self._varlen(q, k, v, mask))
         if self.num_kv_heads != self.num_heads:
             repeat = self.num_heads // self.num_kv_heads
             k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
@@ -160,6 +167,17 @@ class MiniCPMAttention(nn.Module):
         )
         out = out.transpose(1, 2).reshape(batch, seq_len, self.num_heads * self.head_dim)
         return self.o_proj(out)
+
+    def _varlen(self, q, k, v, segments: VarlenSegments) -> torch.Tensor:
+        """(B, H, T, D) heads flattened to (B*T, H, D) tokens, attended within segments, back to (B, T, H*D)."""
+        batch, _, seq_len, _ = q.shape
+
+        def flat(x):
+            return x.transpose(1, 2).reshape(batch * seq_len, x.shape[1], self.head_dim)
+
+        dropout = self.attention_dropout if self.training else 0.0
+        out = varlen_attention(flat(q), flat(k), flat(v), segments, dropout)
+        return out.reshape(batch, seq_len, self.num_heads * self.head_dim)
 
 
 class MiniCPMMLP(nn.Module):
@@ -217,6 +235,9 @@ class MiniCPMModel(MiniCPMPreTrainedModel):
         self.layers = nn.ModuleList(MiniCPMDecoderLayer(config, i) for i in range(config.num_hidden_layers))
         self.norm = MiniCPMRMSNorm(config.hidden_size, config.rms_norm_eps)
         self.gradient_checkpointing = False
+        # How packed rows are attended (not saved with the model: a property of the run, not the weights).
+        self.packed_attention = "block_mask"
+        self.varlen_kernel = "auto"
         self.post_init()
 
     def get_input_embeddings(self):
@@ -251,7 +272,9 @@ class MiniCPMModel(MiniCPMPreTrainedModel):
             past_key_values = DynamicCache(config=self.config)
         past_len = past_key_values.get_seq_length() if past_key_values is not None else 0
 
-        mask = self._attention_mask(attention_mask, document_ids, batch, seq_len, past_len, hidden_states.device)
+        mask = self._varlen_segments(attention_mask, position_ids, document_ids, past_len, hidden_states.dtype)
+        if mask is None:
+            mask = self._attention_mask(attention_mask, document_ids, batch, seq_len, past_len, hidden_states.device)
         if position_ids is None:
             position_ids = self._positions(attention_mask, document_ids, batch, seq_len, past_len, hidden_states.device)
         cos, sin = rotary_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta, hidden_states.dtype)
@@ -269,6 +292,24 @@ class MiniCPMModel(MiniCPMPreTrainedModel):
             past_key_values=past_key_values if use_cache else None,
             hidden_states=tuple(all_hidden) if all_hidden is not None else None,
         )
+
+    def _varlen_segments(self, attention_mask, position_ids, document_ids, past_len, dtype) -> VarlenSegments | None:
+        """Segments for varlen attention, or None where the masked path applies.
+
+        Varlen covers packed training and scoring (no KV cache, no padding mask); generation with a cache and
+        left-padded batches keep the mask path, which handles both exactly.
+        """
+        if self.packed_attention != "varlen" or past_len:
+            return None
+        if document_ids is None and position_ids is None:
+            return None
+        if attention_mask is not None and (attention_mask.dim() != 2 or not bool(attention_mask.bool().all())):
+            return None
+        device = self.embed_tokens.weight.device
+        kernel = resolve_varlen_kernel(self.varlen_kernel, device, dtype)
+        if document_ids is not None:
+            return varlen_segments(None, document_ids.to(device), kernel)
+        return varlen_segments(position_ids.to(device), None, kernel)
 
     @staticmethod
     def _attention_mask(attention_mask, document_ids, batch, seq_len, past_len, device):
@@ -372,6 +413,19 @@ class MiniCPMForCausalLM(MiniCPMPreTrainedModel, GenerationMixin):
             past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
         )
+
+
+def set_packed_attention(model: torch.nn.Module, mode: str, kernel: str = "auto") -> None:
+    """Choose how packed rows are attended: ``block_mask`` (SDPA with a (T, T) mask) or ``varlen``."""
+    if mode not in PACKED_ATTENTION:
+        raise ValueError(f"unknown packed attention {mode!r}; choose one of {', '.join(PACKED_ATTENTION)}")
+    inner = model
+    while not isinstance(inner, MiniCPMModel):
+        inner = getattr(inner, "model", None) or getattr(inner, "module", None)
+        if inner is None:
+            raise TypeError(f"{type(model).__name__} has no MiniCPMModel inside")
+    inner.packed_attention = mode
+    inner.varlen_kernel = kernel
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:

@@ -147,6 +147,17 @@ def load_model(model_dir: str | Path):
     return model
 
 
+def packed_attention_mode(train: Mapping[str, Any], device: torch.device) -> str:
+    """``train.attention``: ``auto`` is varlen (flash kernels, no (T, T) mask) on GPU, the block mask on CPU.
+
+    On CPU the block mask runs as one fused SDPA call, while varlen loops over documents; both are exact.
+    """
+    mode = str(train.get("attention", "auto"))
+    if mode == "auto":
+        return "varlen" if device.type == "cuda" else "block_mask"
+    return mode
+
+
 def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
     """AdamW; norms and biases (1-D parameters) get no weight decay, matrices and embeddings do."""
     decay, no_decay = [], []
@@ -320,9 +331,13 @@ def train_phase(
     use_deepspeed = ds_config is not None
 
     model = load_model(model_dir)
+    from ..model import set_packed_attention
+
+    attention = packed_attention_mode(train, device)
+    set_packed_attention(model, attention, str(train.get("varlen_kernel", "auto")))
     if train.get("gradient_checkpointing"):
         # Recompute each block's activations in the backward pass: memory for time, same gradients.
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     weight_decay = float(train["weight_decay"])
     optimizer = build_optimizer(model, phase_lr(phase, 0, settings, total_steps, cosine_steps), weight_decay)
@@ -365,7 +380,7 @@ def train_phase(
 
     log.info(
         "phase %s: %d rows x %d (%d held out), %d steps (%d epochs x %d), micro batch %d x accum %d x %d "
-        "processes (%s), engine %s",
+        "processes (%s), engine %s, %s attention",
         phase,
         n_rows,
         seq_len,
@@ -378,6 +393,7 @@ def train_phase(
         world.size,
         device,
         f"DeepSpeed ZeRO-{zero_stage(ds_config)}" if use_deepspeed else accelerator.distributed_type,
+        attention,
     )
 
     def progress_record(step: int) -> dict:
@@ -479,6 +495,7 @@ def train_phase(
             "steps_run": steps_run,
             "seconds": round(elapsed, 3),
             "steps_per_second": speed,
+            "attention": attention,
         }
         if main:
             if val_end is not None:
