@@ -188,3 +188,20 @@ def test_flash_kernels_match_the_reference_on_gpu(kernel):
     expected = varlen_attention(q, k, v, varlen_segments(None, batch["document_ids"].to(device), "reference"))
     got = varlen_attention(q, k, v, varlen_segments(None, batch["document_ids"].to(device), kernel))
     torch.testing.assert_close(got.float(), expected.float(), rtol=2e-2, atol=2e-2)
+
+
+def test_the_torch_kernel_call_is_well_formed_on_the_meta_device():
+    """Without a GPU the CUDA kernel cannot run, but PyTorch checks the call against the op's schema and shape
+    functions on the meta device: argument order, causal window, grouped-query heads, output and gradient shapes."""
+    from abacus_repro.model.attention import VarlenSegments
+
+    q = torch.empty(112, 4, 16, device="meta", dtype=torch.bfloat16, requires_grad=True)
+    k = torch.empty(112, 2, 16, device="meta", dtype=torch.bfloat16, requires_grad=True)
+    v = torch.empty(112, 2, 16, device="meta", dtype=torch.bfloat16, requires_grad=True)
+    cu_seqlens = torch.tensor([0, 9, 23, 28, 48, 56, 86, 97, 112], dtype=torch.int32)
+    out = varlen_attention(q, k, v, VarlenSegments(cu_seqlens, 30, "torch"))
+    assert out.shape == (112, 4, 16) and out.dtype == torch.bfloat16
+    out.sum().backward()  # the backward op's shape function too: gradients come back in each input's shape
+    assert q.grad.shape == q.shape and k.grad.shape == k.shape and v.grad.shape == v.shape
+    with pytest.raises(ValueError, match="no dropout"):
+        varlen_attention(q, k, v, VarlenSegments(cu_seqlens, 30, "torch"), dropout_p=0.1)
