@@ -55,8 +55,10 @@ def run_verify(args: argparse.Namespace) -> int:
         kind: {
             "tokenization_equal": r["tokenization_equal"],
             "top1_agreement": r["vs_hf"]["top1_agreement"],
+            "top1_agreement_beyond_ties": r["vs_hf"]["top1_agreement_beyond_ties"],
             "max_abs_diff": r["vs_hf"]["max_abs_diff"],
             "greedy_equal": r["greedy_equal"],
+            "greedy_equal_up_to_ties": r["greedy_equal_up_to_ties"],
             "fallbacks": r["fallbacks"],
             "passed": r["passed"],
         }
