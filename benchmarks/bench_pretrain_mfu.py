@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 import torch
+from bench_pretrain_train import packed_rows  # this folder is on sys.path when the script runs
 
 from abacus_repro.model import MiniCPMConfig, MiniCPMForCausalLM, set_packed_attention
 from abacus_repro.pretrain.data import make_batch
@@ -79,20 +80,6 @@ def datasheet_peak_tflops(device: torch.device) -> float | None:
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def packed_rows(n_rows: int, seq_len: int, vocab: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded rows of documents 64 to 2048 tokens long (code files' spread), cut at row ends."""
-    rng = np.random.default_rng(seed)
-    tokens = rng.integers(4, vocab, size=(n_rows, seq_len), dtype=np.int32)
-    segments = np.zeros((n_rows, seq_len), dtype=np.int32)
-    for row in range(n_rows):
-        position, piece = 0, 0
-        while position < seq_len:
-            length = int(rng.integers(64, 2048))
-            segments[row, position : position + length] = piece
-            position, piece = position + length, piece + 1
-    return {"tokens": tokens, "segments": segments, "loss_mask": np.ones_like(tokens, dtype=np.uint8)}
 
 
 def time_mode(config, mode, arrays, args, device, dtype) -> dict:
@@ -149,7 +136,8 @@ def main() -> int:
     args.seq_len = args.seq_len or (4096 if paper else 256)
     args.micro = args.micro or (4 if paper else 8)
     config = MiniCPMConfig(pad_token_id=0, max_position_embeddings=max(4096, args.seq_len), **SHAPES[args.shape])
-    arrays = packed_rows(args.micro * (args.steps + args.warmup), args.seq_len, config.vocab_size)
+    # Documents 64 to 2048 tokens long: the spread of code files at paper scale.
+    arrays = packed_rows(args.micro * (args.steps + args.warmup), args.seq_len, config.vocab_size, lengths=(64, 2048))
 
     peak, peak_source = args.peak_tflops, "--peak-tflops"
     if peak is None:

@@ -36,15 +36,17 @@ from abacus_repro.pretrain.trainer import build_optimizer
 REPO = Path(__file__).resolve().parents[1]
 
 
-def packed_rows(n_rows: int, seq_len: int, vocab: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Rows of documents with the tiny run's length mix (seeded): lengths 20-400 tokens, split at row ends."""
+def packed_rows(
+    n_rows: int, seq_len: int, vocab: int, seed: int = 0, lengths: tuple[int, int] = (20, 400)
+) -> dict[str, np.ndarray]:
+    """Rows of seeded documents, lengths uniform in ``lengths`` (default: the tiny run's mix), cut at row ends."""
     rng = np.random.default_rng(seed)
     tokens = rng.integers(4, vocab, size=(n_rows, seq_len), dtype=np.int32)
     segments = np.zeros((n_rows, seq_len), dtype=np.int32)
     for row in range(n_rows):
         position, piece = 0, 0
         while position < seq_len:
-            length = int(rng.integers(20, 400))
+            length = int(rng.integers(*lengths))
             segments[row, position : position + length] = piece
             position, piece = position + length, piece + 1
     return {"tokens": tokens, "segments": segments, "loss_mask": np.ones_like(tokens, dtype=np.uint8)}

@@ -11,14 +11,7 @@ import torch
 import abacus_repro.model as minicpm
 from abacus_repro.model import MiniCPMConfig, MiniCPMForCausalLM, build_block_mask, positions_from_documents
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: on a shared 2-core machine thread hand-offs cost more than the arithmetic."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(**overrides) -> MiniCPMConfig:

@@ -27,12 +27,7 @@ ROWS = ((9, 14, 5, 20), (30, 11, 15))
 ROW = 56
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_model(seed: int = 11) -> MiniCPMForCausalLM:
