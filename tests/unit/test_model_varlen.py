@@ -158,6 +158,27 @@ def test_kernel_choice_on_this_device():
         set_packed_attention(tiny_model(), "sliding")
 
 
+def test_the_kernel_is_chosen_for_the_dtype_attention_runs_in():
+    """bf16 mixed precision keeps fp32 weights: under autocast the kernel must be picked for bf16, not fp32."""
+    from abacus_repro.model.attention import compute_dtype
+
+    cpu = torch.device("cpu")
+    assert compute_dtype(cpu, torch.float32) == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert compute_dtype(cpu, torch.float32) == torch.bfloat16
+
+
+def test_varlen_under_bf16_autocast_follows_the_block_mask():
+    batch, _ = packed_rows()
+    losses = {}
+    for mode in ("block_mask", "varlen"):
+        model = tiny_model().eval()
+        set_packed_attention(model, mode)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            losses[mode] = float(model(**batch, use_cache=False).loss)
+    assert losses["varlen"] == pytest.approx(losses["block_mask"], rel=2e-2)
+
+
 def test_auto_attention_is_varlen_on_gpu_and_the_block_mask_on_cpu():
     assert packed_attention_mode({}, torch.device("cpu")) == "block_mask"
     assert packed_attention_mode({"attention": "auto"}, torch.device("cuda")) == "varlen"

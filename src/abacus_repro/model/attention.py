@@ -104,6 +104,15 @@ def available_kernels(device: torch.device, dtype: torch.dtype) -> list[str]:
 _warned: set[tuple[str, str]] = set()
 
 
+def compute_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
+    """The dtype attention really runs in: autocast's (bf16 mixed precision keeps fp32 weights) where enabled."""
+    try:
+        enabled = torch.is_autocast_enabled(device.type)
+    except RuntimeError:  # a device type autocast does not know (meta): no autocast there
+        return dtype
+    return torch.get_autocast_dtype(device.type) if enabled else dtype
+
+
 def resolve_varlen_kernel(requested: str, device: torch.device, dtype: torch.dtype) -> str:
     """The kernel to use: ``auto`` takes the fastest available; a named one must be available."""
     available = available_kernels(device, dtype)
@@ -164,6 +173,10 @@ def varlen_attention(
     """Causal attention within each segment. q (N, Hq, D), k/v (N, Hkv, D) with Hq a multiple of Hkv."""
     if segments.kernel == "reference":
         return _reference_varlen(q, k, v, segments.cu_seqlens, dropout_p)
+    # Under autocast, rotary embeddings leave q and k in fp32 beside a bf16 v (elementwise ops are not autocast);
+    # the flash kernels take one half-precision dtype, as SDPA would have cast to under autocast.
+    dtype = compute_dtype(q.device, q.dtype)
+    q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
     cu = segments.cu_seqlens.to(q.device)
     if segments.kernel == "flash_attn":
         return _flash_attn_varlen()(

@@ -30,7 +30,14 @@ from transformers.cache_utils import Cache, DynamicCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
-from .attention import PACKED_ATTENTION, VarlenSegments, resolve_varlen_kernel, varlen_attention, varlen_segments
+from .attention import (
+    PACKED_ATTENTION,
+    VarlenSegments,
+    compute_dtype,
+    resolve_varlen_kernel,
+    varlen_attention,
+    varlen_segments,
+)
 from .configuration import MiniCPMConfig
 
 IGNORE_INDEX = -100
@@ -306,7 +313,7 @@ class MiniCPMModel(MiniCPMPreTrainedModel):
         if attention_mask is not None and (attention_mask.dim() != 2 or not bool(attention_mask.bool().all())):
             return None
         device = self.embed_tokens.weight.device
-        kernel = resolve_varlen_kernel(self.varlen_kernel, device, dtype)
+        kernel = resolve_varlen_kernel(self.varlen_kernel, device, compute_dtype(device, dtype))
         if document_ids is not None:
             return varlen_segments(None, document_ids.to(device), kernel)
         return varlen_segments(position_ids.to(device), None, kernel)
