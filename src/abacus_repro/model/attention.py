@@ -73,20 +73,20 @@ def cu_seqlens_from_starts(starts: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 
 @cache
+def _optional(module: str, name: str):
+    """``module.name``, or None where it is not installed (flash-attn on CPU machines and in CI)."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
 def _flash_attn_varlen():
-    """flash_attn's varlen function, or None where the package is not installed (CPU machines, CI)."""
-    try:
-        return importlib.import_module("flash_attn").flash_attn_varlen_func
-    except (ImportError, AttributeError):
-        return None
+    return _optional("flash_attn", "flash_attn_varlen_func")
 
 
-@cache
 def _torch_varlen():
-    try:
-        return importlib.import_module("torch.nn.attention.varlen").varlen_attn
-    except (ImportError, AttributeError):
-        return None
+    return _optional("torch.nn.attention.varlen", "varlen_attn")
 
 
 def available_kernels(device: torch.device, dtype: torch.dtype) -> list[str]:
