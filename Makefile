@@ -33,13 +33,13 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/config.yaml
+	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
 	$(MAKE) --no-print-directory report
 
 # The HTML report is rebuilt only when the workflow produced something new.
 report: results/report.html
 results/report.html: results/provenance/manifest.json
-	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/config.yaml --report $@
+	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml --report $@
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra tests

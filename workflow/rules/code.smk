@@ -14,9 +14,9 @@ rule code_clean:
         "logs/code/clean_{shard}.log",
     conda:
         "../../envs/data.yaml"
-    threads: 1
+    threads: get_rule_threads("code_clean")
     resources:
-        mem_mb=4000,
+        **get_rule_resources("code_clean"),
     benchmark:
         "benchmarks/rules/code_clean_{shard}.tsv"
     script:
@@ -37,8 +37,8 @@ rule code_funnel:
         "logs/code/funnel.log",
     conda:
         "../../envs/data.yaml"
-    threads: 1
+    threads: get_rule_threads("code_funnel")
     resources:
-        mem_mb=1000,
+        **get_rule_resources("code_funnel"),
     script:
         "../../scripts/code_funnel.py"

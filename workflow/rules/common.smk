@@ -1,6 +1,9 @@
 # Helpers only: paths and settings the rules share.
 import os
+import sys
 from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
 
 
 def prepend_search_path(variable, directory):
@@ -11,6 +14,10 @@ def prepend_search_path(variable, directory):
 # Rule scripts import abacus_repro: in a per-rule conda environment (--sdm conda) the package is not installed, so
 # this checkout's src/ goes on PYTHONPATH for every job (jobs inherit it, SLURM jobs included).
 prepend_search_path("PYTHONPATH", str(Path(workflow.basedir).parent / "src"))
+# ... and for this process too, where Snakemake itself runs outside the project's environment.
+if str(Path(workflow.basedir).parent / "src") not in sys.path:
+    sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
+from abacus_repro import scheduling
 
 SHARDS = list(range(config["shards"]["code"]))
 # The tiny default builds and briefly pretrains its own base model; the paper-scale run starts from the
@@ -20,6 +27,23 @@ PRETRAIN_PHASES = (["cosine", "anneal"] if STARTS_FROM_CHECKPOINT else ["base", 
 TRAIN_PHASES = PRETRAIN_PHASES + ["sft"]
 # Real public data for tests and evaluation; the environment variable wins so CI can point anywhere.
 SHARED_DATA = os.environ.get("ABACUS_SHARED_DATA", config["shared_data"])
+
+
+def get_rule_threads(rule_name):
+    return scheduling.rule_threads(config["resources"], rule_name)
+
+
+def get_rule_resources(rule_name):
+    """What a rule's jobs ask the scheduler for: config `resources:` (abacus_repro.scheduling)."""
+    return scheduling.rule_resources(config["resources"], rule_name)
+
+
+def check_resource_settings(rules):
+    """Refuse, before any job runs, a `resources:` entry that names no rule (or train GPUs outside train.launch)."""
+    try:
+        scheduling.check_resource_settings(config["resources"], [each.name for each in rules])
+    except ValueError as err:
+        raise WorkflowError(str(err)) from None
 
 
 def get_shared_path(template):

@@ -24,9 +24,9 @@ rule eval_code:
         "logs/eval/{model}/{benchmark}.log",
     conda:
         "../../envs/eval.yaml"
-    threads: 1
+    threads: get_rule_threads("eval_code")
     resources:
-        mem_mb=8000,
+        **get_rule_resources("eval_code"),
     benchmark:
         "benchmarks/rules/eval_{benchmark}_{model}.tsv"
     script:
@@ -48,9 +48,9 @@ rule eval_livecodebench:
         "logs/eval/{model}/livecodebench.log",
     conda:
         "../../envs/eval.yaml"
-    threads: 2
+    threads: get_rule_threads("eval_livecodebench")
     resources:
-        mem_mb=8000,
+        **get_rule_resources("eval_livecodebench"),
     benchmark:
         "benchmarks/rules/eval_livecodebench_{model}.tsv"
     script:
@@ -71,9 +71,9 @@ rule eval_general:
         "logs/eval/{model}/general.log",
     conda:
         "../../envs/eval.yaml"
-    threads: 1
+    threads: get_rule_threads("eval_general")
     resources:
-        mem_mb=8000,
+        **get_rule_resources("eval_general"),
     benchmark:
         "benchmarks/rules/eval_general_{model}.tsv"
     script:
@@ -98,8 +98,8 @@ rule eval_summary:
         "logs/eval/summary.log",
     conda:
         "../../envs/eval.yaml"
-    threads: 1
+    threads: get_rule_threads("eval_summary")
     resources:
-        mem_mb=1000,
+        **get_rule_resources("eval_summary"),
     script:
         "../../scripts/eval_summary.py"

@@ -13,9 +13,9 @@ rule export_gguf:
         "logs/export/gguf.log",
     conda:
         "../../envs/export.yaml"
-    threads: 2
+    threads: get_rule_threads("export_gguf")
     resources:
-        mem_mb=8000,
+        **get_rule_resources("export_gguf"),
     script:
         "../../scripts/export_gguf.py"
 
@@ -31,8 +31,8 @@ rule export_modelfile:
         "logs/export/modelfile.log",
     conda:
         "../../envs/export.yaml"
-    threads: 1
+    threads: get_rule_threads("export_modelfile")
     resources:
-        mem_mb=500,
+        **get_rule_resources("export_modelfile"),
     script:
         "../../scripts/export_modelfile.py"

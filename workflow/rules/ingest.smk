@@ -14,9 +14,9 @@ rule ingest_code:
         "logs/ingest/code.log",
     conda:
         "../../envs/data.yaml"
-    threads: 1
+    threads: get_rule_threads("ingest_code")
     resources:
-        mem_mb=4000,
+        **get_rule_resources("ingest_code"),
     benchmark:
         "benchmarks/rules/ingest_code.tsv"
     script:
@@ -36,9 +36,9 @@ rule ingest_stackexchange:
         "logs/ingest/stackexchange.log",
     conda:
         "../../envs/data.yaml"
-    threads: 1
+    threads: get_rule_threads("ingest_stackexchange")
     resources:
-        mem_mb=2000,
+        **get_rule_resources("ingest_stackexchange"),
     script:
         "../../scripts/ingest_stackexchange.py"
 
@@ -56,9 +56,9 @@ rule ingest_docs:
         "logs/ingest/docs.log",
     conda:
         "../../envs/data.yaml"
-    threads: 1
+    threads: get_rule_threads("ingest_docs")
     resources:
-        mem_mb=2000,
+        **get_rule_resources("ingest_docs"),
     script:
         "../../scripts/ingest_docs.py"
 
@@ -74,8 +74,8 @@ rule ingest_math:
         "logs/ingest/math.log",
     conda:
         "../../envs/data.yaml"
-    threads: 1
+    threads: get_rule_threads("ingest_math")
     resources:
-        mem_mb=1000,
+        **get_rule_resources("ingest_math"),
     script:
         "../../scripts/ingest_math.py"

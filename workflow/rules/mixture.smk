@@ -31,9 +31,9 @@ rule decontaminate:
         "logs/mixture/decontaminate_{group}.log",
     conda:
         "../../envs/data.yaml"
-    threads: 1
+    threads: get_rule_threads("decontaminate")
     resources:
-        mem_mb=4000,
+        **get_rule_resources("decontaminate"),
     benchmark:
         "benchmarks/rules/decontaminate_{group}.tsv"
     script:
@@ -59,9 +59,9 @@ rule mixture:
         "logs/mixture/{phase}.log",
     conda:
         "../../envs/data.yaml"
-    threads: 1
+    threads: get_rule_threads("mixture")
     resources:
-        mem_mb=4000,
+        **get_rule_resources("mixture"),
     script:
         "../../scripts/mixture.py"
 
@@ -76,8 +76,8 @@ rule mixture_stats:
         "logs/mixture/stats.log",
     conda:
         "../../envs/data.yaml"
-    threads: 1
+    threads: get_rule_threads("mixture_stats")
     resources:
-        mem_mb=500,
+        **get_rule_resources("mixture_stats"),
     script:
         "../../scripts/mixture_stats.py"

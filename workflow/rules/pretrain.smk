@@ -9,7 +9,7 @@ TRAIN_LAUNCH = config["train"]["launch"]
 TRAIN_NODES = int(TRAIN_LAUNCH["nodes"])
 TRAIN_GPUS_PER_NODE = int(TRAIN_LAUNCH["gpus_per_node"])
 TRAIN_RESOURCES = {
-    "mem_mb": 8000,
+    **get_rule_resources("train"),
     "nodes": TRAIN_NODES,
     "gpus": TRAIN_NODES * TRAIN_GPUS_PER_NODE,
     "gres": f"gpu:{TRAIN_GPUS_PER_NODE}" if TRAIN_GPUS_PER_NODE else "",
@@ -37,9 +37,9 @@ rule train_tokenizer:
         "logs/model/tokenizer.log",
     conda:
         "../../envs/train.yaml"
-    threads: 2
+    threads: get_rule_threads("train_tokenizer")
     resources:
-        mem_mb=4000,
+        **get_rule_resources("train_tokenizer"),
     script:
         "../../scripts/train_tokenizer.py"
 
@@ -56,9 +56,9 @@ rule init_model:
         "logs/model/init.log",
     conda:
         "../../envs/train.yaml"
-    threads: 1
+    threads: get_rule_threads("init_model")
     resources:
-        mem_mb=2000,
+        **get_rule_resources("init_model"),
     script:
         "../../scripts/init_model.py"
 
@@ -101,7 +101,7 @@ rule train:
         "logs/train/{phase}.log",
     conda:
         "../../envs/train.yaml"
-    threads: 2
+    threads: get_rule_threads("train")
     resources:
         **TRAIN_RESOURCES,
     benchmark:

@@ -28,9 +28,9 @@ rule provenance:
         "logs/provenance.log",
     conda:
         "../../envs/data.yaml"
-    threads: 1
+    threads: get_rule_threads("provenance")
     resources:
-        mem_mb=1000,
+        **get_rule_resources("provenance"),
     script:
         "../../scripts/provenance.py"
 

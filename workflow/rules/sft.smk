@@ -22,9 +22,9 @@ rule sft_collect:
         "logs/sft/collect.log",
     conda:
         "../../envs/data.yaml"
-    threads: 1
+    threads: get_rule_threads("sft_collect")
     resources:
-        mem_mb=2000,
+        **get_rule_resources("sft_collect"),
     script:
         "../../scripts/sft_collect.py"
 
@@ -43,9 +43,9 @@ rule sft_semi_instruct:
         "logs/sft/semi_instruct.log",
     conda:
         "../../envs/data.yaml"
-    threads: 2
+    threads: get_rule_threads("sft_semi_instruct")
     resources:
-        mem_mb=4000,
+        **get_rule_resources("sft_semi_instruct"),
     benchmark:
         "benchmarks/rules/sft_semi_instruct.tsv"
     script:
@@ -74,9 +74,9 @@ rule sft_semdedup:
         "logs/sft/semdedup.log",
     conda:
         "../../envs/data.yaml"
-    threads: 2
+    threads: get_rule_threads("sft_semdedup")
     resources:
-        mem_mb=4000,
+        **get_rule_resources("sft_semdedup"),
     benchmark:
         "benchmarks/rules/sft_semdedup.tsv"
     script:
@@ -97,8 +97,8 @@ rule sft_dataset:
         "logs/sft/dataset.log",
     conda:
         "../../envs/data.yaml"
-    threads: 1
+    threads: get_rule_threads("sft_dataset")
     resources:
-        mem_mb=2000,
+        **get_rule_resources("sft_dataset"),
     script:
         "../../scripts/sft_dataset.py"

@@ -15,9 +15,9 @@ rule text_judge:
         "logs/text/judge.log",
     conda:
         "../../envs/data.yaml"
-    threads: 1
+    threads: get_rule_threads("text_judge")
     resources:
-        mem_mb=2000,
+        **get_rule_resources("text_judge"),
     script:
         "../../scripts/text_judge.py"
 
@@ -36,9 +36,9 @@ rule text_classifier_train:
         "logs/text/classifier_train.log",
     conda:
         "../../envs/data.yaml"
-    threads: 2
+    threads: get_rule_threads("text_classifier_train")
     resources:
-        mem_mb=4000,
+        **get_rule_resources("text_classifier_train"),
     script:
         "../../scripts/text_classifier_train.py"
 
@@ -57,9 +57,9 @@ rule text_classifier_apply:
         "logs/text/classifier_apply.log",
     conda:
         "../../envs/data.yaml"
-    threads: 2
+    threads: get_rule_threads("text_classifier_apply")
     resources:
-        mem_mb=4000,
+        **get_rule_resources("text_classifier_apply"),
     script:
         "../../scripts/text_classifier_apply.py"
 
@@ -77,9 +77,9 @@ rule docs_filter:
         "logs/text/docs_filter.log",
     conda:
         "../../envs/data.yaml"
-    threads: 1
+    threads: get_rule_threads("docs_filter")
     resources:
-        mem_mb=2000,
+        **get_rule_resources("docs_filter"),
     script:
         "../../scripts/docs_filter.py"
 
@@ -97,8 +97,8 @@ rule text_stats:
         "logs/text/stats.log",
     conda:
         "../../envs/data.yaml"
-    threads: 1
+    threads: get_rule_threads("text_stats")
     resources:
-        mem_mb=500,
+        **get_rule_resources("text_stats"),
     script:
         "../../scripts/text_stats.py"

@@ -22,8 +22,8 @@ rule tokenize:
         "logs/tokenize/{phase}.log",
     conda:
         "../../envs/train.yaml"
-    threads: 2
+    threads: get_rule_threads("tokenize")
     resources:
-        mem_mb=4000,
+        **get_rule_resources("tokenize"),
     script:
         "../../scripts/tokenize.py"
