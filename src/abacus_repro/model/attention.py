@@ -14,6 +14,9 @@ Kernels, chosen per call by :func:`resolve_varlen_kernel`:
 
 Segments come from ``position_ids`` (the Hugging Face convention for padding-free packing, so a collator that
 only emits restarting positions works) or from ``document_ids`` when given.
+
+Saved model directories carry a copy of this file (see modeling.py), so it imports only the standard library,
+torch and transformers; the flash kernels stay optional imports.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Transformers 5 has no native class for MiniCPM-2B (model_type ``minicpm``), so the package owns one. A MiniCPM
 checkpoint's config.json loads into this class unchanged; the fields beyond Llama's are MiniCPM's three
 scalings (``scale_emb``, ``scale_depth``, ``dim_model_base``).
+
+Saved model directories carry a copy of this file (see modeling.py), so it imports only the standard library,
+torch and transformers.
 """
 
 from __future__ import annotations

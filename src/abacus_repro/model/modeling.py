@@ -8,6 +8,11 @@
 Parameter names are those of the published openbmb/MiniCPM-2B checkpoint (Llama naming), so it loads without
 ``trust_remote_code``.
 
+Every saved model directory also carries this file, ``configuration.py`` and ``attention.py`` (transformers copies
+a class's module and its relative imports), with an ``auto_map`` in config.json, so plain transformers loads it
+with ``trust_remote_code=True`` as the seed's users do. These three modules therefore import only torch,
+transformers, the standard library and each other.
+
 Packed training rows hold several documents. ``document_ids`` (B, T) gives each token's document; attention
 is then block-diagonal-causal (a token sees only earlier tokens of its own document) and, unless
 ``position_ids`` are given, positions restart at 0 at every document start. Masks are boolean and go to
@@ -233,6 +238,13 @@ class MiniCPMPreTrainedModel(PreTrainedModel):
         # MiniCPM's init: every linear and embedding weight ~ N(0, initializer_range), norms at 1.
         super()._init_weights(module)
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # transformers records only the saved class and its config in auto_map; the seed's checkpoints map
+        # AutoModel too. Starting afresh also drops a published checkpoint's map, which names modeling_minicpm.py
+        # (not saved here).
+        self.config.auto_map = remote_code_auto_map()
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
 
 class MiniCPMModel(MiniCPMPreTrainedModel):
     def __init__(self, config: MiniCPMConfig):
@@ -420,6 +432,20 @@ class MiniCPMForCausalLM(MiniCPMPreTrainedModel, GenerationMixin):
             past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
         )
+
+
+# The Auto classes a saved directory maps to this code (config.json's auto_map); the package registers each
+# class for its Auto class, so save_pretrained copies the defining files next to the weights.
+AUTO_CLASSES: dict[str, type] = {
+    "AutoConfig": MiniCPMConfig,
+    "AutoModel": MiniCPMModel,
+    "AutoModelForCausalLM": MiniCPMForCausalLM,
+}
+
+
+def remote_code_auto_map() -> dict[str, str]:
+    """config.json's auto_map: Auto class -> "<saved module file stem>.<class name>" (transformers' format)."""
+    return {auto: f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}" for auto, cls in AUTO_CLASSES.items()}
 
 
 def set_packed_attention(model: torch.nn.Module, mode: str, kernel: str = "auto") -> None:
