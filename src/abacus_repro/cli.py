@@ -21,6 +21,7 @@ STAGE_COMMANDS = [
     "abacus_repro.export.cli",
     "abacus_repro.provenance.cli",
     "abacus_repro.pretrain.cli",
+    "abacus_repro.plan",
 ]
 
 

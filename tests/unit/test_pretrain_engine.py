@@ -105,6 +105,11 @@ def test_resources_pick_the_launch(monkeypatch, tmp_path):
     cpu = plan_from_resources({"nodes": 1, "gpus": 0, "gres": ""})
     assert cpu == LaunchPlan(1, 1) and cpu.in_process() and not cpu.in_process(deepspeed=True)
     assert launch_command(cpu, "spec.json") is None
+    # CPU ranks (gloo) are asked for in train.launch; GPUs, when there are any, decide instead.
+    two_cpu_ranks = plan_from_resources({"nodes": 1, "gres": ""}, {"cpu_procs_per_node": 2})
+    assert two_cpu_ranks == LaunchPlan(1, 2) and not two_cpu_ranks.in_process()
+    assert "--nproc-per-node=2" in launch_command(two_cpu_ranks, "spec.json")
+    assert plan_from_resources({"nodes": 1, "gres": "gpu:4"}, {"cpu_procs_per_node": 2}).procs_per_node == 4
 
     one_node = launch_command(plan_from_resources({"nodes": 1, "gres": "gpu:8"}), "spec.json")
     assert one_node[1:] == [
@@ -239,3 +244,25 @@ def test_deepspeed_zero_engine_trains_like_the_plain_one(reference, stage):
         # ZeRO-3 partitions and re-gathers the weights (a different summation order); the shards are gathered
         # into one model that stays close to the plain run's.
         assert_same_weights(spec, reference["spec"], atol=5e-2)
+
+
+def test_deepspeed_zero2_across_two_cpu_ranks_is_one_data_parallel_run(reference):
+    """ZeRO-2 under torchrun with 2 ranks on CPU (the rehearsal's launch): accelerate must see two ranks, one main
+    (not two processes that each believe they are alone and write the same files), and the run must end where the
+    single-process run with the same global batch ends."""
+    pytest.importorskip("deepspeed")
+    spec = make_spec(
+        reference["root"],
+        reference["init"],
+        reference["data"],
+        "zero2x2",
+        micro_batch_size=2,
+        grad_accum=1,
+        deepspeed=str(REPO / "config" / "deepspeed" / "zero2.json"),
+        precision="fp32",
+    )
+    state = launched(spec, LaunchPlan(nodes=1, procs_per_node=2))
+    assert state["world_size"] == 2 and state["phase_steps"] == reference["state"]["phase_steps"]
+    assert (Path(spec["out_dir"]).parent / "state" / "pytorch_model").is_dir()
+    # Gradients are averaged over the ranks by an all-reduce: the same sums in another order.
+    assert_same_weights(spec, reference["spec"], atol=1e-5)

@@ -142,7 +142,10 @@ def make_accelerator(ds_config: Mapping[str, Any] | None, cpu: bool):
 
     if ds_config is None:
         return Accelerator(cpu=cpu, gradient_accumulation_steps=1)
-    from accelerate.utils import DeepSpeedPlugin
+    from accelerate.utils import DeepSpeedPlugin, InitProcessGroupKwargs
 
     plugin = DeepSpeedPlugin(hf_ds_config=dict(ds_config))
-    return Accelerator(deepspeed_plugin=plugin, gradient_accumulation_steps=1)
+    # Without a GPU accelerate picks no backend for DeepSpeed and sees one process per rank, each its own "main"
+    # (all write the same files, and wait_for_everyone() waits for no one); gloo makes it see the real ranks.
+    handlers = [InitProcessGroupKwargs(backend="gloo")] if cpu else []
+    return Accelerator(deepspeed_plugin=plugin, gradient_accumulation_steps=1, kwargs_handlers=handlers)

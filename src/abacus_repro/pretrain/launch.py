@@ -76,7 +76,9 @@ def plan_from_resources(resources: Mapping[str, Any], launch: Mapping[str, Any] 
     if nodes < 1:
         raise ValueError(f"resources nodes must be >= 1, got {nodes}")
     gpus = gpus_per_node(resources, nodes)
-    return LaunchPlan(nodes=nodes, procs_per_node=max(1, gpus), port=int(launch.get("port", DEFAULT_PORT)))
+    # Without GPUs, train.launch.cpu_procs_per_node CPU ranks (gloo); with GPUs, one rank per GPU.
+    procs = gpus if gpus else int(launch.get("cpu_procs_per_node") or 1)
+    return LaunchPlan(nodes=nodes, procs_per_node=procs, port=int(launch.get("port", DEFAULT_PORT)))
 
 
 def _nodelist_of_job(env: Mapping[str, str]) -> str | None:

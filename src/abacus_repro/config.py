@@ -1,0 +1,62 @@
+"""A run's configuration as the workflow resolves it: the given YAML file plus the schema's defaults.
+
+`snakemake --configfile X` reads X alone (config/config.yaml only when no file is given) and fills every key X
+leaves out from workflow/schemas/config.schema.yaml, which is the one place defaults live. Commands that reason
+about a config outside Snakemake (``abacus-repro plan``) resolve it here, through the same validator, so they see
+exactly what the workflow's jobs see.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InputError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT_CONFIGFILE = REPO_ROOT / "config" / "config.yaml"
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The YAML mapping in ``path`` as written (no defaults); InputError when it is missing or not a mapping."""
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InputError(path, f"cannot read the configuration file ({err.strerror or err})") from err
+    except yaml.YAMLError as err:
+        raise InputError(path, f"not valid YAML ({err})") from err
+    if not isinstance(loaded, dict):
+        raise InputError(path, f"a configuration is a YAML mapping of keys, found {type(loaded).__name__}")
+    return loaded
+
+
+def resolve_config(
+    config: Mapping[str, Any], schema: str | Path = SCHEMA_PATH, source: str | Path | None = None
+) -> dict[str, Any]:
+    """A validated deep copy of ``config`` with every default the schema gives filled in.
+
+    Uses Snakemake's own validator (``set_default=True``) so the result equals the workflow's ``config`` object.
+    ``source`` names the file in the error of an invalid config.
+    """
+    # Imported here: the package's stage code runs in per-rule environments without Snakemake.
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    resolved = copy.deepcopy(dict(config))
+    try:
+        validate(resolved, str(Path(schema).resolve()), set_default=True)
+    except WorkflowError as err:
+        raise InputError(source, f"invalid configuration: {err}") from err
+    return resolved
+
+
+def load_config(path: str | Path | None = None, schema: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+    """The config `snakemake --configfile path` runs with (the built-in config/config.yaml when ``path`` is None)."""
+    path = Path(path) if path is not None else DEFAULT_CONFIGFILE
+    return resolve_config(read_config_file(path), schema, source=path)
