@@ -38,7 +38,8 @@ PIP = "25.3"
 CHANNELS = ["conda-forge", "nodefaults"]
 # Imported by a library at run time rather than by our code, so the import scan cannot see them; included when
 # requirements.lock pins them. DeepSpeed is loaded by accelerate when train.deepspeed is set (GPU runs).
-RUNTIME_ONLY = {"train": ["deepspeed"]}
+# sentencepiece reads its model files through protobuf without declaring it (the published checkpoint's tokenizer).
+RUNTIME_ONLY = {"train": ["deepspeed", "protobuf"]}
 # Modules that are part of Python or of the Snakemake process that runs the script (its preamble puts
 # Snakemake's own installation on sys.path), not something the environment must provide.
 NOT_DISTRIBUTIONS = {PACKAGE, "snakemake"}

@@ -1,16 +1,21 @@
-"""Rule ingest_math: grade-school math problems with verified worked solutions (GSM8K style)."""
+"""Rule ingest_math: math documents, generated (GSM8K-style, verified), GSM8K JSON lines, or document corpora."""
 
-from abacus_repro.ingest.math import ingest_math
-from abacus_repro.io import write_docs, write_json
+from abacus_repro.ingest.math import write_math
+from abacus_repro.io import write_json
 from abacus_repro.logging_setup import setup_logging
 
 sm = snakemake  # noqa: F821 - Snakemake injects `snakemake`
 log = setup_logging(sm.log[0])
 try:
-    docs, stats = ingest_math(dict(sm.params.math), int(sm.params.seed))
-    write_docs(sm.output.docs, docs)
+    math = dict(sm.params.math)
+    # Each corpus's files as the rule's inputs list them (get_math_corpus_files: corpus_0, corpus_1, ...), so the
+    # job reads exactly the files Snakemake tracked.
+    corpus_files = None
+    if math["source"] == "corpus":
+        corpus_files = [list(getattr(sm.input, f"corpus_{i}")) for i in range(len(math["corpus"]))]
+    stats = write_math(math, int(sm.params.seed), sm.output.docs, corpus_files)
     write_json(sm.output.stats, stats)
 except Exception:
     log.exception("ingest_math failed")
     raise
-log.info("%d math problems", stats["kept"])
+log.info("%d math documents (%s)", stats["kept"], math["source"])

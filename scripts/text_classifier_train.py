@@ -21,16 +21,21 @@ try:
         threads=sm.threads,
         device=settings.get("device", "cpu"),
         labels_path=sm.input.labels,
+        min_per_class=int(settings["min_per_class"]),
+        on_uninformative=settings["on_uninformative"],
     )
     write_json(sm.output.classifier, classifier)
     write_json(sm.output.metrics, metrics)
 except Exception:
     log.exception("text_classifier_train failed")
     raise
-log.info(
-    "validation P %.3f R %.3f F1 %.3f AUC %s",
-    metrics["precision"],
-    metrics["recall"],
-    metrics["f1"],
-    metrics["roc_auc"],
-)
+if metrics["labels_informative"]:
+    log.info(
+        "validation P %.3f R %.3f F1 %.3f AUC %s",
+        metrics["precision"],
+        metrics["recall"],
+        metrics["f1"],
+        metrics["roc_auc"],
+    )
+else:
+    log.warning("uninformative labels %s: the classifier keeps every thread", metrics["class_counts"])

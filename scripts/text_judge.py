@@ -1,25 +1,34 @@
-"""Rule text_judge: a seeded sample of StackExchange threads scored 1-5 by the configured judge."""
+"""Rule text_judge: a seeded sample of StackExchange threads scored 1-5 by the configured judge.
+
+With ``text.judge.backend: openai`` and no ``base_url``, the job serves the judge model itself for its own
+lifetime (``llm_server``; abacus_repro.llm.server), its output in the rule's second log.
+"""
 
 from abacus_repro.io import write_docs, write_json
+from abacus_repro.llm import consumer_endpoint
 from abacus_repro.logging_setup import setup_logging
-from abacus_repro.text.judge import client_from_settings, judge_sample, read_judge_sample
+from abacus_repro.text.judge import client_from_settings, judge_sample, read_judge_sample, reply_format_for
 
 sm = snakemake  # noqa: F821 - Snakemake injects `snakemake`
 log = setup_logging(sm.log[0])
 try:
-    settings = dict(sm.params.judge)
-    sample_size = int(settings.get("sample_size", 400))
+    sample_size = int(sm.params.judge["sample_size"])
     # Only the ids of qa.parquet are read in full; then the sampled threads.
     sample, available = read_judge_sample(sm.input.qa, sample_size, int(sm.params.seed))
-    labels, stats = judge_sample(
-        sample,
-        client_from_settings(settings),
-        available=available,
-        sample_size=sample_size,
-        good_score=int(settings.get("good_score", 3)),
-        max_chars=int(settings.get("max_chars", 6000)),
-        batch_size=int(settings.get("batch_size", 32)),
-    )
+    served_model = sm.input.get("llm_model")  # the served model file, when the job serves one
+    with consumer_endpoint(
+        sm.params.judge, sm.params.llm_server, "text.judge", sm.log.server, served_model, sm.threads
+    ) as settings:
+        labels, stats = judge_sample(
+            sample,
+            client_from_settings(settings),
+            available=available,
+            sample_size=sample_size,
+            good_score=int(settings["good_score"]),
+            max_chars=int(settings["max_chars"]),
+            batch_size=int(settings["batch_size"]),
+            reply_format=reply_format_for(settings),
+        )
     write_docs(sm.output.labels, labels)
     write_json(sm.output.stats, stats)
 except Exception:

@@ -1,9 +1,12 @@
-"""The micro workflow through `snakemake --profile profiles/slurm` on a real one-node SLURM cluster on localhost.
+"""The paper-scale rehearsal through the users' own command on a real one-node SLURM cluster on localhost.
 
-cluster/slurm-localhost.sh brings up munged, slurmctld and slurmd from Debian's packages (in a network namespace
-with only loopback); every job of the DAG is submitted with sbatch by the SLURM executor plugin, runs under slurmd,
-and is polled with squeue. SLURM's own record of finished jobs (jobcomp/filetxt) is the evidence that each job
-went through SLURM with the profile's memory, wall time and CPUs. Needs root (daemons, a network namespace); CI
+In a copy of the repository, with cluster/profile installed as the user's site-wide `slurm` profile (a temporary
+XDG_CONFIG_HOME, the one documented set-up step), the test types
+`snakemake --profile slurm --configfile config/rehearsal.yaml`. cluster/slurm-localhost.sh brings up munged,
+slurmctld and slurmd from Debian's packages (in a network namespace with only loopback); every job of the DAG is
+submitted with sbatch by the SLURM executor plugin, runs under slurmd, and is polled with squeue. SLURM's own record
+of finished jobs (jobcomp/filetxt) is the evidence that each job went through SLURM with the config's memory, wall
+time and CPUs. Needs root (daemons, a network namespace); CI
 runs as root and installs the packages (`apt-get install -y --no-install-recommends munge slurmctld slurmd
 slurm-client`).
 """
@@ -21,14 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
-from ..conftest import REPO_ROOT, write_micro_config
+from abacus_repro.config import load_config
+from abacus_repro.scheduling import rule_resources
+
+from ..conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
 CLUSTER = REPO_ROOT / "cluster" / "slurm-localhost.sh"
-LOCAL_PROFILE = REPO_ROOT / "cluster" / "profile" / "config.yaml"
+SITE_PROFILE = REPO_ROOT / "cluster" / "profile"
+REHEARSAL = "config/rehearsal.yaml"
+# The users' command, verbatim (run from the repository root).
+USERS_COMMAND = ["snakemake", "--profile", "slurm", "--configfile", REHEARSAL]
 STATE_DIR = Path(os.environ.get("ABACUS_SLURM_DIR", "/run/abacus-slurm"))
 NETNS = Path("/run/netns") / os.environ.get("ABACUS_SLURM_NETNS", "abacus-slurm")
 SLURM_COMMANDS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue")
@@ -45,14 +53,30 @@ def _cluster(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
     return subprocess.run([str(CLUSTER), *args], capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def _snakemake_in_cluster(workdir: Path, config: Path, *extra: str) -> subprocess.CompletedProcess:
-    """snakemake with the real SLURM profile plus the localhost cluster's scale, inside the cluster's namespace."""
-    cmd = [str(CLUSTER), "exec", "--", sys.executable, "-m", "snakemake",
-           "--snakefile", str(REPO_ROOT / "workflow/Snakefile"), "--configfile", str(config),
-           "--profile", str(REPO_ROOT / "profiles/slurm"), "--profile", str(LOCAL_PROFILE.parent), *extra]
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    # Run from the work directory: the plugin puts SLURM logs and `sbatch -D` relative to where snakemake starts.
-    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env, timeout=2400, check=False)
+def _checkout(target: Path) -> Path:
+    """This working tree as a fresh clone would have it (tracked and untracked files git does not ignore)."""
+    listed = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO_ROOT, check=True,
+                            capture_output=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        source = REPO_ROOT / rel
+        if source.is_file():
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / rel)
+    return target
+
+
+def _install_site_profile(xdg: Path) -> Path:
+    """What the README's set-up step does: a `slurm` profile where Snakemake looks for profiles by name."""
+    shutil.copytree(SITE_PROFILE, xdg / "snakemake" / "slurm")
+    return xdg
+
+
+def _snakemake_in_cluster(checkout: Path, xdg: Path, *extra: str) -> subprocess.CompletedProcess:
+    """The users' command from the repository root, inside the cluster's namespace."""
+    cmd = [str(CLUSTER), "exec", "--", *USERS_COMMAND, *extra]
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               XDG_CONFIG_HOME=str(xdg))
+    return subprocess.run(cmd, cwd=checkout, capture_output=True, text=True, env=env, timeout=2400, check=False)
 
 
 def _jobcomp(path: Path) -> dict[str, dict[str, str]]:
@@ -108,19 +132,18 @@ def slurm_run(tmp_path_factory) -> SlurmRun:
     up = _cluster("up")
     if up.returncode != 0:
         pytest.fail(f"cluster/slurm-localhost.sh up failed:\n{up.stdout}\n{up.stderr}")
-    workdir = tmp_path_factory.mktemp("slurm-run")
-    saved = workdir / "slurm-state"
+    workdir = _checkout(tmp_path_factory.mktemp("slurm-run"))
+    xdg = _install_site_profile(tmp_path_factory.mktemp("xdg"))
+    saved = tmp_path_factory.mktemp("slurm-state")
     try:
         up_again = _cluster("up")
-        config = write_micro_config(workdir)
-        result = _snakemake_in_cluster(workdir, config)
+        result = _snakemake_in_cluster(workdir, xdg)
         log = result.stdout + result.stderr
         if result.returncode != 0:
             logs = "\n".join(f"== {p}\n{p.read_text(errors='replace')[-3000:]}"
                              for p in sorted((workdir / "logs").rglob("*.log")))
             pytest.fail(f"workflow through SLURM failed:\n{log[-8000:]}\n{logs[-12000:]}")
-        rerun = _snakemake_in_cluster(workdir, config, "--dry-run")
-        saved.mkdir()
+        rerun = _snakemake_in_cluster(workdir, xdg, "--dry-run")
         for name in ("jobcomp.log", "slurmctld.log", "slurmd.log"):
             if (STATE_DIR / "log" / name).is_file():
                 shutil.copy(STATE_DIR / "log" / name, saved / name)
@@ -160,14 +183,14 @@ def test_slurm_recorded_every_job_as_completed_on_the_node(slurm_run):
         assert record["Name"] == slurm_run.run_id, (rule, record["Name"])  # the plugin names jobs by its run
 
 
-def test_every_job_got_the_profiles_memory_time_and_cpus(slurm_run):
-    # The real profile names every rule; the localhost layer restates the numbers at this node's scale. A rule
-    # without mem_mb would show the whole node's memory here.
-    resources = yaml.safe_load(LOCAL_PROFILE.read_text())["set-resources"]
+def test_every_job_got_the_configs_memory_time_and_cpus(slurm_run):
+    # The sizes come from the rehearsal config's resources:, through the user's own site profile. A rule without
+    # mem_mb would show the whole node's memory here.
+    resources = load_config(slurm_run.workdir / REHEARSAL)["resources"]
     for job_id, (rule, _) in slurm_run.submitted.items():
         record = slurm_run.jobcomp[job_id]
         tres = dict(item.split("=", 1) for item in record["Tres"].split(","))
-        wanted = resources[rule]
+        wanted = rule_resources(resources, rule)
         assert tres["mem"] == f"{wanted['mem_mb']}M", (rule, record["Tres"])
         assert int(tres["cpu"]) == wanted["cpus_per_task"], (rule, record["Tres"])
         assert _minutes(record["TimeLimit"]) == wanted["runtime"], (rule, record["TimeLimit"])
@@ -187,7 +210,7 @@ def test_outputs_exist_and_funnels_add_up(slurm_run):
     for rel in ["results/code/stats.json", "results/text/stats.json", "results/mixture/stats.json",
                 "results/eval/summary.json", "results/export/Modelfile", "results/provenance/manifest.json"]:
         assert (workdir / rel).is_file(), rel
-    for phase in ["base", "cosine", "anneal", "sft"]:
+    for phase in ["cosine", "anneal", "sft"]:  # from a checkpoint: no base phase
         assert (workdir / f"results/train/{phase}/model/config.json").is_file(), phase
     stats = json.loads((workdir / "results/code/stats.json").read_text())
     assert stats["read"] > 0 and stats["read"] == stats["kept"] + sum(stats["dropped"].values())

@@ -71,12 +71,11 @@ def test_sample_respects_budget_and_seed(tmp_path):
 def test_tokenizer_from_shards_and_bad_input(tmp_path):
     docs = [make_doc(text, "text") for text in corpus_texts(60_000)]
     write_docs(tmp_path / "docs.parquet", docs)
-    out = tokenizer_from_shards(
-        [tmp_path / "docs.parquet"], {"vocab_size": 600, "train_chars": 50_000}, tmp_path / "t", 3
-    )
+    settings = {"vocab_size": 600, "train_chars": 50_000}
+    out = tokenizer_from_shards([tmp_path / "docs.parquet"], settings, tmp_path / "t", 3)
     assert len(load_tokenizer(out)) == 600
     (tmp_path / "broken.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(InputError, match="broken.parquet"):
-        tokenizer_from_shards([tmp_path / "broken.parquet"], {}, tmp_path / "t2", 3)
+        tokenizer_from_shards([tmp_path / "broken.parquet"], settings, tmp_path / "t2", 3)
     with pytest.raises(InputError, match="missing.parquet"):
-        tokenizer_from_shards([tmp_path / "missing.parquet"], {}, tmp_path / "t3", 3)
+        tokenizer_from_shards([tmp_path / "missing.parquet"], settings, tmp_path / "t3", 3)

@@ -107,10 +107,15 @@ class _Named(dict):
     __getattr__ = dict.__getitem__
 
 
+class _Logs(list):
+    """Snakemake's log: by position, and by name (sft_semi_instruct's second log is its LLM server's)."""
+
+
 def _run_script(name, tmp, input, output, params, threads=1):
     snakemake = type("Snakemake", (), {})()
     snakemake.input, snakemake.output, snakemake.params = _Named(**input), _Named(**output), _Named(**params)
-    snakemake.log = [str(tmp / f"{name}.log")]
+    snakemake.log = _Logs([str(tmp / f"{name}.log")])
+    snakemake.log.server = str(tmp / f"{name}.server.log")
     snakemake.threads = threads
     runpy.run_path(str(SCRIPTS / f"{name}.py"), init_globals={"snakemake": snakemake}, run_name="__main__")
 
@@ -122,9 +127,9 @@ def test_rule_scripts_end_to_end(tmp_path, threads):
     reworded = _se_doc(0, title="How would I do thing 0?")
     write_docs(nl_path, [_se_doc(i) for i in range(6)] + [reworded])
     sft = {"max_functions": 400, "max_tests_per_function": 3, "code_nl_ratio": 1.0, "nl_shortfall": "repeat",
-           "sandbox": {"timeout_s": 5, "memory_mb": 512}}  # fmt: skip
+           "sandbox": {"timeout_s": 5, "memory_mb": 512}, "rewriter": {"backend": "metadata"}}  # fmt: skip
     out = tmp_path / "sft"
-    params = {"sft": sft, "seed": 1234}
+    params = {"sft": sft, "seed": 1234, "llm_server": None}  # the template rewriter needs no server
     _run_script("sft_collect", tmp_path, {"code": [str(shard)]},
                 {"natural": str(out / "natural.parquet"), "stats": str(out / "natural.stats.json")}, params)  # fmt: skip
     _run_script("sft_semi_instruct", tmp_path, {"natural": str(out / "natural.parquet")},

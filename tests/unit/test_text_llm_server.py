@@ -133,6 +133,8 @@ def _settings(base_url: str, cache_dir: Path, **overrides) -> dict:
         "concurrency": 4,
         "cache_dir": str(cache_dir),
         "max_chars": 1500,
+        # Free-text replies (the grammar of extra_body, or none): the JSON-schema constraint is test_llm_server's.
+        "constrain": "none",
     }
     settings.update(overrides)
     return settings

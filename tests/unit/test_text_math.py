@@ -84,7 +84,7 @@ def test_evaluator_is_exact():
 
 def test_gsm8k_jsonl_source(shared_data):
     path = shared_data / "eval" / "gsm8k" / "train_first20.jsonl"
-    docs, stats = ingest_math({"source": "jsonl", "path": str(path)}, seed=0)
+    docs, stats = ingest_math({"source": "jsonl", "path": str(path), "n_problems": 400}, seed=0)
     assert stats["read"] == 20 == stats["kept"] + sum(stats["dropped"].values())
     assert all("#### " in d["text"] for d in docs)
 

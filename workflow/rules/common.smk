@@ -46,6 +46,28 @@ def check_resource_settings(rules):
         raise WorkflowError(str(err)) from None
 
 
+# Stand-ins for the paper run's raw inputs (rehearsal.smk), by the paths config/rehearsal.yaml names: corpus
+# directory under results/rehearsal/ -> its published layout.
+REHEARSAL_CODE_DUMP = "results/rehearsal/the-stack-v2-dedup/python"
+REHEARSAL_MATH_CORPORA = {"open-web-math/data": "openwebmath", "proof-pile-2/algebraic-stack/train": "algebraic_stack"}
+
+
+def get_rehearsal_corpus_size(wildcards):
+    """A stand-in corpus holds exactly the math.corpus entry's max_documents (its size in the rehearsal)."""
+    path = f"results/rehearsal/{wildcards.corpus}"
+    for entry in config["math"]["corpus"]:
+        if entry["path"].rstrip("/") == path:
+            if not entry.get("max_documents"):
+                raise WorkflowError(f"config math.corpus {entry['name']}: a stand-in corpus needs max_documents")
+            return entry["max_documents"]
+    raise WorkflowError(f"no math.corpus entry names {path}")
+
+
+def get_code_dump():
+    """The code dump or repositories directory ingest_code reads (an input, so a rule may make it)."""
+    return config["code"]["path"] if config["code"]["source"] in ("repos_dir", "stack_dump") else []
+
+
 def get_shared_path(template):
     """A config path that may name {shared_data}; None stays None."""
     if template is None:
@@ -71,6 +93,73 @@ def get_docs_sample_files():
             if name.endswith((".md", ".rst")):
                 found.append(os.path.join(dirpath, name))
     return sorted(found)
+
+
+def get_math_corpus_files(wildcards):
+    """ingest_math's input files: each math corpus's files (globs and directories expanded, sorted; {shared_data}
+    substituted) as corpus_0, corpus_1, ... in config order, or the GSM8K file as gsm8k; none for generated.
+    A corpus under results/ is made by a rule (the rehearsal's stand-ins), so its directory itself is the input."""
+    from abacus_repro.errors import InputError
+    from abacus_repro.ingest.corpus import corpus_files, corpus_specs
+
+    math = config["math"]
+    if math["source"] == "jsonl":
+        return {"gsm8k": math["path"]}
+    if math["source"] != "corpus":
+        return {}
+    try:
+        specs = corpus_specs(math["corpus"], "math.corpus")
+        inputs = {}
+        for i, spec in enumerate(specs):
+            path = get_shared_path(spec.path)
+            made_by_a_rule = path.startswith("results/")
+            inputs[f"corpus_{i}"] = [path] if made_by_a_rule else corpus_files(path, f"{spec.where}.path", spec.format)
+        return inputs
+    except InputError as err:
+        raise WorkflowError(str(err)) from None
+
+
+# What a published checkpoint's tokenizer may consist of (the Llama layout: tokenizer.model, with or without
+# tokenizer.json); the tokenizer rule reads nothing else of it.
+PRETRAINED_TOKENIZER_FILES = ["tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+
+
+def get_pretrained_checkpoint():
+    """model.pretrained as an input of the rules that read it (on disk, or the rehearsal's stand-in a rule makes)."""
+    return config["model"]["pretrained"]
+
+
+def get_pretrained_tokenizer_files():
+    """The tokenizer files of model.pretrained. One that the workflow makes (under results/) is given as the
+    directory its maker declares as output; one on disk as its tokenizer files only, so no weights file (5 GB,
+    and its modification time) is an input of the tokenizer job."""
+    # (Not named "checkpoint": at the start of a line Snakemake reads that as its keyword.)
+    pretrained = get_pretrained_checkpoint()
+    if pretrained.startswith("results/") or not os.path.isdir(pretrained):
+        return [pretrained]
+    found = [os.path.join(pretrained, name) for name in PRETRAINED_TOKENIZER_FILES]
+    return [path for path in found if os.path.exists(path)] or [pretrained]
+
+
+def get_tokenizer_inputs(wildcards):
+    """train_tokenizer's inputs. Starting from a checkpoint, the tokenizer is the checkpoint's own: its tokenizer
+    files only, so the job runs at once and waits on no cleaning; otherwise every document set it is trained on."""
+    if STARTS_FROM_CHECKPOINT:
+        return {"pretrained": get_pretrained_tokenizer_files()}
+    return {
+        "code": get_code_shards("kept"),
+        "text": ["results/text/stackexchange/kept.parquet", "results/text/docs/kept.parquet"],
+        "math": "results/ingest/math/math.parquet",
+        "sft": "results/sft/dataset.parquet",
+    }
+
+
+def get_init_model_inputs(wildcards):
+    """init_model's inputs: the run's tokenizer, and the checkpoint it re-saves when there is one."""
+    inputs = {"tokenizer": "results/model/tokenizer/tokenizer.json"}
+    if STARTS_FROM_CHECKPOINT:
+        inputs["pretrained"] = get_pretrained_checkpoint()
+    return inputs
 
 
 def get_phase_model(wildcards):
@@ -106,6 +195,62 @@ def get_eval_model_input(wildcards):
 
 def get_eval_model_ref(wildcards):
     return get_eval_models()[wildcards.model]
+
+
+# The OpenAI-compatible server of the judge and the Semi-Instruct rewriter (config llm_server). Each consumer job
+# starts its own for its own lifetime (abacus_repro.llm.server): the equivalent of a Snakemake service job
+# without group jobs, so on SLURM it runs on the consumer's GPU node.
+LLM_SERVER_GGUF = "results/llm_server/model-F16.gguf"
+
+
+def needs_llm_server(consumer):
+    """A consumer section (text.judge, sft.rewriter) whose job starts the server: openai, no base_url, an engine."""
+    return (consumer.get("backend") == "openai" and not consumer.get("base_url")
+            and config["llm_server"]["engine"] != "none")
+
+
+def get_llm_server_model():
+    """What the server loads: llama_cpp needs a GGUF, so a model directory is exported first (rule llm_server_gguf)."""
+    model = config["llm_server"]["model"]
+    if config["llm_server"]["engine"] == "llama_cpp" and model and not model.endswith(".gguf"):
+        return LLM_SERVER_GGUF
+    return model
+
+
+def get_llm_server_input(consumer):
+    """Input function for a consumer rule: the served model as `llm_model` when it is a local path (a hub id,
+    which vLLM resolves itself, is not a file)."""
+
+    def llm_model(wildcards):
+        if not needs_llm_server(consumer):
+            return {}
+        path = get_llm_server_model()
+        local = os.path.isabs(path) or path.startswith(("results/", "./", "../")) or os.path.exists(path)
+        return {"llm_model": path} if local else {}
+
+    return llm_model
+
+
+def check_llm_server_settings():
+    """Refuse, before any job runs, a consumer with backend openai that has neither a base_url nor a server."""
+    consumers = {"text.judge": config["text"]["judge"], "sft.rewriter": config["sft"]["rewriter"]}
+    for where, consumer in consumers.items():
+        if consumer.get("backend") == "openai" and not consumer.get("base_url") and not needs_llm_server(consumer):
+            raise WorkflowError(f"{where}.backend is openai but neither {where}.base_url (an external server) nor "
+                                "llm_server.engine (a server the job starts) is set")
+
+
+check_llm_server_settings()
+
+
+def get_llm_server_params(consumer):
+    """The llm_server section for a consumer that serves its model, else None (so editing it re-runs no other job)."""
+    return config["llm_server"] if needs_llm_server(consumer) else None
+
+
+def get_llm_server_source(wildcards):
+    """The model directory rule llm_server_gguf exports (llm_server.model)."""
+    return config["llm_server"]["model"]
 
 
 def get_final_outputs():

@@ -2,6 +2,8 @@
 
 
 rule ingest_code:
+    input:
+        dump=get_code_dump(),
     output:
         shards=expand("results/ingest/code/shard-{shard}.parquet", shard=SHARDS),
         docs="results/ingest/docs/from_code.parquet",
@@ -64,6 +66,8 @@ rule ingest_docs:
 
 
 rule ingest_math:
+    input:
+        unpack(get_math_corpus_files),
     output:
         docs="results/ingest/math/math.parquet",
         stats="results/ingest/math/stats.json",

@@ -21,10 +21,9 @@ CONTINUE_OPTIMIZER = bool(config["train"]["continue_optimizer"])
 
 rule train_tokenizer:
     input:
-        code=get_code_shards("kept"),
-        text=["results/text/stackexchange/kept.parquet", "results/text/docs/kept.parquet"],
-        math="results/ingest/math/math.parquet",
-        sft="results/sft/dataset.parquet",
+        # With model.pretrained: the checkpoint's tokenizer files only (the job waits on no cleaning);
+        # otherwise the code, text, math and SFT documents it is trained on.
+        unpack(get_tokenizer_inputs),
     output:
         tokenizer="results/model/tokenizer/tokenizer.json",
         config="results/model/tokenizer/tokenizer_config.json",
@@ -32,7 +31,7 @@ rule train_tokenizer:
         tokenizer=config["tokenizer"],
         seed=config["seed"],
         # A run that starts from a published checkpoint keeps that checkpoint's tokenizer.
-        pretrained=config["model"].get("pretrained"),
+        pretrained=config["model"]["pretrained"],
     log:
         "logs/model/tokenizer.log",
     conda:
@@ -46,7 +45,7 @@ rule train_tokenizer:
 
 rule init_model:
     input:
-        tokenizer="results/model/tokenizer/tokenizer.json",
+        unpack(get_init_model_inputs),
     output:
         model=directory("results/model/init"),
     params:
@@ -61,6 +60,33 @@ rule init_model:
         **get_rule_resources("init_model"),
     script:
         "../../scripts/init_model.py"
+
+
+# A checkpoint laid out exactly like the published MiniCPM-2B one (config.json keys, bf16 safetensors names,
+# SentencePiece tokenizer.model and its Llama tokenizer files) at the model section's tiny size: the rehearsal's
+# model.pretrained names this directory, so the paper run's loading code runs on it. Reached only then.
+rule rehearsal_checkpoint:
+    input:
+        # The repository's own sample documents (with the standard library's sources: the tokenizer's text),
+        # found from the workflow, whatever the working directory.
+        samples=str(Path(workflow.basedir).parent / "data" / "samples"),
+    output:
+        checkpoint=directory("results/rehearsal/MiniCPM-2B-layout"),
+    params:
+        model=config["model"],
+        # The SentencePiece vocabulary trained here: with model.pretrained, tokenizer.vocab_size documents the
+        # checkpoint's vocabulary (and the tokenizer rule checks it).
+        vocab_size=config["tokenizer"]["vocab_size"],
+        seed=config["seed"],
+    log:
+        "logs/rehearsal/checkpoint.log",
+    conda:
+        "../../envs/train.yaml"
+    threads: get_rule_threads("rehearsal_checkpoint")
+    resources:
+        **get_rule_resources("rehearsal_checkpoint"),
+    script:
+        "../../scripts/rehearsal_checkpoint.py"
 
 
 rule train:

@@ -29,8 +29,11 @@ rule sft_collect:
         "../../scripts/sft_collect.py"
 
 
+# An LLM rewriter's server (sft.rewriter.backend openai, base_url null, llm_server.engine set) lives inside this
+# job, as the judge's does in text_judge: the equivalent of a Snakemake service job without group jobs.
 rule sft_semi_instruct:
     input:
+        unpack(get_llm_server_input(config["sft"]["rewriter"])),
         natural="results/sft/natural.parquet",
     output:
         kept="results/sft/semi_instruct.parquet",
@@ -38,9 +41,11 @@ rule sft_semi_instruct:
         stats="results/sft/semi_instruct.stats.json",
     params:
         sft=SFT_GENERATION,
+        llm_server=get_llm_server_params(config["sft"]["rewriter"]),
         seed=config["seed"],
     log:
-        "logs/sft/semi_instruct.log",
+        main="logs/sft/semi_instruct.log",
+        server="logs/sft/semi_instruct.server.log",
     conda:
         "../../envs/data.yaml"
     threads: get_rule_threads("sft_semi_instruct")

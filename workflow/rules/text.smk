@@ -2,17 +2,23 @@
 # the whole dump; technical docs are kept by language and Python code blocks.
 
 
+# The judge's server (text.judge.backend openai with base_url null, llm_server.engine set) lives inside this job:
+# started when it begins, stopped when it ends, even on error. That is what a Snakemake service job would give,
+# without the group jobs the SLURM executor runs poorly; on SLURM the server uses this job's GPUs and node.
 rule text_judge:
     input:
+        unpack(get_llm_server_input(config["text"]["judge"])),
         qa="results/ingest/stackexchange/qa.parquet",
     output:
         labels="results/text/judge/labels.parquet",
         stats="results/text/judge/stats.json",
     params:
         judge=config["text"]["judge"],
+        llm_server=get_llm_server_params(config["text"]["judge"]),
         seed=config["seed"],
     log:
-        "logs/text/judge.log",
+        main="logs/text/judge.log",
+        server="logs/text/judge.server.log",
     conda:
         "../../envs/data.yaml"
     threads: get_rule_threads("text_judge")
@@ -20,6 +26,26 @@ rule text_judge:
         **get_rule_resources("text_judge"),
     script:
         "../../scripts/text_judge.py"
+
+
+# llama_cpp serves GGUF files: a model directory in llm_server.model (e.g. one the workflow made) is exported
+# to F16 first, by the exporter of rule export_gguf.
+rule llm_server_gguf:
+    input:
+        model=get_llm_server_source,
+    output:
+        gguf=LLM_SERVER_GGUF,
+    params:
+        model=config["llm_server"]["model"],
+    log:
+        "logs/llm_server/gguf.log",
+    conda:
+        "../../envs/export.yaml"
+    threads: get_rule_threads("llm_server_gguf")
+    resources:
+        **get_rule_resources("llm_server_gguf"),
+    script:
+        "../../scripts/llm_server_gguf.py"
 
 
 rule text_classifier_train:

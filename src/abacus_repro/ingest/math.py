@@ -7,6 +7,9 @@ with ``#### <answer>``. Every note is re-evaluated by :func:`verify_solution` (a
 ``eval``) before a problem is kept, so a wrong sum can never reach the training data.
 
 ``math.source: jsonl`` reads GSM8K-layout JSON lines (``question``, ``answer``) from ``math.path`` instead.
+
+``math.source: corpus`` is the paper-scale source: documents streamed from the corpora ``math.corpus`` lists
+(OpenWebMath's Parquet shards, proof-pile-2's algebraic-stack ``.jsonl.zst`` shards, ...; see :mod:`.corpus`).
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import logging
 import operator
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 
 from ..errors import InputError
-from ..io import Funnel, content_id, make_doc, read_jsonl
+from ..io import Funnel, content_id, make_doc, read_jsonl, write_docs
+from .corpus import CorpusReader, corpus_specs, ingest_corpora
 
 log = logging.getLogger(__name__)
 
@@ -446,13 +450,52 @@ def read_gsm8k_jsonl(path: str | Path, limit: int | None = None) -> tuple[list[d
     return docs, funnel.to_dict()
 
 
-def ingest_math(settings: dict, seed: int) -> tuple[list[dict], dict]:
-    """The ``math:`` config section -> (documents, stats)."""
-    source = settings.get("source", "generated")
+SOURCES = ("generated", "jsonl", "corpus")
+
+
+def _setting(settings: Mapping, key: str):
+    """A ``math:`` key; the schema fills every default, so a missing key means an unvalidated config."""
+    if key not in settings:
+        raise InputError(
+            f"config math.{key}",
+            "is not set (validating the config against workflow/schemas/config.schema.yaml fills its default)",
+        )
+    return settings[key]
+
+
+def _source(settings: Mapping) -> str:
+    source = _setting(settings, "source")
+    if source not in SOURCES:
+        raise InputError("config math.source", f"{source!r} is not one of: {', '.join(SOURCES)}")
+    return source
+
+
+def ingest_math(settings: Mapping, seed: int) -> tuple[list[dict], dict]:
+    """The ``math:`` config section -> (documents, stats), all in memory (a corpus too: see :func:`write_math`)."""
+    source = _source(settings)
     if source == "generated":
-        return generate_problems(int(settings.get("n_problems", 400)), seed)
+        return generate_problems(int(_setting(settings, "n_problems")), seed)
     if source == "jsonl":
-        if not settings.get("path"):
-            raise InputError(None, "math.path must name a GSM8K-layout JSONL file when math.source is jsonl")
-        return read_gsm8k_jsonl(settings["path"], settings.get("n_problems"))
-    raise InputError(None, f"math.source is {source!r}; choose generated or jsonl")
+        if not _setting(settings, "path"):
+            raise InputError("config math.path", "must name a GSM8K-layout JSONL file when math.source is jsonl")
+        return read_gsm8k_jsonl(settings["path"], _setting(settings, "n_problems"))
+    reader = CorpusReader(corpus_specs(_setting(settings, "corpus"), "math.corpus"), SOURCE)
+    docs = list(reader.documents())
+    return docs, reader.stats()
+
+
+def write_math(
+    settings: Mapping, seed: int, docs_path: str | Path, corpus_files: Sequence[Sequence[str]] | None = None
+) -> dict:
+    """Rule ingest_math: write the math documents to ``docs_path`` and return the statistics.
+
+    A corpus is streamed to the file (never all in memory); ``corpus_files`` are each corpus's files as the
+    rule's inputs list them (None: expand each corpus path here).
+    """
+    if _source(settings) == "corpus":
+        return ingest_corpora(
+            corpus_specs(_setting(settings, "corpus"), "math.corpus"), docs_path, SOURCE, corpus_files
+        )
+    docs, stats = ingest_math(settings, seed)
+    write_docs(docs_path, docs)
+    return stats

@@ -1,4 +1,5 @@
-"""LLM access for the judge, rewriting and test generation: one interface, three backends (see client.py)."""
+"""LLM access for the judge, rewriting and test generation: one interface, three backends (see client.py), and
+the OpenAI-compatible server a consumer job starts for itself (see server.py)."""
 
 from .client import (
     BACKENDS,
@@ -11,15 +12,33 @@ from .client import (
     TransformersClient,
     get_client,
 )
+from .server import (
+    ENGINES,
+    Endpoint,
+    LLMServerError,
+    ServerSettings,
+    consumer_endpoint,
+    needs_server,
+    served,
+    server_command,
+)
 
 __all__ = [
     "BACKENDS",
+    "ENGINES",
     "METADATA_NAME",
+    "Endpoint",
     "LLMClient",
     "LLMError",
+    "LLMServerError",
     "MetadataClient",
     "OpenAIClient",
     "PromptRejected",
+    "ServerSettings",
     "TransformersClient",
+    "consumer_endpoint",
     "get_client",
+    "needs_server",
+    "served",
+    "server_command",
 ]

@@ -1,4 +1,5 @@
-"""The run's starting model: the tiny MiniCPM built from config, or the published checkpoint (full config).
+"""The run's starting model: the tiny MiniCPM built from config, or the published checkpoint (full config),
+loaded through our own classes and checked against the config's `model:` section.
 
 Either way the result is a Hugging Face directory (config.json, model.safetensors, tokenizer files) that every
 later stage loads with ``AutoModelForCausalLM`` after ``import abacus_repro.model``.
@@ -7,6 +8,7 @@ later stage loads with ``AutoModelForCausalLM`` after ``import abacus_repro.mode
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,7 +62,7 @@ def init_model(model_settings: Mapping[str, Any], tokenizer_dir: str | Path, out
         tokenizer_dir = tokenizer_dir.parent
     pretrained = model_settings.get("pretrained")
     if pretrained:
-        return _copy_pretrained(Path(pretrained), tokenizer_dir, out_dir)
+        return _copy_pretrained(Path(pretrained), tokenizer_dir, out_dir, model_settings)
 
     tokenizer = load_tokenizer(tokenizer_dir)
     config = config_from_settings(model_settings, tokenizer)
@@ -81,23 +83,99 @@ def init_model(model_settings: Mapping[str, Any], tokenizer_dir: str | Path, out
     return out_dir
 
 
-def _copy_pretrained(source: Path, tokenizer_dir: Path, out_dir: Path) -> Path:
-    """Re-save a local MiniCPM checkpoint through our class, so later stages never need remote code."""
-    from transformers import AutoModelForCausalLM
+def _copy_pretrained(source: Path, tokenizer_dir: Path, out_dir: Path, model_settings: Mapping[str, Any]) -> Path:
+    """Load a local MiniCPM checkpoint through our class, check it against the `model:` section and the run's
+    tokenizer, and re-save it with that tokenizer, so later stages never need remote code."""
+    model = load_pretrained(source)
+    check_pretrained_config(model.config, model_settings, source)
+    tokenizer = load_tokenizer(tokenizer_dir)
+    check_tokenizer_fits(model.config, tokenizer, source)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out_dir))
+    # The run tokenized its data with the tokenizer stage's output (for a checkpoint: its own tokenizer).
+    for name in TOKENIZER_FILES:
+        shutil.copyfile(tokenizer_dir / name, out_dir / name)
+    log.info(
+        "re-saved pretrained checkpoint %s (%d parameters, %s)",
+        source,
+        sum(p.numel() for p in model.parameters()),
+        model.dtype,
+    )
+    return out_dir
 
+
+def load_pretrained(source: Path) -> MiniCPMForCausalLM:
+    """A published MiniCPM checkpoint in our class, in its own dtype (MiniCPM-2B: bf16).
+
+    Our classes are used directly, never through config.json's ``auto_map`` or ``model_type``: the published
+    config.json maps to remote code (configuration_minicpm.py, modeling_minicpm.py) that is not downloaded, and
+    nothing here runs code from a checkpoint. Every tensor must be in the checkpoint: transformers would
+    otherwise initialise a missing one at random with only a warning.
+    """
     if not (source / "config.json").exists():
         raise InputError(
             source,
             "model.pretrained must be a local checkpoint directory with config.json "
             "(nothing is downloaded at run time)",
         )
-    model = AutoModelForCausalLM.from_pretrained(str(source), trust_remote_code=False)
-    if not isinstance(model, MiniCPMForCausalLM):
-        raise InputError(source, f"expected a MiniCPM checkpoint, got {type(model).__name__}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir))
-    # The run tokenized its data with the tokenizer stage's output, which for a checkpoint is its own tokenizer.
-    tokenizer = load_tokenizer(tokenizer_dir)
-    tokenizer.save_pretrained(str(out_dir), save_jinja_files=False)
-    log.info("re-saved pretrained checkpoint %s (%d parameters)", source, sum(p.numel() for p in model.parameters()))
-    return out_dir
+    try:
+        config = MiniCPMConfig.from_pretrained(str(source), trust_remote_code=False)
+    except (OSError, TypeError, ValueError) as err:
+        raise InputError(source / "config.json", f"not a MiniCPM configuration: {err}") from err
+    architectures = config.architectures or []
+    if architectures and "MiniCPMForCausalLM" not in architectures:
+        raise InputError(source / "config.json", f"expected a MiniCPMForCausalLM checkpoint, got {architectures}")
+    try:
+        model, info = MiniCPMForCausalLM.from_pretrained(
+            str(source), config=config, dtype="auto", trust_remote_code=False, output_loading_info=True
+        )
+    except OSError as err:  # no weights file, or an unreadable one
+        raise InputError(source, f"cannot load the checkpoint's weights: {err}") from err
+    problems = {k: sorted(v) for k, v in info.items() if k != "error_msgs" and v}
+    if problems or info.get("error_msgs"):
+        raise InputError(source, f"the weights do not match MiniCPM's tensors: {problems or info['error_msgs']}")
+    return model.eval()
+
+
+# `model:` keys whose MiniCPMConfig field has another name.
+SETTING_FIELDS = {"init_std": "initializer_range"}
+
+
+def check_pretrained_config(config: MiniCPMConfig, model_settings: Mapping[str, Any], source: Path) -> None:
+    """Every number the `model:` section gives must be the checkpoint's: a mismatch names the key and both values.
+
+    With model.pretrained the section documents the checkpoint (the paper config lists MiniCPM-2B's numbers);
+    a wrong number there would silently describe another model in the plan, the report and the MFU figures.
+    """
+    mismatches = []
+    for key, expected in model_settings.items():
+        if key in NON_ARCHITECTURE_KEYS or expected is None:
+            continue
+        field = SETTING_FIELDS.get(key, key)
+        actual = getattr(config, field, None)
+        if not _same_number(actual, expected):
+            mismatches.append(f"model.{key} is {expected!r} but the checkpoint's {field} is {actual!r}")
+    if mismatches:
+        raise InputError(source / "config.json", "does not match the config's model section: " + "; ".join(mismatches))
+
+
+def _same_number(actual: Any, expected: Any) -> bool:
+    if isinstance(actual, bool) or isinstance(expected, bool) or not isinstance(actual, int | float):
+        return actual == expected
+    return math.isclose(float(actual), float(expected), rel_tol=1e-9, abs_tol=0.0)
+
+
+def check_tokenizer_fits(config: MiniCPMConfig, tokenizer, source: Path) -> None:
+    """The run's tokenizer must index the checkpoint's embeddings and share its end-of-text id."""
+    if len(tokenizer) > config.vocab_size:
+        raise InputError(
+            source / "config.json",
+            f"the tokenizer has {len(tokenizer)} tokens but the checkpoint's vocab_size is {config.vocab_size}",
+        )
+    eos = config.eos_token_id[0] if isinstance(config.eos_token_id, list) else config.eos_token_id
+    if tokenizer.eos_token_id != eos:
+        raise InputError(
+            source / "config.json",
+            f"the tokenizer's end of text {tokenizer.eos_token!r} is id {tokenizer.eos_token_id}, "
+            f"the checkpoint's eos_token_id is {eos}",
+        )

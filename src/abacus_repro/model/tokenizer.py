@@ -5,6 +5,10 @@ round-trips and llama.cpp's ``gpt2`` tokenizer (pre-tokenizer ``gpt-2``) reprodu
 tokens follow MiniCPM: ``<unk>`` 0, ``<s>`` 1, ``</s>`` 2, then ``<pad>`` and the chat markers ``<用户>`` and
 ``<AI>``. No BOS is added on encode: packing ends every document with ``</s>`` and trains without ``<s>``, so
 inference sees what training saw.
+
+A run that starts from a published checkpoint keeps that checkpoint's tokenizer instead: MiniCPM-2B ships a
+SentencePiece BPE ``tokenizer.model``, converted here into the same layout (tokenizer.json plus
+tokenizer_config.json with the chat template) and checked to give sentencepiece's own ids.
 """
 
 from __future__ import annotations
@@ -82,29 +86,47 @@ def train_tokenizer(texts_iterator: Iterable[str], vocab_size: int, out_dir: str
     return save_transformers_tokenizer(tokenizer, out_dir)
 
 
-def save_transformers_tokenizer(tokenizer, out_dir: str | Path) -> Path:
-    """Wrap a ``tokenizers.Tokenizer`` as PreTrainedTokenizerFast (special tokens, chat template) and save it.
+def save_transformers_tokenizer(tokenizer, out_dir: str | Path, **options) -> Path:
+    """Wrap a ``tokenizers.Tokenizer`` (see ``wrap_tokenizer``) and save it.
 
     Only tokenizer.json and tokenizer_config.json are written (the chat template goes into the latter).
     """
-    from transformers import PreTrainedTokenizerFast
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    wrapped = PreTrainedTokenizerFast(
+    wrap_tokenizer(tokenizer, **options).save_pretrained(str(out_dir), save_jinja_files=False)
+    _normalise_saved_files(out_dir)
+    return out_dir
+
+
+def wrap_tokenizer(
+    tokenizer,
+    *,
+    bos_token: str | None = BOS,
+    eos_token: str | None = EOS,
+    unk_token: str | None = UNK,
+    pad_token: str | None = PAD,
+    additional_special_tokens: Sequence[str] = (USER_TAG, AI_TAG),
+    **flags,
+):
+    """A ``tokenizers.Tokenizer`` as PreTrainedTokenizerFast with MiniCPM's special tokens and chat template.
+
+    ``flags`` go to PreTrainedTokenizerFast: a published checkpoint's ``add_bos_token`` becomes tokenizer.json's
+    post-processor, so every reader of the file adds what the checkpoint's own tokenizer adds.
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
-        bos_token=BOS,
-        eos_token=EOS,
-        unk_token=UNK,
-        pad_token=PAD,
-        additional_special_tokens=[USER_TAG, AI_TAG],
+        bos_token=bos_token,
+        eos_token=eos_token,
+        unk_token=unk_token,
+        pad_token=pad_token,
+        additional_special_tokens=list(additional_special_tokens),
         chat_template=CHAT_TEMPLATE,
         model_max_length=1_000_000,
         clean_up_tokenization_spaces=False,
+        **flags,
     )
-    wrapped.save_pretrained(str(out_dir), save_jinja_files=False)
-    _normalise_saved_files(out_dir)
-    return out_dir
 
 
 def _normalise_saved_files(out_dir: Path) -> None:
@@ -231,29 +253,217 @@ def tokenizer_from_shards(
     pretrained: str | Path | None = None,
 ) -> Path:
     """Train the run's tokenizer on a seeded sample of ``paths`` (the `tokenizer:` settings), or, when the run
-    starts from a published checkpoint, save that checkpoint's own tokenizer in the same layout."""
+    starts from a published checkpoint, save that checkpoint's own tokenizer in the same layout (``paths`` is
+    then empty: the workflow gives the job only the checkpoint's tokenizer files)."""
     if pretrained:
-        return export_pretrained_tokenizer(pretrained, out_dir)
-    vocab_size = int(settings.get("vocab_size", 4096))
-    train_chars = int(settings.get("train_chars", 4_000_000))
-    texts = sample_training_texts(paths, train_chars, seed)
-    return train_tokenizer(texts, vocab_size, out_dir, seed)
+        return export_pretrained_tokenizer(pretrained, out_dir, expected_size=int(settings["vocab_size"]))
+    texts = sample_training_texts(paths, int(settings["train_chars"]), seed)
+    return train_tokenizer(texts, int(settings["vocab_size"]), out_dir, seed)
 
 
-def export_pretrained_tokenizer(source: str | Path, out_dir: str | Path) -> Path:
-    """A checkpoint's tokenizer saved as tokenizer.json + tokenizer_config.json with MiniCPM's chat template."""
+# ---------------------------------------------------------------------------------------------------------------
+# A published checkpoint's own tokenizer (MiniCPM-2B: a SentencePiece BPE tokenizer.model)
+# ---------------------------------------------------------------------------------------------------------------
+
+SENTENCEPIECE_MODEL = "tokenizer.model"
+# SentencePiece piece types and model types (sentencepiece_model.proto): only NORMAL pieces are merge results.
+SP_NORMAL, SP_USER_DEFINED = 1, 4
+SP_BPE = 2
+# Converting a SentencePiece model is checked on these against sentencepiece itself: Chinese, English and code
+# with indentation, tabs, runs of spaces and digits, and characters no small vocabulary has (byte fallback).
+PROBE_TEXTS = (
+    'def fibonacci(n: int) -> int:\n    """返回第 n 个斐波那契数。"""\n    if n < 2:\n        return n\n',
+    "\tfor i in range(1024):  # 循环 1024 次\n\t\tprint(f'{i:>8}', end='')\n",
+    "如何在 Python 中读取文件？使用 open() 函数。How do I read a file? Use open().",
+    "  leading spaces, trailing spaces   \n\n\nand blank lines  ",
+    "emoji 🧮🐍, Ω≈ç√∫, ﬁ ligature, 𝔘𝔫𝔦𝔠𝔬𝔡𝔢, tab\tand NUL-free control \x07 bell",
+    "SELECT id, name FROM users WHERE age >= 18 ORDER BY name; -- 查询成年用户",
+    "1234567890 3.14159 1e-5 0xFF 2024年12月31日",
+)
+
+
+def export_pretrained_tokenizer(source: str | Path, out_dir: str | Path, expected_size: int | None = None) -> Path:
+    """A checkpoint's own tokenizer, saved as tokenizer.json + tokenizer_config.json with MiniCPM's chat template.
+
+    A SentencePiece ``tokenizer.model`` (MiniCPM-2B's) is converted here and checked to give sentencepiece's own
+    ids; it wins over a tokenizer.json beside it (the model is what the checkpoint was trained with). Without
+    one, the checkpoint's tokenizer.json is used as transformers reads it. ``expected_size`` (the config's
+    ``tokenizer.vocab_size``, which documents the checkpoint's vocabulary) must equal the tokenizer's size.
+    """
+    source = Path(source)
+    if not source.is_dir():
+        raise InputError(source, "model.pretrained is not a local checkpoint directory (nothing is downloaded)")
+    if (source / SENTENCEPIECE_MODEL).exists():
+        tokenizer = _convert_checkpoint_sentencepiece(source)
+    elif (source / "tokenizer.json").exists():
+        tokenizer = _load_checkpoint_tokenizer_json(source)
+    else:
+        raise InputError(
+            source, "model.pretrained has neither tokenizer.model nor tokenizer.json (nothing is downloaded)"
+        )
+    if expected_size is not None and len(tokenizer) != expected_size:
+        raise InputError(
+            source,
+            f"the checkpoint's tokenizer has {len(tokenizer)} tokens but tokenizer.vocab_size is {expected_size} "
+            "(with model.pretrained it documents the checkpoint's vocabulary: set it to the checkpoint's)",
+        )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(str(out_dir), save_jinja_files=False)
+    _normalise_saved_files(out_dir)
+    log.info("saved the tokenizer of %s: %d tokens", source, len(tokenizer))
+    return out_dir
+
+
+def _read_checkpoint_tokenizer_config(source: Path) -> dict:
+    path = source / "tokenizer_config.json"
+    if not path.exists():
+        return {}
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(path, f"not valid JSON ({err})") from err
+    if not isinstance(config, dict):
+        raise InputError(path, "expected a JSON object")
+    return config
+
+
+def _convert_checkpoint_sentencepiece(source: Path):
+    """The checkpoint's tokenizer.model as a PreTrainedTokenizerFast, checked id for id against sentencepiece."""
+    config = _read_checkpoint_tokenizer_config(source)
+    model_path = source / SENTENCEPIECE_MODEL
+    proto = read_sentencepiece_model(model_path)
+    # LlamaTokenizer's defaults where the checkpoint's config is silent. MiniCPM sets legacy true: the "▁" prefix
+    # also follows each special token, as llama.cpp's SentencePiece tokenizer does.
+    backend = sentencepiece_to_tokenizers(proto, legacy=bool(config.get("legacy", True)), source=model_path)
+    spec = proto.trainer_spec
+
+    def piece(index: int) -> str | None:
+        return proto.pieces[index].piece if 0 <= index < len(proto.pieces) else None
+
+    tokenizer = wrap_tokenizer(
+        backend,
+        bos_token=piece(spec.bos_id),
+        eos_token=piece(spec.eos_id),
+        unk_token=piece(spec.unk_id),
+        # MiniCPM defines no padding token; packing pads with EOS only where the loss is masked anyway.
+        pad_token=piece(spec.pad_id) or piece(spec.eos_id),
+        # The chat markers (<用户>, <AI>) are SentencePiece user-defined symbols: special tokens here, as in the
+        # tokenizer the tiny run trains.
+        additional_special_tokens=[p.piece for p in proto.pieces if p.type == SP_USER_DEFINED],
+        add_bos_token=bool(config.get("add_bos_token", True)),
+        add_eos_token=bool(config.get("add_eos_token", False)),
+    )
+    check_against_sentencepiece(tokenizer, model_path)
+    return tokenizer
+
+
+def _load_checkpoint_tokenizer_json(source: Path):
     from transformers import AutoTokenizer
 
-    source = Path(source)
-    if not (source / "tokenizer.json").exists():
-        raise InputError(source, "model.pretrained has no tokenizer.json (nothing is downloaded at run time)")
     tokenizer = AutoTokenizer.from_pretrained(str(source))
     if tokenizer.pad_token is None:
         # MiniCPM defines no padding token; packing pads with it only where the loss is masked anyway.
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.chat_template = CHAT_TEMPLATE
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(str(out_dir), save_jinja_files=False)
-    _normalise_saved_files(out_dir)
-    return out_dir
+    return tokenizer
+
+
+def read_sentencepiece_model(path: str | Path):
+    """The ModelProto of a SentencePiece model file (needs sentencepiece and protobuf, both pinned: sentencepiece's
+    generated module imports protobuf, which sentencepiece itself does not require)."""
+    from sentencepiece import sentencepiece_model_pb2
+
+    path = Path(path)
+    proto = sentencepiece_model_pb2.ModelProto()
+    try:
+        proto.ParseFromString(path.read_bytes())
+    except Exception as err:  # protobuf's DecodeError, or a truncated file
+        raise InputError(path, f"not a SentencePiece model ({err})") from err
+    if not proto.pieces:
+        raise InputError(path, "not a SentencePiece model (no pieces)")
+    return proto
+
+
+def sentencepiece_to_tokenizers(proto, legacy: bool = True, source: str | Path | None = None):
+    """A ``tokenizers.Tokenizer`` that segments as the SentencePiece BPE model ``proto`` does.
+
+    The vocabulary is the pieces in id order; the merges are every split of a normal piece into two normal
+    pieces, by the merged piece's score (SentencePiece BPE merges the adjacent pair whose union scores highest).
+    The normalizer follows the model's normalizer spec (precompiled character map, extra-whitespace removal,
+    whitespace as "▁", the dummy "▁" prefix). ``legacy`` is LlamaTokenizer's flag: true puts the prefix before
+    every run of text between added tokens, as llama.cpp does (on plain text, SentencePiece's own ids).
+    ``source`` (the model file) is named in errors.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers
+
+    spec, normalizer_spec = proto.trainer_spec, proto.normalizer_spec
+    if spec.model_type != SP_BPE:
+        raise InputError(source, "only SentencePiece BPE models can be converted (MiniCPM's is BPE)")
+    if spec.treat_whitespace_as_suffix:
+        raise InputError(source, "SentencePiece models with treat_whitespace_as_suffix are not supported")
+    if normalizer_spec.add_dummy_prefix and not legacy:
+        # Hugging Face can put the prefix only at the start (Metaspace 'first') by the original offset, which
+        # stripping spaces moves, and never before text that starts with a space; SentencePiece always does.
+        raise InputError(
+            source,
+            "a SentencePiece model with a dummy prefix converts exactly only with legacy spacing "
+            "(tokenizer_config.json legacy: true, as MiniCPM's)",
+        )
+    vocab = {p.piece: i for i, p in enumerate(proto.pieces)}
+    tokenizer = Tokenizer(
+        models.BPE(
+            vocab=vocab,
+            merges=sentencepiece_merges(proto),
+            unk_token=proto.pieces[spec.unk_id].piece,
+            fuse_unk=True,
+            byte_fallback=spec.byte_fallback,
+            dropout=None,
+        )
+    )
+    steps = []
+    if normalizer_spec.precompiled_charsmap:
+        steps.append(normalizers.Precompiled(normalizer_spec.precompiled_charsmap))
+    if normalizer_spec.remove_extra_whitespaces:
+        # SentencePiece's whitespace here is the space character only: strip it at both ends, collapse runs.
+        steps += [normalizers.Replace(Regex(r"\A +| +\z"), ""), normalizers.Replace(Regex(" {2,}"), " ")]
+    if normalizer_spec.add_dummy_prefix:
+        steps.append(normalizers.Prepend("▁"))
+    if normalizer_spec.escape_whitespaces:
+        steps.append(normalizers.Replace(" ", "▁"))
+    tokenizer.normalizer = normalizers.Sequence(steps)
+    decode = [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+    if normalizer_spec.add_dummy_prefix:
+        decode.append(decoders.Strip(content=" ", left=1))
+    tokenizer.decoder = decoders.Sequence(decode)
+    return tokenizer
+
+
+def sentencepiece_merges(proto) -> list[tuple[str, str]]:
+    """BPE merges for the normal pieces of ``proto``, highest-scoring result first (ties: lower id first)."""
+    normal = {p.piece: i for i, p in enumerate(proto.pieces) if p.type == SP_NORMAL}
+    ranked = sorted(normal, key=lambda piece: (-proto.pieces[normal[piece]].score, normal[piece]))
+    merges = []
+    for piece in ranked:
+        splits = [(piece[:k], piece[k:]) for k in range(1, len(piece))]
+        found = [(left, right) for left, right in splits if left in normal and right in normal]
+        merges += sorted(found, key=lambda pair: (normal[pair[0]], normal[pair[1]]))
+    return merges
+
+
+def check_against_sentencepiece(tokenizer, model_path: str | Path, texts: Sequence[str] = PROBE_TEXTS) -> None:
+    """Raise if ``tokenizer`` (without special tokens) gives other ids than sentencepiece on ``texts``."""
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(model_path))
+    for text in texts:
+        ours = tokenizer(text, add_special_tokens=False)["input_ids"]
+        theirs = processor.encode(text)
+        if ours != theirs:
+            at = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+            raise InputError(
+                model_path,
+                f"the converted tokenizer differs from sentencepiece on {text[:40]!r} at token {at}: "
+                f"{tokenizer.convert_ids_to_tokens(ours[at : at + 3])} vs "
+                f"{[processor.id_to_piece(i) for i in theirs[at : at + 3]]}",
+            )

@@ -40,6 +40,12 @@ RULES: dict[str, RuleKind] = {
     "code_clean": RuleKind(DATA),
     "code_funnel": RuleKind(DATA),
     "text_judge": RuleKind(DATA),
+    # The judge's and the rewriter's model as GGUF F16 for llama_cpp (llm_server): the exporter's bytes.
+    "llm_server_gguf": RuleKind(EXPORT),
+    # Stand-ins for the paper run's raw inputs (config/rehearsal.yaml), deterministic like any data rule.
+    "rehearsal_code_dump": RuleKind(DATA),
+    "rehearsal_math_corpus": RuleKind(DATA),
+    "rehearsal_checkpoint": RuleKind(DATA),
     "text_classifier_train": RuleKind(DATA),
     "text_classifier_apply": RuleKind(DATA),
     "docs_filter": RuleKind(DATA),

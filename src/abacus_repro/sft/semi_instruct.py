@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,7 +44,11 @@ REASONS = ("rewrite_failed", "no_inputs", "module_error", "no_valid_tests", "mis
 
 
 class RewriteError(Exception):
-    """The rewriter produced nothing usable for this sample."""
+    """The rewriter produced nothing usable for this sample; ``cause`` names why, for the stats."""
+
+    def __init__(self, message: str, cause: str = "unusable_rewrite"):
+        super().__init__(message)
+        self.cause = cause
 
 
 class Rewriter(Protocol):
@@ -244,7 +249,7 @@ class TemplateRewriter:
         try:
             code = normalise_code(sample["code"])
         except (SyntaxError, ValueError, RecursionError) as err:
-            raise RewriteError(f"cannot normalise: {err}") from err
+            raise RewriteError(f"cannot normalise: {err}", "original_does_not_parse") from err
         return template_instruction(sample), code
 
     def generate_inputs(self, sample: dict, n: int, rng: random.Random) -> list[Call]:
@@ -285,8 +290,14 @@ _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
 
 
 class LLMRewriter:
-    """Rewrites through an LLM client (``complete(prompts) -> list[str]``); inputs from the model too, topped
-    up by the template generator when the model proposes too few usable ones."""
+    """Rewrites through an LLM client (``try_complete(prompts)``, see abacus_repro.llm); inputs from the model
+    too, topped up by the template generator when the model proposes too few usable ones.
+
+    Every reply is checked, never trusted: no instruction or code block, code that does not parse or does not
+    define the function, or a prompt the server refused (longer than its context) is a RewriteError with its
+    cause, and the sample is dropped and counted (``rewrite_failed``). An untrained model's garbage therefore
+    costs samples, never the run; the sandbox then checks every rewrite that parses against the original.
+    """
 
     def __init__(self, client: Any, name: str | None = None):
         self.client = client
@@ -303,8 +314,13 @@ class LLMRewriter:
             )
             for s in samples
         ]
-        replies = self.client.complete(prompts)
-        return [self._parse_rewrite(reply, sample) for reply, sample in zip(replies, samples)]
+        replies = _try_complete(self.client, prompts)
+        return [
+            RewriteError(f"the server refused the prompt: {reply}"[:300], "request_rejected")
+            if isinstance(reply, Exception)
+            else self._parse_rewrite(reply, sample)
+            for reply, sample in zip(replies, samples, strict=True)
+        ]
 
     @staticmethod
     def _parse_rewrite(reply: str, sample: dict) -> tuple[str, str] | RewriteError:
@@ -312,18 +328,29 @@ class LLMRewriter:
         head = (reply or "").split("```", 1)[0]
         instruction = re.sub(r"^\s*Instruction:\s*", "", head, flags=re.IGNORECASE).strip()
         if not match or not instruction:
-            return RewriteError("reply lacks an instruction or a code block")
+            return RewriteError("reply lacks an instruction or a code block", "no_instruction_or_code")
         try:
             code = normalise_code(match.group(1))
-        except (SyntaxError, ValueError, RecursionError) as err:
-            return RewriteError(f"rewritten code does not parse: {err}")
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
+            return RewriteError(f"rewritten code does not parse: {err}", "code_does_not_parse")
         defined = {n.name for n in ast.parse(code).body if isinstance(n, ast.FunctionDef)}
         if sample["function"] not in defined:
-            return RewriteError(f"rewritten code does not define {sample['function']}")
+            return RewriteError(f"rewritten code does not define {sample['function']}", "function_missing")
         return instruction, code
 
     def generate_inputs(self, sample: dict, n: int, rng: random.Random) -> list[Call]:
-        reply = self.client.complete([INPUTS_PROMPT.format(n=n, code=sample["code"].rstrip())])[0]
+        return self.generate_inputs_many([sample], n, [rng])[0]
+
+    def generate_inputs_many(self, samples: Sequence[dict], n: int, rngs: Sequence[random.Random]) -> list[list[Call]]:
+        """Inputs for many samples in one batch of requests (the client keeps ``concurrency`` in flight)."""
+        prompts = [INPUTS_PROMPT.format(n=n, code=sample["code"].rstrip()) for sample in samples]
+        replies = _try_complete(self.client, prompts)
+        return [
+            self._calls_from_reply("" if isinstance(reply, Exception) else reply, sample, n, rng)
+            for reply, sample, rng in zip(replies, samples, rngs, strict=True)
+        ]
+
+    def _calls_from_reply(self, reply: str, sample: dict, n: int, rng: random.Random) -> list[Call]:
         calls: list[Call] = []
         for line in (reply or "").splitlines():
             try:
@@ -339,16 +366,49 @@ class LLMRewriter:
         return calls[:n]
 
 
+def _try_complete(client: Any, prompts: list[str]) -> list:
+    """Replies in order; a prompt the server refuses comes back as the exception, not raised (any LLMClient)."""
+    if hasattr(client, "try_complete"):
+        return list(client.try_complete(prompts))
+    return list(client.complete(prompts))
+
+
+# The sft.rewriter keys (named as text.judge's) -> each backend's client constructor arguments.
+_CLIENT_ARGS = {
+    "openai": {
+        "base_url": "base_url",
+        "model": "model",
+        "timeout_s": "timeout",
+        "max_retries": "retries",
+        "backoff_s": "backoff",
+        "concurrency": "concurrency",
+        "max_tokens": "max_tokens",
+        "cache_dir": "cache_dir",
+        "extra_body": "extra_body",
+    },
+    "transformers": {"model": "model_dir", "concurrency": "batch_size", "max_tokens": "max_new_tokens"},
+}
+
+
 def make_rewriter(settings: dict | None) -> Rewriter:
-    """The configured rewriter: ``{"backend": "metadata"}`` (default) is the template rewriter; any other
-    backend goes through abacus_repro.llm.get_client(backend, **settings)."""
+    """The configured rewriter (the ``sft.rewriter`` section): ``backend: metadata`` (default) is the template
+    rewriter; ``openai`` (base_url, model, timeout_s, max_retries, backoff_s, concurrency, max_tokens,
+    cache_dir, extra_body) and ``transformers`` (model: a local directory; concurrency, max_tokens) go through
+    abacus_repro.llm. Keys left out keep the client's own defaults (the workflow's come from the schema)."""
     settings = dict(settings or {})
     backend = settings.pop("backend", "metadata")
     if backend in (None, "metadata", "template"):
         return TemplateRewriter()
+    from ..errors import InputError
     from ..llm import get_client  # imported only when a model is configured
 
-    return LLMRewriter(get_client(backend, **settings))
+    if backend not in _CLIENT_ARGS:
+        raise InputError(None, f"sft.rewriter.backend must be metadata, openai or transformers, got {backend!r}")
+    if not settings.get("model") or (backend == "openai" and not settings.get("base_url")):
+        raise InputError(None, f"sft.rewriter with backend {backend} needs model" + (
+            " and base_url (or llm_server.engine, a server the job starts)" if backend == "openai" else ""))  # fmt: skip
+    arguments = {arg: settings[key] for key, arg in _CLIENT_ARGS[backend].items() if settings.get(key) is not None}
+    return LLMRewriter(get_client(backend, **arguments))
 
 
 # --------------------------------------------------------------------------------------- verification
@@ -482,13 +542,15 @@ def semi_instruct(
 
     dropped: list[dict] = []
     tasks = []
+    rewrite_failures: Counter[str] = Counter()
+    all_calls = _inputs_all(rewriter, [samples[i] for i in good], 2 * max_tests, seed)
+    calls_of = {samples[i]["id"]: calls for i, calls in zip(good, all_calls, strict=True)}
     for sample, doc, rewrite in zip(samples, docs, rewrites):
         if isinstance(rewrite, RewriteError):
-            dropped.append(_dropped(doc, "rewrite_failed", str(rewrite)))
+            rewrite_failures[rewrite.cause] += 1
+            dropped.append(_dropped(doc, "rewrite_failed", str(rewrite), rewrite_cause=rewrite.cause))
             continue
-        # Per-sample seed: the same inputs whatever the order or the number of workers.
-        rng = random.Random(f"{seed}:{sample['id']}")
-        calls = rewriter.generate_inputs(sample, 2 * max_tests, rng)
+        calls = calls_of[sample["id"]]
         if not calls:
             dropped.append(_dropped(doc, "no_inputs", "no usable inputs could be generated"))
             continue
@@ -526,6 +588,7 @@ def semi_instruct(
     tests = [doc_meta(d)["tests_passed"] for d in kept]
     funnel.extra.update(
         rewriter=rewriter.name,
+        rewrite_failed_by_cause=dict(sorted(rewrite_failures.items())),
         formatter=formatter,
         isolation=sorted(isolations),
         tests_total=sum(tests),
@@ -545,6 +608,15 @@ def _rewrite_all(rewriter: Rewriter, samples: list[dict]) -> list:
         except RewriteError as err:
             results.append(err)
     return results
+
+
+def _inputs_all(rewriter: Rewriter, samples: list[dict], n: int, seed: int) -> list[list[Call]]:
+    """Test inputs for every sample; one seeded generator per sample, so the inputs are the same whatever the
+    order, the batching or the number of workers."""
+    rngs = [random.Random(f"{seed}:{sample['id']}") for sample in samples]
+    if hasattr(rewriter, "generate_inputs_many"):
+        return list(rewriter.generate_inputs_many(samples, n, rngs))
+    return [rewriter.generate_inputs(sample, n, rng) for sample, rng in zip(samples, rngs, strict=True)]
 
 
 def _run_tasks(tasks: list[dict], workers: int) -> list[dict]:

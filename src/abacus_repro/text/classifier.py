@@ -7,9 +7,16 @@ loaded strictly offline; a scikit-learn logistic regression on ``label = judge_s
 seeded, stratified train/validation split; precision, recall, F1 and ROC-AUC on the validation part.
 
 The classifier is saved as plain JSON (coefficients, intercept, embedding model, threshold), never as a pickle,
-so applying it needs only numpy and the embedding model. A label set with a single class cannot train a
-classifier; that is an InputError that says so (lower ``good_score`` or judge more threads), not a silent
-constant model.
+so applying it needs only numpy and the embedding model.
+
+Uninformative labels. When the smaller class has fewer than ``min_per_class`` examples (an untrained or broken
+judge gives every thread the same score; the rehearsal's tiny random model does exactly that), the labels
+cannot teach a filter anything, and a classifier fitted to a handful of minority examples would drop a large
+share of the dump at random. Then, with ``on_uninformative: keep_all`` (the default), the saved classifier is
+the identity filter: mode ``keep_all``, every thread kept, nothing embedded, and the metrics and
+results/text/stats.json say ``labels_informative: false`` with the class counts and the reason. The filter
+then does what the recipe would do without a quality signal: nothing. ``on_uninformative: fail`` stops with
+an InputError instead (lower ``good_score`` or judge more threads).
 """
 
 from __future__ import annotations
@@ -95,17 +102,48 @@ def labels_from_judge(labels: list[dict], good_score: int) -> tuple[list[str], n
     return texts, np.asarray(y, dtype=np.int64)
 
 
-def check_two_classes(y: np.ndarray, source: str | Path | None, good_score: int) -> None:
-    """At least two examples of each class, or no classifier (and no split) can be made."""
-    positives = int(y.sum())
-    negatives = int(len(y) - positives)
-    if min(positives, negatives) < 2:
-        raise InputError(
-            source,
-            f"judge labels have {positives} good (score >= {good_score}) and {negatives} bad threads; the quality "
-            "classifier needs at least 2 of each. Judge more threads (text.judge.sample_size) or change "
-            "text.judge.good_score.",
-        )
+ON_UNINFORMATIVE = ("keep_all", "fail")
+KEEP_ALL = "keep_all"
+TRAINED = "logistic_regression"
+
+
+def class_counts(y: np.ndarray) -> dict[str, int]:
+    return {"good": int(y.sum()), "bad": int(len(y) - y.sum())}
+
+
+def uninformative_reason(y: np.ndarray, good_score: int, min_per_class: int) -> str | None:
+    """Why these labels cannot train a filter (the smaller class under ``min_per_class``), or None."""
+    counts = class_counts(y)
+    if min(counts.values()) >= min_per_class:
+        return None
+    return (
+        f"judge labels have {counts['good']} good (score >= {good_score}) and {counts['bad']} bad threads; a "
+        f"quality classifier needs at least {min_per_class} of each (text.classifier.min_per_class). Judge more "
+        "threads (text.judge.sample_size), change text.judge.good_score, or use a judge whose scores vary."
+    )
+
+
+def check_two_classes(y: np.ndarray, source: str | Path | None, good_score: int, min_per_class: int = 2) -> None:
+    """At least ``min_per_class`` examples of each class (2: the least a stratified split needs), or an InputError."""
+    reason = uninformative_reason(y, good_score, max(2, min_per_class))
+    if reason:
+        raise InputError(source, reason)
+
+
+def keep_all_classifier(encoder_name: str, good_score: int, threshold: float, max_chars: int, reason: str) -> dict:
+    """The identity filter saved when the labels are uninformative (module docstring): keeps every thread."""
+    return {
+        "format": FORMAT,
+        "mode": KEEP_ALL,
+        "reason": reason,
+        "embedding_model": encoder_name,
+        "embedding_dim": None,
+        "max_chars": max_chars,
+        "coef": [],
+        "intercept": 0.0,
+        "threshold": float(threshold),
+        "good_score": int(good_score),
+    }
 
 
 def split_indices(y: np.ndarray, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -150,14 +188,29 @@ def train_classifier(
     labels_path: str | Path | None = None,
     encoder=None,
     device: str = "cpu",
+    min_per_class: int = 10,
+    on_uninformative: str = KEEP_ALL,
 ) -> tuple[dict, dict]:
-    """Fit on the judge's labels; returns (classifier as a JSON-able dict, metrics)."""
+    """Fit on the judge's labels; returns (classifier as a JSON-able dict, metrics).
+
+    Uninformative labels (fewer than ``min_per_class`` of either class) give the keep-all classifier, or an
+    InputError with ``on_uninformative="fail"`` (module docstring).
+    """
     from sklearn.linear_model import LogisticRegression
 
     if not 0 < validation_fraction < 1:
         raise InputError(None, f"text.classifier.validation_fraction must be in (0, 1), got {validation_fraction}")
+    if on_uninformative not in ON_UNINFORMATIVE:
+        raise InputError(None, f"text.classifier.on_uninformative must be keep_all or fail, got {on_uninformative!r}")
     texts, y = labels_from_judge(labels, good_score)
-    check_two_classes(y, labels_path, good_score)
+    # Never fewer than 2 per class: the stratified split needs them on both sides.
+    reason = uninformative_reason(y, good_score, max(2, int(min_per_class)))
+    if reason is not None:
+        if on_uninformative == "fail":
+            raise InputError(labels_path, reason)
+        log.warning("labels are uninformative, the classifier keeps every thread: %s", reason)
+        classifier = keep_all_classifier(encoder_name, good_score, threshold, max_chars, reason)
+        return classifier, _keep_all_metrics(classifier, y, min_per_class)
     encoder = encoder if encoder is not None else load_encoder(encoder_name, threads, device)
     features = embed(encoder, texts, batch_size, max_chars).astype(np.float64)
     train, val = split_indices(y, validation_fraction, seed)
@@ -176,6 +229,10 @@ def train_classifier(
         "C": float(C),
     }
     metrics = {
+        "mode": TRAINED,
+        "labels_informative": True,
+        "class_counts": class_counts(y),
+        "min_per_class": int(min_per_class),
         "threshold": float(threshold),
         "good_score": int(good_score),
         "embedding_model": encoder_name,
@@ -189,6 +246,27 @@ def train_classifier(
         metrics[key] = metrics["validation"][key]
     log.info("classifier validation: %s", metrics["validation"])
     return classifier, metrics
+
+
+def _keep_all_metrics(classifier: dict, y: np.ndarray, min_per_class: int) -> dict:
+    """Metrics of the keep-all classifier: no split, no scores; the counts and the reason instead."""
+    metrics = {
+        "mode": KEEP_ALL,
+        "labels_informative": False,
+        "uninformative_reason": classifier["reason"],
+        "class_counts": class_counts(y),
+        "min_per_class": int(min_per_class),
+        "threshold": classifier["threshold"],
+        "good_score": classifier["good_score"],
+        "embedding_model": classifier["embedding_model"],
+        "labels": len(y),
+        "good": int(y.sum()),
+        "bad": int(len(y) - y.sum()),
+        "train": None,
+        "validation": None,
+    }
+    metrics.update(precision=None, recall=None, f1=None, roc_auc=None)
+    return metrics
 
 
 def predict_proba(classifier: dict, features: np.ndarray) -> np.ndarray:
@@ -206,8 +284,14 @@ def load_classifier(path: str | Path) -> dict:
     return classifier
 
 
+def is_keep_all(classifier: dict) -> bool:
+    return classifier.get("mode") == KEEP_ALL
+
+
 def _classify(parts, classifier: dict, threshold: float, batch_size: int, encoder, on_kept, on_dropped) -> Funnel:
     """Score chunk after chunk of threads: kept when P(good) >= threshold, else dropped as ``low_quality``."""
+    if is_keep_all(classifier):
+        return _keep_everything(parts, classifier, on_kept)
     funnel = Funnel("text_classifier_apply")
     max_chars = int(classifier.get("max_chars", 2000))
     for part in parts:
@@ -229,8 +313,27 @@ def _classify(parts, classifier: dict, threshold: float, batch_size: int, encode
                 record.update(reason="low_quality", detail=f"p_good={probability:.4f} < {threshold}")
                 on_dropped(record)
         log.info("classified %d threads", funnel.read)
-    funnel.extra.update(threshold=threshold, embedding_model=classifier["embedding_model"])
+    funnel.extra.update(threshold=threshold, embedding_model=classifier["embedding_model"], mode=TRAINED)
     return funnel
+
+
+def _keep_everything(parts, classifier: dict, on_kept) -> Funnel:
+    """The keep-all classifier: every thread kept as it is (no quality_score: nothing was scored)."""
+    funnel = Funnel("text_classifier_apply")
+    for part in parts:
+        for doc in part:
+            funnel.keep()
+            on_kept(make_doc(doc["text"], doc["source"], doc_meta(doc), id=doc["id"]))
+    log.warning("labels were uninformative: kept all %d threads (%s)", funnel.read, classifier.get("reason"))
+    funnel.extra.update(mode=KEEP_ALL, labels_informative=False, reason=classifier.get("reason"))
+    return funnel
+
+
+def _encoder_for(classifier: dict, encoder, threads: int | None, device: str):
+    """The encoder to embed with; none is loaded for the keep-all classifier, which embeds nothing."""
+    if encoder is not None or is_keep_all(classifier):
+        return encoder
+    return load_encoder(classifier["embedding_model"], threads, device)
 
 
 def _chunk_size(batch_size: int) -> int:
@@ -248,7 +351,7 @@ def apply_classifier(
 ) -> tuple[list[dict], list[dict], dict]:
     """Score every thread in a list: returns (kept, dropped, stats); dropped ones carry P(good) in ``detail``."""
     threshold = float(classifier["threshold"] if threshold is None else threshold)
-    encoder = encoder if encoder is not None else load_encoder(classifier["embedding_model"], threads, device)
+    encoder = _encoder_for(classifier, encoder, threads, device)
     chunk = _chunk_size(batch_size)
     parts = (docs[start : start + chunk] for start in range(0, len(docs), chunk))
     kept: list[dict] = []
@@ -274,7 +377,7 @@ def apply_classifier_to_files(
     from ..ingest.stackexchange import ParquetDocStream
 
     threshold = float(classifier["threshold"] if threshold is None else threshold)
-    encoder = encoder if encoder is not None else load_encoder(classifier["embedding_model"], threads, device)
+    encoder = _encoder_for(classifier, encoder, threads, device)
     try:
         shard = pq.ParquetFile(docs_path)
     except (OSError, ValueError) as err:

@@ -5,8 +5,18 @@ scores. Here any backend of :mod:`abacus_repro.llm` can judge. The rubric lives 
 shows the thread and its community signals (votes, acceptance, answer count, code, length). The model-free
 ``metadata`` backend scores from those signals alone, and its labels say so (``judge="metadata-fallback"``).
 
-Only a reply that is exactly one integer from 1 to 5 (optionally written ``Score: 4`` or ``4/5``) counts;
-anything else is rejected and counted, never guessed.
+Only a reply that is exactly one integer from 1 to 5 (optionally written ``Score: 4`` or ``4/5``), or the JSON
+object ``{"score": 4}``, counts; anything else is rejected and counted, never guessed.
+
+Constrained replies (``text.judge.constrain``): through an OpenAI-compatible server the judge asks for a reply
+that matches :data:`SCORE_SCHEMA` (one key, ``score``, an integer 1-5), so the server's constrained decoding
+makes every reply parse. The request field depends on the server: the OpenAI-standard
+``response_format: {"type": "json_schema", ...}`` (vLLM, OpenAI) or
+llama-cpp-python's ``{"type": "json_object", "schema": ...}`` (its server answers ``json_schema`` with HTTP 500,
+"Input should be 'text' or 'json_object'").
+``auto`` picks llama-cpp-python's form when the workflow serves the model with ``llm_server.engine: llama_cpp``
+and the standard one otherwise; a constraint of the user's own in ``extra_body`` (a llama.cpp ``grammar``,
+vLLM ``guided_choice`` or ``structured_outputs``) wins, and the reply is then read as plain text.
 """
 
 from __future__ import annotations
@@ -32,6 +42,25 @@ RUBRIC_PATH = Path(__file__).with_name("judge_rubric.txt")
 _SCORE_REPLY = re.compile(r"^\s*(?:score\s*[:=]?\s*)?\**([1-5])\**\s*(?:/\s*5)?\s*\.?\s*$", re.IGNORECASE)
 _SIGNAL = re.compile(r"(\w+)=([\w.-]+)")
 
+CONSTRAINTS = ("auto", "json_schema", "json_object", "none")
+# The reply a constrained judge must give: {"score": n}, n in 1..5. An enum rather than minimum/maximum:
+# llama-cpp-python's schema-to-grammar converter ignores integer bounds; every converter supports enums.
+SCORE_SCHEMA = {
+    "type": "object",
+    "properties": {"score": {"type": "integer", "enum": [1, 2, 3, 4, 5]}},
+    "required": ["score"],
+    "additionalProperties": False,
+}
+REPLY_INSTRUCTIONS = {
+    "plain": "Reply with the score only: a single integer from 1 to 5.",
+    "json": 'Reply with JSON only, in the form {"score": N} where N is an integer from 1 to 5.',
+}
+# extra_body fields that already constrain the reply (llama.cpp, vLLM before and after v0.12, OpenAI).
+_OWN_CONSTRAINTS = frozenset(
+    {"grammar", "response_format", "guided_choice", "guided_json", "guided_regex", "guided_grammar",
+     "structured_outputs"}
+)  # fmt: skip
+
 
 def load_rubric(path: str | Path = RUBRIC_PATH) -> str:
     return Path(path).read_text(encoding="utf-8")
@@ -52,8 +81,11 @@ def signals_of(doc: dict) -> dict[str, Any]:
     }
 
 
-def build_prompt(doc: dict, rubric: str, max_chars: int = 6000) -> str:
-    """The rubric filled in for one thread; long threads are cut at ``max_chars`` (marked as cut)."""
+def build_prompt(doc: dict, rubric: str, max_chars: int = 6000, reply_format: str = "plain") -> str:
+    """The rubric filled in for one thread; long threads are cut at ``max_chars`` (marked as cut).
+
+    ``reply_format``: ``plain`` (one integer) or ``json`` (``{"score": N}``, for a constrained judge).
+    """
     meta = doc_meta(doc)
     text = doc["text"]
     if len(text) > max_chars:
@@ -64,15 +96,59 @@ def build_prompt(doc: dict, rubric: str, max_chars: int = 6000) -> str:
         signals=signals,
         tags=", ".join(meta.get("tags") or []) or "(none)",
         document=text,
+        reply_instruction=REPLY_INSTRUCTIONS[reply_format],
     )
 
 
 def parse_score(reply: str | None) -> int | None:
-    """The score in a judge's reply, or None when the reply is not exactly one integer 1..5."""
+    """The score in a judge's reply, or None when the reply is neither exactly one integer 1..5 nor a JSON
+    object whose ``score`` is one (a constrained reply cut short by max_tokens is not JSON: None)."""
     if reply is None:
         return None
-    match = _SCORE_REPLY.match(reply.strip())
+    text = reply.strip()
+    if text.startswith("{"):
+        return _json_score(text)
+    match = _SCORE_REPLY.match(text)
     return int(match.group(1)) if match else None
+
+
+def _json_score(text: str) -> int | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    score = value.get("score") if isinstance(value, dict) else None
+    # bool is an int in Python; true is not a score.
+    return score if isinstance(score, int) and not isinstance(score, bool) and 1 <= score <= 5 else None
+
+
+def constraint_for(judge_settings: dict) -> str:
+    """``json_schema``, ``json_object`` or ``none``: how this judge's requests constrain the reply (module doc)."""
+    constrain = judge_settings.get("constrain") or "auto"
+    if constrain not in CONSTRAINTS:
+        raise InputError(None, f"text.judge.constrain must be one of {', '.join(CONSTRAINTS)}, got {constrain!r}")
+    if judge_settings.get("backend") != "openai":
+        return "none"  # the metadata fallback and local transformers models reply in plain text
+    if constrain != "auto":
+        return constrain
+    if _OWN_CONSTRAINTS & set(judge_settings.get("extra_body") or {}):
+        return "none"
+    # server_engine: set by abacus_repro.llm.consumer_endpoint when the job serves the model itself.
+    return "json_object" if judge_settings.get("server_engine") == "llama_cpp" else "json_schema"
+
+
+def reply_format_for(judge_settings: dict) -> str:
+    """``json`` when the reply is constrained to SCORE_SCHEMA, else ``plain``: which instruction the prompt ends with."""
+    return "plain" if constraint_for(judge_settings) == "none" else "json"
+
+
+def response_format(constraint: str) -> dict | None:
+    """The request's ``response_format`` for a constraint (None: no constraint)."""
+    if constraint == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "judge_score", "schema": SCORE_SCHEMA, "strict": True}}
+    if constraint == "json_object":
+        return {"type": "json_object", "schema": SCORE_SCHEMA}
+    return None
 
 
 def score_from_signals(signals: dict[str, Any]) -> int:
@@ -144,10 +220,11 @@ def judge_documents(
     rubric: str | None = None,
     max_chars: int = 6000,
     batch_size: int = 32,
+    reply_format: str = "plain",
 ):
     """Score a seeded sample; returns (labelled documents, stats). Labels carry judge_score and the judge name."""
     sample = sample_for_judging(docs, sample_size, seed)
-    return judge_sample(sample, client, len(docs), sample_size, good_score, rubric, max_chars, batch_size)
+    return judge_sample(sample, client, len(docs), sample_size, good_score, rubric, max_chars, batch_size, reply_format)
 
 
 def judge_sample(
@@ -159,8 +236,13 @@ def judge_sample(
     rubric: str | None = None,
     max_chars: int = 6000,
     batch_size: int = 32,
+    reply_format: str = "plain",
 ):
-    """Score threads already sampled (``available``: how many there were to sample from)."""
+    """Score threads already sampled (``available``: how many there were to sample from).
+
+    ``reply_format`` (plain or json) only chooses the prompt's last instruction; every reply is parsed the same
+    way (parse_score reads both).
+    """
     rubric = rubric if rubric is not None else load_rubric()
     funnel = Funnel("text_judge")
     labels: list[dict] = []
@@ -170,7 +252,7 @@ def judge_sample(
     for start in range(0, len(sample), batch_size):
         batch = sample[start : start + batch_size]
         try:
-            replies = client.try_complete([build_prompt(doc, rubric, max_chars) for doc in batch])
+            replies = client.try_complete([build_prompt(doc, rubric, max_chars, reply_format) for doc in batch])
         except LLMError as err:
             raise LLMError(_stopped_message(client, start, len(sample), err)) from err
         for doc, reply in zip(batch, replies, strict=True):
@@ -192,9 +274,16 @@ def judge_sample(
             labels.append(make_doc(doc["text"], doc["source"], meta, id=doc["id"]))
         progress.update(len(batch))
     progress.close()
+    if sample and funnel.dropped.get("request_rejected", 0) == len(sample):
+        raise LLMError(
+            f"judge {client.name}: the server refused every one of {len(sample)} prompts, e.g. "
+            f"{rejected_examples[0]['error']}. A prompt longer than the server's context: lower text.judge.max_chars "
+            "or raise llm_server.n_ctx"
+        )
     good = sum(n for score, n in histogram.items() if score >= good_score)
     funnel.extra.update(
         judge=client.name,
+        reply_format=reply_format,
         available=available,
         sample_size=int(sample_size),
         sampled=len(sample),
@@ -209,6 +298,8 @@ def judge_sample(
         good_share=round(good / len(labels), 4) if labels else None,
     )
     if isinstance(client, OpenAIClient):
+        funnel.extra["constraint"] = (client.extra_body.get("response_format") or {}).get("type") or (
+            ", ".join(sorted(_OWN_CONSTRAINTS & set(client.extra_body))) or "none")  # fmt: skip
         funnel.extra["requests"] = {
             "answered_by_server": client.answered,
             "from_cache": client.cache_hits,
@@ -221,6 +312,8 @@ def judge_sample(
 def _stopped_message(client: LLMClient, done: int, total: int, err: Exception) -> str:
     """What a person needs when the judge's server fails: how far it got, and that a re-run resumes."""
     message = f"judge {client.name} stopped after {done} of {total} sampled threads: {err}"
+    if "'json_object'" in str(err):  # llama-cpp-python's server refusing the standard json_schema form
+        message += ". The server takes only llama-cpp-python's response format: set text.judge.constrain: json_object"
     if isinstance(client, OpenAIClient) and client.cache_dir is not None:
         message += (
             f". {client.cached_count()} answers are cached in {client.cache_dir}; fix the server and re-run: "
@@ -234,8 +327,9 @@ def client_from_settings(judge_settings: dict) -> LLMClient:
 
     ``backend: metadata`` needs nothing. ``backend: openai`` uses ``base_url``, ``model``, ``concurrency``,
     ``timeout_s``, ``max_retries``, ``backoff_s``, ``max_tokens``, ``extra_body`` (server-specific request
-    fields, e.g. a llama.cpp ``grammar`` or vLLM ``guided_choice`` that limits replies to 1-5) and
-    ``cache_dir`` (default ``.cache/abacus-repro/llm``: a re-run costs no requests). ``backend: transformers``
+    fields, e.g. a llama.cpp ``grammar`` or vLLM ``guided_choice`` that limits replies to 1-5), ``constrain``
+    (the JSON-schema reply constraint, see the module doc) and ``cache_dir`` (default ``.cache/abacus-repro/llm``:
+    a re-run costs no requests). ``backend: transformers``
     reads ``model`` as a local model directory and batches ``concurrency`` prompts per forward pass.
     """
     backend = judge_settings.get("backend", "metadata")
@@ -245,6 +339,10 @@ def client_from_settings(judge_settings: dict) -> LLMClient:
     if backend == "openai":
         if not judge_settings.get("base_url") or not model:
             raise InputError(None, "text.judge.base_url and text.judge.model must be set for the openai backend")
+        extra_body = dict(judge_settings.get("extra_body") or {})
+        constraint = response_format(constraint_for(judge_settings))
+        if constraint is not None:
+            extra_body["response_format"] = constraint
         return get_client(
             "openai",
             base_url=judge_settings["base_url"],
@@ -255,7 +353,7 @@ def client_from_settings(judge_settings: dict) -> LLMClient:
             backoff=float(judge_settings.get("backoff_s", 1.0)),
             cache_dir=judge_settings.get("cache_dir") or ".cache/abacus-repro/llm",
             max_tokens=int(judge_settings.get("max_tokens", 8)),
-            extra_body=judge_settings.get("extra_body") or None,
+            extra_body=extra_body or None,
         )
     if backend == "transformers":
         if not model:

@@ -5,14 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 
+def labels_informative(classifier: dict) -> bool:
+    """Whether the judge's labels trained a filter (metrics from before this flag existed: a trained one)."""
+    return bool(classifier.get("labels_informative", True))
+
+
 def combine_text_stats(ingest: dict, judge: dict, classifier: dict, stackexchange: dict, docs: dict) -> dict[str, Any]:
-    """One summary; the question funnel runs ingest -> classifier, each step's counts adding up."""
+    """One summary; the question funnel runs ingest -> classifier, each step's counts adding up.
+
+    ``labels_informative`` (top level, and in ``classifier``) is false when the judge's labels were nearly all
+    one class and the classifier therefore kept every thread (text/classifier.py); ``class_counts`` and
+    ``uninformative_reason`` say why.
+    """
     ingest_dropped = sum(ingest.get("dropped", {}).values())
     if stackexchange["read"] != ingest["kept"]:
         raise AssertionError(
             f"classifier read {stackexchange['read']} threads but ingest kept {ingest['kept']}: stale inputs?"
         )
     return {
+        "labels_informative": labels_informative(classifier),
         "stackexchange": {
             "funnel": {
                 "questions_read": ingest["read"],
@@ -35,6 +46,9 @@ def combine_text_stats(ingest: dict, judge: dict, classifier: dict, stackexchang
                 "sampled",
                 "labelled",
                 "rejected",
+                "rejected_by_reason",
+                "reply_format",
+                "constraint",
                 "score_histogram",
                 "good_score",
                 "good",
@@ -45,6 +59,10 @@ def combine_text_stats(ingest: dict, judge: dict, classifier: dict, stackexchang
         "classifier": {
             key: classifier.get(key)
             for key in (
+                "mode",
+                "class_counts",
+                "min_per_class",
+                "uninformative_reason",
                 "embedding_model",
                 "threshold",
                 "good_score",
@@ -56,6 +74,7 @@ def combine_text_stats(ingest: dict, judge: dict, classifier: dict, stackexchang
                 "train",
                 "validation",
             )
-        },
+        }
+        | {"labels_informative": labels_informative(classifier)},
         "docs": docs,
     }
