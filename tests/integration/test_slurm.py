@@ -252,3 +252,28 @@ def test_cluster_script_names_the_packages_when_they_are_missing(tmp_path):
     else:
         assert "missing commands" in message and "apt-get install" in message and "slurmctld" in message, message
     assert not (tmp_path / "state").exists()
+
+
+def test_the_rehearsal_took_the_paper_path(slurm_run):
+    """What only the paper path does, each seen in the rehearsal's own outputs."""
+    workdir = slurm_run.workdir
+    # The checkpoint in MiniCPM-2B's published layout, loaded through init_model with its own tokenizer.
+    assert (workdir / "results/rehearsal/MiniCPM-2B-layout/tokenizer.model").is_file()
+    assert json.loads((workdir / "results/model/init/config.json").read_text())["model_type"] == "minicpm"
+    # Judge and rewriter through the openai backend, against the server their own jobs started.
+    text = json.loads((workdir / "results/text/stats.json").read_text())
+    assert text["judge"]["judge"].startswith("openai:") and text["judge"]["constraint"] == "json_object"
+    assert text["classifier"]["labels_informative"] is False  # an untrained judge: the stats say so
+    assert "llama_cpp.server" in (workdir / "logs/text/judge.server.log").read_text()
+    semi = json.loads((workdir / "results/sft/semi_instruct.stats.json").read_text())
+    assert semi["rewriter"].startswith("llm:openai:") and semi["read"] == semi["kept"] + sum(semi["dropped"].values())
+    # Every phase under DeepSpeed ZeRO-2 with 2 ranks; the anneal phase continued the cosine optimizer.
+    for phase in ("cosine", "anneal", "sft"):
+        state = json.loads((workdir / f"results/train/{phase}/model/trainer_state.json").read_text())
+        assert state["world_size"] == 2, phase
+        assert (workdir / f"results/train/{phase}/state/pytorch_model").is_dir(), phase  # DeepSpeed's layout
+    anneal = json.loads((workdir / "results/train/anneal/model/trainer_state.json").read_text())
+    assert anneal["optimizer_state_from"] == "cosine"
+    # Exported and evaluated.
+    assert (workdir / "results/export/model-Q4_K_M.gguf").is_file()
+    assert json.loads((workdir / "results/eval/summary.json").read_text())

@@ -123,3 +123,20 @@ def test_provenance_names_the_producing_rules(run_dir):
     assert rules["results/code/stats.json"] == "code_funnel"
     assert rules["results/train/sft/model"] == "train"
     assert manifest["seeds"]["seed"] == 7
+
+
+def test_the_report_opens_with_the_resolved_config_which_provenance_records(run_dir):
+    """Report users read the run's configuration on the first page: the --configfile plus the schema's defaults."""
+    from abacus_repro.config import load_config
+
+    report = run_dir / "report.html"
+    result = _snakemake(run_dir, run_dir / "micro.yaml", "--report", str(report))
+    assert result.returncode == 0, result.stderr[-4000:]
+    resolved = load_config(run_dir / "micro.yaml")
+    assert _json(run_dir / "results/provenance/manifest.json")["config"] == resolved
+    html = report.read_text(encoding="utf-8")
+    first_page = html[html.index("The resolved configuration of this run"):][:400_000]
+    # A key only the schema's defaults supply, and a value only micro.yaml states, are both shown.
+    for key in ("max_duplicate_line_fraction", "include_repos", "cpu_procs_per_node"):
+        assert f"&quot;{key}&quot;" in first_page, key
+    assert str(resolved["seed"]) in first_page
