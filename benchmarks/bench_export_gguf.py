@@ -126,7 +126,8 @@ def main() -> None:
         for key, value in PAPER.items():
             setattr(args, key, value)
 
-    from abacus_repro.export import export_gguf, verify_exports
+    from abacus_repro.config import section_defaults
+    from abacus_repro.export import export_gguf, verify_exports, verify_settings
 
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         root = Path(tmp)
@@ -188,7 +189,8 @@ def main() -> None:
         if not args.no_verify:
             model = model.float()
             start, cpu = time.perf_counter(), time.process_time()
-            report = verify_exports(list(paths.values()), tok, root / "verify.json", model=model)
+            settings = verify_settings(section_defaults("export"))
+            report = verify_exports(list(paths.values()), tok, root / "verify.json", settings, model=model)
             result["verify_all_three_s"] = round(time.perf_counter() - start, 2)
             result["verify_all_three_cpu_s"] = round(time.process_time() - cpu, 2)
             result["verify"] = {

@@ -23,17 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
+from abacus_repro.config import load_config
 from abacus_repro.model import MiniCPMConfig, MiniCPMForCausalLM, set_packed_attention
 from abacus_repro.pretrain.data import make_batch
 from abacus_repro.pretrain.trainer import build_optimizer
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def packed_rows(
@@ -107,7 +104,7 @@ def main() -> int:
     parser.add_argument("--paper-shape", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    settings = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    settings = load_config()  # config/config.yaml as the workflow resolves it (schema defaults filled)
     model_settings = {k: v for k, v in settings["model"].items() if k != "pretrained"}
     config = MiniCPMConfig(vocab_size=4096, pad_token_id=3, **model_settings)
     seq_len, micro = int(settings["pack"]["seq_len"]), int(settings["train"]["micro_batch_size"])

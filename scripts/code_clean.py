@@ -4,12 +4,13 @@ from abacus_repro.code import CleanSettings, clean_shard
 from abacus_repro.io import read_docs, write_docs, write_json
 from abacus_repro.logging_setup import setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821 - Snakemake injects `snakemake`
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
 kept, dropped, funnel = clean_shard(
-    read_docs(snakemake.input.shard),  # noqa: F821
-    CleanSettings.from_config(snakemake.params.code),  # noqa: F821
+    read_docs(smk.input.shard),
+    CleanSettings.from_config(smk.params.code),
 )
-funnel.extra["shard"] = int(snakemake.wildcards.shard)  # noqa: F821
-write_docs(snakemake.output.kept, kept)  # noqa: F821
-write_docs(snakemake.output.dropped, dropped, dropped=True)  # noqa: F821
-write_json(snakemake.output.stats, funnel.to_dict())  # noqa: F821
+funnel.extra["shard"] = int(smk.wildcards.shard)
+write_docs(smk.output.kept, kept)
+write_docs(smk.output.dropped, dropped, dropped=True)
+write_json(smk.output.stats, funnel.to_dict())

@@ -4,8 +4,9 @@ from abacus_repro.code.funnel import plot_funnel, summarize_funnel
 from abacus_repro.io import read_json, write_json
 from abacus_repro.logging_setup import setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821 - Snakemake injects `snakemake`
-stats = summarize_funnel([read_json(path) for path in snakemake.input.stats])  # noqa: F821
-write_json(snakemake.output.stats, stats)  # noqa: F821
-plot_funnel(stats, snakemake.output.plot)  # noqa: F821
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
+stats = summarize_funnel([read_json(path) for path in smk.input.stats])
+write_json(smk.output.stats, stats)
+plot_funnel(stats, smk.output.plot)
 log.info("code funnel: read %d, kept %d (%.1f%%)", stats["read"], stats["kept"], 100 * stats["kept_fraction"])

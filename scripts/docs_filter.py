@@ -4,20 +4,20 @@ from abacus_repro.io import read_docs, write_docs, write_json
 from abacus_repro.logging_setup import setup_logging
 from abacus_repro.text.docs_filter import filter_docs
 
-sm = snakemake  # noqa: F821 - Snakemake injects `snakemake`
-log = setup_logging(sm.log[0])
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
 try:
-    settings = dict(sm.params.docs)
+    settings = dict(smk.params.docs)
     kept, dropped, stats = filter_docs(
-        read_docs(sm.input.docs),
-        languages=list(settings.get("languages", ["zh", "en", "mixed"])),
-        min_chars=int(settings.get("min_chars", 200)),
-        min_cjk_chars=int(settings.get("min_cjk_chars", 20)),
-        zh_share=float(settings.get("zh_share", 0.6)),
+        read_docs(smk.input.docs),
+        languages=list(settings["languages"]),
+        min_chars=int(settings["min_chars"]),
+        min_cjk_chars=int(settings["min_cjk_chars"]),
+        zh_share=float(settings["zh_share"]),
     )
-    write_docs(sm.output.kept, kept)
-    write_docs(sm.output.dropped, dropped, dropped=True)
-    write_json(sm.output.stats, stats)
+    write_docs(smk.output.kept, kept)
+    write_docs(smk.output.dropped, dropped, dropped=True)
+    write_json(smk.output.stats, stats)
 except Exception:
     log.exception("docs_filter failed")
     raise

@@ -6,12 +6,17 @@ from abacus_repro.evaluate.general import evaluate_model
 from abacus_repro.io import write_json
 from abacus_repro.logging_setup import setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821 - Snakemake injects `snakemake`
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
+# Every data location the tasks read, by name: an input where it exists, else the path looked for, so that
+# benchmark is reported skipped naming it. Given whole, it takes the place of the harness's defaults.
+data = {name: path for name, path in {**smk.params.absent, **smk.input}.items() if name != "model"}
+settings = {**smk.params.eval, "general": {**smk.params.eval["general"], "data": data}}
 result = evaluate_model(
-    snakemake.params.model,  # noqa: F821
-    snakemake.params.eval,  # noqa: F821
-    snakemake.params.data["shared_data"],  # noqa: F821
-    work_dir=Path(snakemake.output.result).parent / "work",  # noqa: F821
-    threads=snakemake.threads,  # noqa: F821
+    smk.params.model,
+    settings,
+    smk.params.shared_data,
+    work_dir=Path(smk.output.result).parent / "work",
+    threads=smk.threads,
 )
-write_json(snakemake.output.result, result)  # noqa: F821
+write_json(smk.output.result, result)

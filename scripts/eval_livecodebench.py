@@ -4,13 +4,17 @@ from abacus_repro.evaluate.livecodebench import evaluate_model
 from abacus_repro.io import write_json
 from abacus_repro.logging_setup import setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821 - Snakemake injects `snakemake`
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
+# Release files and exemplars are inputs where they exist; missing ones keep the paths looked for, so the
+# benchmark is reported skipped naming them; one not configured at all is None.
+data = {**smk.params.absent, **smk.input}
 result = evaluate_model(
-    snakemake.params.model,  # noqa: F821
-    snakemake.params.data["livecodebench"],  # noqa: F821
-    snakemake.params.eval,  # noqa: F821
-    snakemake.params.data["livecodebench_fewshot"],  # noqa: F821
-    samples_path=snakemake.output.samples,  # noqa: F821
-    threads=snakemake.threads,  # noqa: F821
+    smk.params.model,
+    data.get("releases"),
+    smk.params.eval,
+    data.get("fewshot"),
+    samples_path=smk.output.samples,
+    threads=smk.threads,
 )
-write_json(snakemake.output.result, result)  # noqa: F821
+write_json(smk.output.result, result)

@@ -5,12 +5,13 @@ from pathlib import Path
 from abacus_repro.evaluate.summary import collect_results, format_scores, write_summary
 from abacus_repro.logging_setup import setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821 - Snakemake injects `snakemake`
-root = Path(snakemake.output.summary).parent  # noqa: F821
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
+root = Path(smk.output.summary).parent
 summaries = write_summary(
-    collect_results(root, snakemake.params.models),  # noqa: F821
-    snakemake.output.summary,  # noqa: F821
-    snakemake.output.table,  # noqa: F821
-    snakemake.output.plot,  # noqa: F821
+    collect_results(root, smk.params.models),
+    smk.output.summary,
+    smk.output.table,
+    smk.output.plot,
 )
 log.info("scores:\n%s", format_scores(summaries))

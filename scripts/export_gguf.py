@@ -3,15 +3,16 @@
 from abacus_repro.export import export_all
 from abacus_repro.logging_setup import setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
 
-settings = dict(snakemake.params.export)  # noqa: F821
+settings = dict(smk.params.export)
 # llama.cpp and torch use the rule's threads during verification.
-settings["verify"] = {**(settings.get("verify") or {}), "threads": snakemake.threads}  # noqa: F821
+settings["verify"] = {**settings["verify"], "threads": smk.threads}
 export_all(
-    snakemake.input.model,  # noqa: F821
-    list(snakemake.output.gguf),  # noqa: F821
-    list(settings.get("types", ["F16"])),
-    snakemake.output.verify,  # noqa: F821
+    smk.input.model,
+    list(smk.output.gguf),
+    list(settings["types"]),
+    smk.output.verify,
     settings,
 )

@@ -3,10 +3,11 @@
 from abacus_repro.export import write_modelfile
 from abacus_repro.logging_setup import setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
 
 write_modelfile(
-    snakemake.input.gguf,  # noqa: F821
-    snakemake.output.modelfile,  # noqa: F821
-    dict(snakemake.params.export),  # noqa: F821
+    smk.input.gguf,
+    smk.output.modelfile,
+    dict(smk.params.export),
 )

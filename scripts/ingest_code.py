@@ -3,12 +3,13 @@
 from abacus_repro.ingest.code import ingest_code
 from abacus_repro.logging_setup import setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821 - Snakemake injects `snakemake`
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
 ingest_code(
-    snakemake.params.code,  # noqa: F821
-    shards=int(snakemake.params.shards),  # noqa: F821
-    seed=int(snakemake.params.seed),  # noqa: F821
-    shard_paths=list(snakemake.output.shards),  # noqa: F821
-    docs_path=snakemake.output.docs,  # noqa: F821
-    stats_path=snakemake.output.stats,  # noqa: F821
+    smk.params.code,
+    shards=int(smk.params.shards),
+    seed=int(smk.params.seed),
+    shard_paths=list(smk.output.shards),
+    docs_path=smk.output.docs,
+    stats_path=smk.output.stats,
 )

@@ -4,18 +4,18 @@ from abacus_repro.ingest.docs import ingest_docs
 from abacus_repro.io import write_docs, write_json
 from abacus_repro.logging_setup import setup_logging
 
-sm = snakemake  # noqa: F821 - Snakemake injects `snakemake`
-log = setup_logging(sm.log[0])
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
 try:
-    settings = sm.params.docs
+    settings = smk.params.docs
     docs, stats = ingest_docs(
-        sm.input.from_code,
-        list(sm.input.samples),
-        settings.get("sample_dir"),
-        use_code_repos=bool(settings.get("from_code_repos", True)),
+        smk.input.from_code,
+        list(smk.input.samples),
+        settings["sample_dir"],
+        use_code_repos=bool(settings["from_code_repos"]),
     )
-    write_docs(sm.output.docs, docs)
-    write_json(sm.output.stats, stats)
+    write_docs(smk.output.docs, docs)
+    write_json(smk.output.stats, stats)
 except Exception:
     log.exception("ingest_docs failed")
     raise

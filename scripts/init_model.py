@@ -3,11 +3,12 @@
 from abacus_repro.logging_setup import setup_logging
 from abacus_repro.model.init import init_model
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
 
 init_model(
-    dict(snakemake.params.model),  # noqa: F821
-    snakemake.input.tokenizer,  # noqa: F821
-    snakemake.output.model,  # noqa: F821
-    int(snakemake.params.seed),  # noqa: F821
+    dict(smk.params.model),
+    smk.input.tokenizer,
+    smk.output.model,
+    int(smk.params.seed),
 )

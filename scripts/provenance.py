@@ -5,17 +5,18 @@ from pathlib import Path
 from abacus_repro.logging_setup import setup_logging
 from abacus_repro.provenance import write_provenance
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
 manifest = write_provenance(
     Path("results"),
-    dict(snakemake.params.config),  # noqa: F821
+    dict(smk.params.config),
     Path.cwd(),
-    Path(snakemake.output.manifest),  # noqa: F821
-    Path(snakemake.output.report),  # noqa: F821
-    html_path=Path(snakemake.output.html),  # noqa: F821
-    rules=dict(snakemake.params.rules),  # noqa: F821
-    repo_dir=Path(snakemake.scriptdir).parent,  # noqa: F821
-    snakefile=snakemake.params.snakefile,  # noqa: F821
+    Path(smk.output.manifest),
+    Path(smk.output.report),
+    html_path=Path(smk.output.html),
+    rules=dict(smk.params.rules),
+    repo_dir=Path(smk.scriptdir).parent,
+    snakefile=smk.params.snakefile,
 )
 stale = [o["path"] for o in manifest["outputs"] if o["inputs_changed_since_run"]]
 log.info(

@@ -3,12 +3,13 @@
 from abacus_repro.logging_setup import setup_logging
 from abacus_repro.model.published_layout import write_published_layout
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
 
 write_published_layout(
-    snakemake.output.checkpoint,  # noqa: F821
-    dict(snakemake.params.model),  # noqa: F821
-    int(snakemake.params.vocab_size),  # noqa: F821
-    int(snakemake.params.seed),  # noqa: F821
-    sample_dir=snakemake.input.samples,  # noqa: F821
+    smk.output.checkpoint,
+    dict(smk.params.model),
+    int(smk.params.vocab_size),
+    int(smk.params.seed),
+    sample_dir=smk.input.samples,
 )

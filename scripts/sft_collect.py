@@ -4,12 +4,13 @@ from abacus_repro.io import write_docs, write_json
 from abacus_repro.logging_setup import setup_logging
 from abacus_repro.sft import collect_natural
 
-log = setup_logging(snakemake.log[0])  # noqa: F821 - Snakemake injects `snakemake`
-sft = snakemake.params.sft  # noqa: F821
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
+sft = smk.params.sft
 natural, stats = collect_natural(
-    snakemake.input.code,  # noqa: F821
-    max_functions=sft.get("max_functions"),
-    seed=int(snakemake.params.seed),  # noqa: F821
+    smk.input.code,
+    max_functions=sft["max_functions"],
+    seed=int(smk.params.seed),
 )
-write_docs(snakemake.output.natural, natural)  # noqa: F821
-write_json(snakemake.output.stats, stats)  # noqa: F821
+write_docs(smk.output.natural, natural)
+write_json(smk.output.stats, stats)

@@ -10,26 +10,27 @@ from abacus_repro.sft import (
     split_semdedup,
 )
 
-log = setup_logging(snakemake.log[0])  # noqa: F821 - Snakemake injects `snakemake`
-settings = SemDeDupSettings.from_config(snakemake.params.semdedup)  # noqa: F821
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
+settings = SemDeDupSettings.from_config(smk.params.semdedup)
 embed_texts = sentence_embedder(
     settings.embedding_model,
     settings.batch_size,
-    threads=snakemake.threads,  # noqa: F821
+    threads=smk.threads,
     max_tokens=settings.max_tokens,
     device=settings.device,
 )
 code, nl, dropped, stats = split_semdedup(
-    read_docs(snakemake.input.code),  # noqa: F821
-    read_nl_source(snakemake.input.nl),  # noqa: F821
+    read_docs(smk.input.code),
+    read_nl_source(smk.input.nl),
     embed_texts,
     settings,
-    seed=int(snakemake.params.seed),  # noqa: F821
+    seed=int(smk.params.seed),
 )
 log.info("semdedup (eps %s, %s rule): kept %d of %d (%s)", settings.eps, settings.rule, stats["kept"],
          stats["read"], stats["dropped"])  # fmt: skip
-write_docs(snakemake.output.code, code)  # noqa: F821
-write_docs(snakemake.output.nl, nl)  # noqa: F821
-write_docs(snakemake.output.dropped, dropped, dropped=True)  # noqa: F821
-write_json(snakemake.output.stats, stats)  # noqa: F821
-plot_removed_fractions(stats, snakemake.output.plot)  # noqa: F821
+write_docs(smk.output.code, code)
+write_docs(smk.output.nl, nl)
+write_docs(smk.output.dropped, dropped, dropped=True)
+write_json(smk.output.stats, stats)
+plot_removed_fractions(stats, smk.output.plot)

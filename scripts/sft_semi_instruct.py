@@ -9,24 +9,24 @@ from abacus_repro.llm import consumer_endpoint
 from abacus_repro.logging_setup import setup_logging
 from abacus_repro.sft import make_rewriter, semi_instruct
 
-sm = snakemake  # noqa: F821 - Snakemake injects `snakemake`
-log = setup_logging(sm.log[0])
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
 try:
-    sft = dict(sm.params.sft)
-    served_model = sm.input.get("llm_model")  # the served model file, when the job serves one
+    sft = dict(smk.params.sft)
+    served_model = smk.input.get("llm_model")  # the served model file, when the job serves one
     with consumer_endpoint(
-        sft["rewriter"], sm.params.llm_server, "sft.rewriter", sm.log.server, served_model, sm.threads
+        sft["rewriter"], smk.params.llm_server, "sft.rewriter", smk.log.server, served_model, smk.threads
     ) as rewriter_settings:
         kept, dropped, stats = semi_instruct(
-            read_docs(sm.input.natural),
+            read_docs(smk.input.natural),
             sft,
-            seed=int(sm.params.seed),
+            seed=int(smk.params.seed),
             rewriter=make_rewriter(rewriter_settings),
-            workers=int(sm.threads),
+            workers=int(smk.threads),
         )
-    write_docs(sm.output.kept, kept)
-    write_docs(sm.output.dropped, dropped, dropped=True)
-    write_json(sm.output.stats, stats)
+    write_docs(smk.output.kept, kept)
+    write_docs(smk.output.dropped, dropped, dropped=True)
+    write_json(smk.output.stats, stats)
 except Exception:
     log.exception("sft_semi_instruct failed")
     raise

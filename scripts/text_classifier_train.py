@@ -2,30 +2,30 @@
 
 from abacus_repro.io import read_docs, write_json
 from abacus_repro.logging_setup import setup_logging
-from abacus_repro.text.classifier import DEFAULT_MODEL, train_classifier
+from abacus_repro.text.classifier import train_classifier
 
-sm = snakemake  # noqa: F821 - Snakemake injects `snakemake`
-log = setup_logging(sm.log[0])
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
 try:
-    settings = dict(sm.params.classifier)
+    settings = dict(smk.params.classifier)
     classifier, metrics = train_classifier(
-        read_docs(sm.input.labels),
-        encoder_name=settings.get("embedding_model", DEFAULT_MODEL),
-        good_score=int(sm.params.good_score),
-        validation_fraction=float(settings.get("validation_fraction", 0.2)),
-        threshold=float(settings.get("threshold", 0.5)),
-        seed=int(sm.params.seed),
-        C=float(settings.get("C", 1.0)),
-        batch_size=int(settings.get("batch_size", 32)),
-        max_chars=int(settings.get("max_chars", 2000)),
-        threads=sm.threads,
-        device=settings.get("device", "cpu"),
-        labels_path=sm.input.labels,
+        read_docs(smk.input.labels),
+        encoder_name=settings["embedding_model"],
+        good_score=int(smk.params.good_score),
+        validation_fraction=float(settings["validation_fraction"]),
+        threshold=float(settings["threshold"]),
+        seed=int(smk.params.seed),
+        C=float(settings["C"]),
+        batch_size=int(settings["batch_size"]),
+        max_chars=int(settings["max_chars"]),
+        threads=smk.threads,
+        device=settings["device"],
+        labels_path=smk.input.labels,
         min_per_class=int(settings["min_per_class"]),
         on_uninformative=settings["on_uninformative"],
     )
-    write_json(sm.output.classifier, classifier)
-    write_json(sm.output.metrics, metrics)
+    write_json(smk.output.classifier, classifier)
+    write_json(smk.output.metrics, metrics)
 except Exception:
     log.exception("text_classifier_train failed")
     raise

@@ -9,15 +9,15 @@ from abacus_repro.llm import consumer_endpoint
 from abacus_repro.logging_setup import setup_logging
 from abacus_repro.text.judge import client_from_settings, judge_sample, read_judge_sample, reply_format_for
 
-sm = snakemake  # noqa: F821 - Snakemake injects `snakemake`
-log = setup_logging(sm.log[0])
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
 try:
-    sample_size = int(sm.params.judge["sample_size"])
+    sample_size = int(smk.params.judge["sample_size"])
     # Only the ids of qa.parquet are read in full; then the sampled threads.
-    sample, available = read_judge_sample(sm.input.qa, sample_size, int(sm.params.seed))
-    served_model = sm.input.get("llm_model")  # the served model file, when the job serves one
+    sample, available = read_judge_sample(smk.input.qa, sample_size, int(smk.params.seed))
+    served_model = smk.input.get("llm_model")  # the served model file, when the job serves one
     with consumer_endpoint(
-        sm.params.judge, sm.params.llm_server, "text.judge", sm.log.server, served_model, sm.threads
+        smk.params.judge, smk.params.llm_server, "text.judge", smk.log.server, served_model, smk.threads
     ) as settings:
         labels, stats = judge_sample(
             sample,
@@ -29,8 +29,8 @@ try:
             batch_size=int(settings["batch_size"]),
             reply_format=reply_format_for(settings),
         )
-    write_docs(sm.output.labels, labels)
-    write_json(sm.output.stats, stats)
+    write_docs(smk.output.labels, labels)
+    write_json(smk.output.stats, stats)
 except Exception:
     log.exception("text_judge failed")
     raise

@@ -4,10 +4,10 @@ from abacus_repro.io import read_json, write_json
 from abacus_repro.logging_setup import setup_logging
 from abacus_repro.text.stats import combine_text_stats
 
-sm = snakemake  # noqa: F821 - Snakemake injects `snakemake`
-log = setup_logging(sm.log[0])
+smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+log = setup_logging(smk.log[0])
 try:
-    inputs = sm.input
+    inputs = smk.input
     stats = combine_text_stats(
         read_json(inputs.ingest),
         read_json(inputs.judge),
@@ -15,7 +15,7 @@ try:
         read_json(inputs.stackexchange),
         read_json(inputs.docs),
     )
-    write_json(sm.output.stats, stats)
+    write_json(smk.output.stats, stats)
 except Exception:
     log.exception("text_stats failed")
     raise

@@ -13,7 +13,7 @@ log = setup_logging(smk.log[0])
 resources = {
     key: getattr(smk.resources, key) for key in ("nodes", "gres", "gpu", "gpus") if hasattr(smk.resources, key)
 }
-plan = plan_from_resources(resources, smk.params.train.get("launch"))
+plan = plan_from_resources(resources, smk.params.train["launch"])
 spec = {
     "phase": smk.wildcards.phase,
     "model_dir": str(smk.input.model),

@@ -60,3 +60,40 @@ def load_config(path: str | Path | None = None, schema: str | Path = SCHEMA_PATH
     """The config `snakemake --configfile path` runs with (the built-in config/config.yaml when ``path`` is None)."""
     path = Path(path) if path is not None else DEFAULT_CONFIGFILE
     return resolve_config(read_config_file(path), schema, source=path)
+
+
+def _section_schema(schema: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The subschema of the dotted section ``name`` (e.g. ``train``, ``text.judge``), with the schema's ``$defs``."""
+    node: Mapping[str, Any] = schema
+    for part in name.split("."):
+        properties = node.get("properties") or {}
+        if part not in properties:
+            raise KeyError(f"the schema has no section {name!r} (no {part!r})")
+        node = properties[part]
+    if node.get("type") != "object":
+        raise KeyError(f"{name!r} is a key, not a section of the config")
+    return {"$schema": schema["$schema"], "$defs": schema.get("$defs", {}), **node}
+
+
+def resolved_section(
+    name: str, overrides: Mapping[str, Any] | None = None, schema: str | Path = SCHEMA_PATH
+) -> dict[str, Any]:
+    """The config section ``name`` as a run resolves it: ``overrides`` plus every default the schema gives.
+
+    For code called outside the workflow (tests, benchmarks, by hand) with part of a section: the result is what
+    the section's rule would receive for a config that sets just ``overrides``, through the same validator, so
+    stage code reads every key directly and the schema stays the one place defaults live.
+    """
+    import tempfile
+
+    full = yaml.safe_load(Path(schema).read_text(encoding="utf-8"))
+    section_schema = _section_schema(full, name)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.schema.yaml"
+        path.write_text(yaml.safe_dump(section_schema, sort_keys=False), encoding="utf-8")
+        return resolve_config(dict(overrides or {}), path, source=f"{name} settings")
+
+
+def section_defaults(name: str) -> dict[str, Any]:
+    """The config section ``name`` with nothing set: the schema's defaults alone."""
+    return resolved_section(name)

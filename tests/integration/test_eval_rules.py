@@ -101,3 +101,16 @@ def test_more_models_get_the_same_jobs(eval_run):
     assert result.returncode == 0, result.stderr[-3000:]
     counts = dict(line.split() for line in result.stdout.splitlines() if line.startswith("eval_"))
     assert counts == {"eval_code": "4", "eval_livecodebench": "2", "eval_general": "2", "eval_summary": "1"}
+
+
+@pytest.mark.parametrize(("benchmark", "rule"), [("mbpp", "eval_code"), ("general", "eval_general")])
+def test_a_benchmarks_settings_rerun_only_its_own_job(eval_run, benchmark, rule):
+    # Each evaluation rule gets only its benchmark's settings: a new limit re-runs that job and the summary.
+    config_path = _config(eval_run, [{"name": "toy-minicpm", "path": str(eval_run / "models" / "minicpm")}])
+    config = yaml.safe_load(config_path.read_text())
+    config["eval"][benchmark]["limit"] = 1
+    config_path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    result = _snakemake(eval_run, config_path, "-n", "--quiet", "rules")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = dict(line.split() for line in result.stdout.splitlines() if line.startswith("eval_"))
+    assert counts == {rule: "1", "eval_summary": "1"}

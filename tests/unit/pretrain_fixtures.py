@@ -77,7 +77,13 @@ def sft_doc(instruction: str, response: str, kind: str = "code") -> dict:
 
 
 def training_settings(**train_overrides) -> dict:
-    """The config's train/sft sections at test scale."""
+    """The config's train/sft sections at test scale, resolved through the schema as the workflow resolves them.
+
+    Only the test-scale values are written here; every other key is the schema's default, so train_phase called
+    from a test trains what the workflow's train rule would for a config setting these values.
+    """
+    from abacus_repro.config import resolved_section
+
     train = {
         "micro_batch_size": 4,
         "grad_accum": 1,
@@ -91,7 +97,7 @@ def training_settings(**train_overrides) -> dict:
     }
     train.update(train_overrides)
     sft = {"epochs": 2, "lr": 5e-3, "micro_batch_size": 4, "code_nl_ratio": 1.0}
-    return {"train": train, "sft": sft}
+    return {"train": resolved_section("train", train), "sft": resolved_section("sft", sft)}
 
 
 def read_metrics(path: Path) -> list[dict]:

@@ -11,6 +11,7 @@ import pytest
 
 from abacus_repro.code import REASONS, CleanSettings, check_paths, clean_shard
 from abacus_repro.code.funnel import plot_funnel, summarize_funnel
+from abacus_repro.config import resolved_section
 from abacus_repro.errors import InputError
 from abacus_repro.ingest.code import ingest_code, shard_of
 from abacus_repro.io import doc_meta, read_docs, write_docs
@@ -56,8 +57,8 @@ def make_repos(root: Path) -> Path:
 
 
 def run_stage(tmp_path: Path, out: str, shards=2, **code):
-    settings = {"source": "repos_dir", "path": str(make_repos(tmp_path / "repos")), "max_repos": None,
-                "max_files_per_repo": None, "max_file_bytes": 10_000, "ruff_batch_size": 3, **code}
+    settings = resolved_section("code", {"source": "repos_dir", "path": str(make_repos(tmp_path / "repos")),
+                                         "max_file_bytes": 10_000, "ruff_batch_size": 3, **code})
     out_dir = tmp_path / out
     shard_paths = [out_dir / f"shard-{i}.parquet" for i in range(shards)]
     ingest_stats = ingest_code(settings, shards, 7, shard_paths, out_dir / "docs.parquet", out_dir / "stats.json")
@@ -154,8 +155,8 @@ def test_two_runs_are_byte_identical(tmp_path):
 
 
 def test_sampling_is_seeded(tmp_path):
-    settings = {"source": "repos_dir", "path": str(make_repos(tmp_path / "repos")), "max_repos": 2,
-                "max_files_per_repo": 2}
+    settings = resolved_section("code", {"source": "repos_dir", "path": str(make_repos(tmp_path / "repos")),
+                                         "max_repos": 2, "max_files_per_repo": 2})
     runs = []
     for name in ("x", "y"):
         out = tmp_path / name
@@ -177,7 +178,7 @@ def test_stack_dump_source_and_broken_line(tmp_path):
     with gzip.open(dump, "wt", encoding="utf-8") as handle:
         handle.writelines(json.dumps(row) + "\n" for row in rows)
     out = tmp_path / "out"
-    stats = ingest_code({"source": "stack_dump", "path": str(dump)}, 1, 1, [out / "s.parquet"],
+    stats = ingest_code(resolved_section("code", {"source": "stack_dump", "path": str(dump)}), 1, 1, [out / "s.parquet"],
                         out / "d.parquet", out / "st.json")
     assert stats["repositories"] == 2 and stats["files"] == 2 and stats["docs_found"] == 1
     kept, dropped, _funnel = clean_shard(read_docs(out / "s.parquet"), CleanSettings())
@@ -185,7 +186,7 @@ def test_stack_dump_source_and_broken_line(tmp_path):
     broken = tmp_path / "broken.jsonl"
     broken.write_text(json.dumps(rows[0]) + "\n{not json\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"broken\.jsonl: line 2 is not valid JSON"):
-        ingest_code({"source": "stack_dump", "path": str(broken)}, 1, 1, [out / "s.parquet"],
+        ingest_code(resolved_section("code", {"source": "stack_dump", "path": str(broken)}), 1, 1, [out / "s.parquet"],
                     out / "d.parquet", out / "st.json")
 
 
@@ -236,7 +237,7 @@ def test_stack_dump_parquet_directory(tmp_path):
                       "path": ["p/a.py", "p/b.py"]})
     pq.write_table(table, dumps / "part-0.parquet")
     out = tmp_path / "out"
-    stats = ingest_code({"source": "stack_dump", "path": str(dumps)}, 2, 1,
+    stats = ingest_code(resolved_section("code", {"source": "stack_dump", "path": str(dumps)}), 2, 1,
                         [out / "s0.parquet", out / "s1.parquet"], out / "d.parquet", out / "st.json")
     assert stats["files"] == 2 and stats["files_per_shard"][shard_of("org/p", 2)] == 2
     docs = read_docs(out / f"s{shard_of('org/p', 2)}.parquet")

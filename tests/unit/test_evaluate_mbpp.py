@@ -88,10 +88,10 @@ def test_mbpp_plus_release_file_when_present(tmp_path):
 
 
 def test_resource_bound_tasks_are_named_only_under_default_limits():
-    assert set(he.unpassable_tasks(["Mbpp/255", "Mbpp/630", "Mbpp/2"], "0.3.1")) == {"Mbpp/255", "Mbpp/630"}
+    assert set(he.unpassable_tasks(["Mbpp/255", "Mbpp/630", "Mbpp/2"])) == {"Mbpp/255", "Mbpp/630"}
     roomy = he.EvalplusLimits(max_memory_mb=he.RESOURCE_BOUND_MEMORY_MB)
-    assert he.unpassable_tasks(["Mbpp/255", "Mbpp/630"], "0.3.1", roomy) == {}
-    assert list(he.unpassable_tasks(["Mbpp/599"], "0.3.1", roomy)) == ["Mbpp/599"]  # evalplus's fixed 60 s
+    assert he.unpassable_tasks(["Mbpp/255", "Mbpp/630"], roomy) == {}
+    assert list(he.unpassable_tasks(["Mbpp/599"], roomy)) == ["Mbpp/599"]  # evalplus's fixed 60 s
     assert he.EvalplusLimits.from_config({"max_memory_mb": 8192}) == he.EvalplusLimits(1.0, 4.0, 8192)
 
 

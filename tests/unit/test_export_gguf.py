@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from abacus_repro.config import resolved_section, section_defaults
 from abacus_repro.errors import InputError
 from abacus_repro.export import ExportVerificationError, export_all, verify_exports, verify_settings, write_gguf
 from abacus_repro.export.gguf import (
@@ -39,7 +40,7 @@ def exported(model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("gguf")
     types = ["F16", "Q8_0", "Q4_K_M"]
     paths = [out / f"model-{t}.gguf" for t in types]
-    report = export_all(model_dir, paths, types, out / "verify.json", {"types": types})
+    report = export_all(model_dir, paths, types, out / "verify.json", resolved_section("export", {"types": types}))
     return out, paths, report
 
 
@@ -199,20 +200,24 @@ def test_our_q8_0_falls_back_to_f16_when_rows_do_not_fit():
 
 def test_verification_fails_loudly(model_dir, exported, tmp_path):
     _, paths, _ = exported
-    strict = {"F16": {"max_abs_diff": 1e-6}}
+    strict_f16 = {"min_top1": 1.0, "max_abs_diff": 1e-6, "greedy_equal": True}
+    strict = verify_settings(resolved_section("export", {"verify": {"F16": strict_f16}}))
     with pytest.raises(ExportVerificationError, match=r"max \|logit diff\| .* > max_abs_diff 1e-06"):
         verify_exports([paths[0]], model_dir, tmp_path / "v.json", strict)
     saved = json.loads((tmp_path / "v.json").read_text())
     assert saved["passed"] is False and saved["files"]["F16"]["passed"] is False
     # A type without thresholds fails too, rather than passing unchecked.
     q8_report = exported[2]["files"]["Q8_0"]
-    assert check_report(q8_report, verify_settings({})) == []
-    assert check_report(q8_report, verify_settings({"verify": {"Q8_0": None}})) == [
+    defaults = verify_settings(section_defaults("export"))
+    assert check_report(q8_report, defaults) == []
+    assert check_report(q8_report, {**defaults, "Q8_0": None}) == [
         "model-Q8_0.gguf: no min_top1, max_abs_diff, greedy_equal threshold for type Q8_0 in export.verify"
     ]
-    partial = verify_settings({"verify": {"Q8_0": {"max_abs_diff": 1e-6}}})
-    assert partial["Q8_0"]["min_top1"] == 0.95  # merged key by key over the defaults
-    assert "max |logit diff|" in check_report(q8_report, partial)[0]
+    # A type the config gives replaces the schema's thresholds for it whole; the other types keep the schema's.
+    own = {"min_top1": 0.5, "max_abs_diff": 1e-6, "greedy_equal": False}
+    configured = verify_settings(resolved_section("export", {"verify": {"Q8_0": own}}))
+    assert configured["Q8_0"] == own and configured["F16"] == defaults["F16"]
+    assert "max |logit diff|" in check_report(q8_report, configured)[0]
 
 
 def test_cli_verify(model_dir, exported, capsys):
@@ -222,6 +227,25 @@ def test_cli_verify(model_dir, exported, capsys):
     assert main(["export", "verify", str(paths[0]), "--model", str(model_dir), "--prompt", "def add(a, b):"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["files"]["F16"]["tokenization_equal"]
+
+
+def test_cli_verify_takes_the_thresholds_of_the_resolved_config(model_dir, exported, tmp_path, capsys):
+    """--configfile: the file plus the schema's defaults, as the workflow runs it; its export.verify decides."""
+    import yaml
+
+    from abacus_repro.cli import main
+    from abacus_repro.config import DEFAULT_CONFIGFILE, read_config_file
+
+    _, paths, _ = exported
+    config = read_config_file(DEFAULT_CONFIGFILE)
+    config.setdefault("export", {}).setdefault("verify", {})["F16"] = {
+        "min_top1": 1.0, "max_abs_diff": 1e-6, "greedy_equal": True
+    }
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(yaml.safe_dump(config))
+    command = ["export", "verify", str(paths[0]), "--model", str(model_dir), "--prompt", "def add(a, b):"]
+    assert main([*command, "--configfile", str(strict)]) == 1
+    assert "max_abs_diff 1e-06" in capsys.readouterr().out
 
 
 def test_non_byte_level_tokenizer_is_refused(model_dir, tmp_path):
@@ -265,7 +289,7 @@ def test_near_ties_are_named_and_decisive_disagreements_fail():
 
 def test_check_report_holds_f16_to_agreement_beyond_ties(exported):
     report = json.loads(json.dumps(exported[2]["files"]["F16"]))
-    settings = verify_settings({})
+    settings = verify_settings(section_defaults("export"))
     near_tie = {"equal": False, "diverged_at": 3, "ours": 5, "llama_cpp": 6, "margin": 0.01, "near_tie": True}
     report["prompts"][0].update(greedy_equal=False, greedy_divergence=near_tie)
     report.update(greedy_equal=False, greedy_equal_up_to_ties=True)

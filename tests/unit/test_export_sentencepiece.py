@@ -11,6 +11,7 @@ import logging
 
 import pytest
 
+from abacus_repro.config import section_defaults
 from abacus_repro.export import export_all, write_gguf
 from abacus_repro.export.gguf import gguf_metadata
 
@@ -126,7 +127,7 @@ def test_sentencepiece_vocabulary_is_written_as_llama(sp_model, tmp_path):
 def test_llama_cpp_reproduces_the_sentencepiece_model(sp_model, tmp_path):
     """Tokenization equal on the fixed prompts (code, indentation, Chinese, chat turns), logits, greedy text."""
     model_dir, _ = sp_model
-    report = export_all(model_dir, [tmp_path / "m-F16.gguf"], ["F16"], tmp_path / "verify.json", {})
+    report = export_all(model_dir, [tmp_path / "m-F16.gguf"], ["F16"], tmp_path / "verify.json", section_defaults("export"))
     f16 = report["files"]["F16"]
     assert report["passed"] and f16["tokenization_equal"]
     assert f16["vs_hf"]["top1_agreement_beyond_ties"] == 1.0 and f16["greedy_equal_up_to_ties"]
@@ -147,7 +148,7 @@ def test_prefix_only_at_the_start_is_flagged(sp_model, tmp_path, caplog):
         caplog.at_level(logging.WARNING, logger="abacus_repro.export.gguf"),
         pytest.raises(ExportVerificationError, match="tokenizes differently"),
     ):
-        export_all(copy, [tmp_path / "m-F16.gguf"], ["F16"], tmp_path / "verify.json", {})
+        export_all(copy, [tmp_path / "m-F16.gguf"], ["F16"], tmp_path / "verify.json", section_defaults("export"))
     assert "prepend_scheme 'first'" in caplog.text
     prompts = json.loads((tmp_path / "verify.json").read_text())["files"]["F16"]["prompts"]
     assert {p["prompt"].startswith("<用户>") for p in prompts if not p["tokenization_equal"]} == {True}

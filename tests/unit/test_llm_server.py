@@ -23,6 +23,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
+from abacus_repro.config import resolved_section
 from abacus_repro.errors import InputError
 from abacus_repro.ingest.stackexchange import ingest_stackexchange
 from abacus_repro.io import doc_meta
@@ -321,7 +322,7 @@ def test_garbage_rewrites_are_rejected_and_counted_and_sft_is_built_from_nl(serv
     natural, _ = collect_natural([write_code_shard(tmp_path / "kept.parquet")], None, 0)
     rewriter_section = {**_schema_defaults("sft", "rewriter"), "backend": "openai", "max_tokens": 48}
     rewriter_section["cache_dir"] = str(tmp_path / "cache")
-    sft = {"max_tests_per_function": 3, "sandbox": {"timeout_s": 5, "memory_mb": 512}}
+    sft = resolved_section("sft", {"max_tests_per_function": 3, "sandbox": {"timeout_s": 5, "memory_mb": 512}})
     with consumer_endpoint(rewriter_section, server_section, "sft.rewriter", tmp_path / "server.log", threads=1) as s:
         kept, dropped, stats = semi_instruct(natural, sft, seed=1, rewriter=make_rewriter(s), workers=1)
     assert stats["read"] == len(natural) >= 3 and kept == []

@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from abacus_repro.config import resolved_section
 from abacus_repro.errors import InputError
 from abacus_repro.io import write_docs
 from abacus_repro.mixture import build_mixture, collect_phase_stats, phase_targets, sample_to_budget
@@ -21,11 +22,14 @@ from .pretrain_fixtures import (
     synthetic_corpus,
 )
 
-SETTINGS = {
-    "shares": {"code": 0.7, "math": 0.1, "text": 0.2},
-    "tokens": {"base": 6000, "cosine": 8000, "anneal": 5000},
-    "anneal_sft_fraction": 0.2,
-}
+SETTINGS = resolved_section(
+    "mixture",
+    {
+        "shares": {"code": 0.7, "math": 0.1, "text": 0.2},
+        "tokens": {"base": 6000, "cosine": 8000, "anneal": 5000},
+        "anneal_sft_fraction": 0.2,
+    },
+)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 
+from abacus_repro.config import section_defaults
 from abacus_repro.errors import InputError
 from abacus_repro.model.init import check_pretrained_config, init_model, load_pretrained
 from abacus_repro.model.published_layout import PUBLISHED_CONFIG, write_published_layout
@@ -280,7 +281,7 @@ def test_gguf_export_of_the_published_layout(initialised, tmp_path):
     from abacus_repro.export import export_all
     from abacus_repro.export.gguf import gguf_metadata
 
-    report = export_all(initialised, [tmp_path / "m-F16.gguf"], ["F16"], tmp_path / "verify.json", {})
+    report = export_all(initialised, [tmp_path / "m-F16.gguf"], ["F16"], tmp_path / "verify.json", section_defaults("export"))
     f16 = report["files"]["F16"]
     assert report["passed"] and f16["tokenization_equal"]
     assert f16["vs_hf"]["top1_agreement_beyond_ties"] == 1.0 and f16["greedy_equal_up_to_ties"]

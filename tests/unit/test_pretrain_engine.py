@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from abacus_repro.config import resolved_section, section_defaults
 from abacus_repro.errors import InputError
 from abacus_repro.pretrain.engine import load_deepspeed_config, world_from_env
 from abacus_repro.pretrain.launch import (
@@ -40,6 +41,12 @@ from .pretrain_fixtures import (
 REPO = Path(__file__).resolve().parents[2]
 DEEPSPEED_CONFIGS = sorted((REPO / "config" / "deepspeed").glob("*.json"))
 TRAIN = {"grad_clip": 1.0, "precision": "bf16"}
+# train.launch as a config that sets only the given keys resolves it.
+LAUNCH = section_defaults("train.launch")
+
+
+def launch(**overrides) -> dict:
+    return resolved_section("train.launch", overrides)
 
 
 def test_repository_has_zero2_and_zero3_configs_that_fill_from_train():
@@ -102,16 +109,16 @@ def test_resources_pick_the_launch(monkeypatch, tmp_path):
     assert gpus_per_node({"gpu": 16}, 2) == 8 and gpus_per_node({"gpus": 0}, 1) == 0
     with pytest.raises(ValueError, match="evenly"):
         gpus_per_node({"gpu": 6}, 4)
-    cpu = plan_from_resources({"nodes": 1, "gpus": 0, "gres": ""})
+    cpu = plan_from_resources({"nodes": 1, "gpus": 0, "gres": ""}, LAUNCH)
     assert cpu == LaunchPlan(1, 1) and cpu.in_process() and not cpu.in_process(deepspeed=True)
     assert launch_command(cpu, "spec.json") is None
     # CPU ranks (gloo) are asked for in train.launch; GPUs, when there are any, decide instead.
-    two_cpu_ranks = plan_from_resources({"nodes": 1, "gres": ""}, {"cpu_procs_per_node": 2})
+    two_cpu_ranks = plan_from_resources({"nodes": 1, "gres": ""}, launch(cpu_procs_per_node=2))
     assert two_cpu_ranks == LaunchPlan(1, 2) and not two_cpu_ranks.in_process()
     assert "--nproc-per-node=2" in launch_command(two_cpu_ranks, "spec.json")
-    assert plan_from_resources({"nodes": 1, "gres": "gpu:4"}, {"cpu_procs_per_node": 2}).procs_per_node == 4
+    assert plan_from_resources({"nodes": 1, "gres": "gpu:4"}, launch(cpu_procs_per_node=2)).procs_per_node == 4
 
-    one_node = launch_command(plan_from_resources({"nodes": 1, "gres": "gpu:8"}), "spec.json")
+    one_node = launch_command(plan_from_resources({"nodes": 1, "gres": "gpu:8"}, LAUNCH), "spec.json")
     assert one_node[1:] == [
         "-m",
         "torch.distributed.run",
@@ -131,7 +138,7 @@ def test_resources_pick_the_launch(monkeypatch, tmp_path):
     scontrol.chmod(scontrol.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     env = {"SLURM_JOB_NODELIST": "gpu[07-10]", "SLURM_JOB_ID": "4242"}
-    plan = plan_from_resources({"nodes": 4, "gres": "gpu:8", "mpi": "srun"}, {"port": 29600})
+    plan = plan_from_resources({"nodes": 4, "gres": "gpu:8", "mpi": "srun"}, launch(port=29600))
     command = launch_command(plan, "spec.json", env=env)
     assert command[:5] == ["srun", "--nodes=4", "--ntasks=4", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
     assert "--nnodes=4" in command and "--nproc-per-node=8" in command

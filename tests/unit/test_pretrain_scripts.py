@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from abacus_repro.config import resolved_section
 from abacus_repro.io import read_docs, write_docs
 
 from .pretrain_fixtures import (
@@ -59,11 +60,14 @@ def test_rule_scripts_chain_from_sources_to_a_trained_model(tmp_path):
     sft_pairs = [sft_doc(f"Task {i}", f"def t{i}():\n    return {i}\n") for i in range(30)]
     sft_pairs += [sft_doc(f"Why {i}?", f"Because {i}.", kind="nl") for i in range(10)]
     write_docs(tmp_path / "sft.parquet", sft_pairs)
-    mixture = {
-        "shares": {"code": 0.7, "math": 0.1, "text": 0.2},
-        "tokens": {"base": 3000, "cosine": 2000, "anneal": 1500},
-        "anneal_sft_fraction": 0.2,
-    }
+    mixture = resolved_section(
+        "mixture",
+        {
+            "shares": {"code": 0.7, "math": 0.1, "text": 0.2},
+            "tokens": {"base": 3000, "cosine": 2000, "anneal": 1500},
+            "anneal_sft_fraction": 0.2,
+        },
+    )
     tokenizer_json = str(tmp_path / "model" / "tokenizer" / "tokenizer.json")
     # Decontamination against a planted evaluation file: one code document copies its problem.
     problem = "def below_zero(operations):\n    " + " ".join(f"step{i} = operations[{i}] + {i}" for i in range(8))
@@ -79,11 +83,15 @@ def test_rule_scripts_chain_from_sources_to_a_trained_model(tmp_path):
     }.items():
         out = {name: str(tmp_path / "decontamination" / f"{group}.{name}") for name in ("dropped", "stats")}
         out = {"dropped": out["dropped"] + ".parquet", "stats": out["stats"] + ".json"}
-        params = {"decontamination": decontamination, "eval_paths": [str(eval_dir)]}
+        params = {"decontamination": decontamination, "absent_eval_data": [str(tmp_path / "no-such-eval")]}
+        inputs = {**inputs, "eval_data": [str(eval_dir)]}
         run_script("decontaminate", tmp_path, {"group": group}, inputs, out, params)
         dropped[group] = out
     assert [d["id"] for d in read_docs(dropped["pretrain"]["dropped"])] == ["leak"]
     assert read_docs(dropped["sft"]["dropped"]) == []
+    decontamination_stats = json.loads(Path(dropped["pretrain"]["stats"]).read_text())
+    assert decontamination_stats["eval_roots"] == ["eval", "no-such-eval"]
+    assert decontamination_stats["missing_eval_roots"] == ["no-such-eval"]  # reported, not fatal
     stats = []
     for phase in ("base", "anneal"):
         sources = {

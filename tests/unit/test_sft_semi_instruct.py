@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from abacus_repro.config import resolved_section
 from abacus_repro.io import make_doc
 from abacus_repro.sft.collect import collect_natural
 from abacus_repro.sft.inputs import annotation_kind, generate_calls, parse_call
@@ -21,7 +22,7 @@ from abacus_repro.sft.semi_instruct import (
 
 from .sft_fixtures import write_code_shard
 
-SFT = {"max_tests_per_function": 4, "sandbox": {"timeout_s": 5, "memory_mb": 512}}
+SFT = resolved_section("sft", {"max_tests_per_function": 4, "sandbox": {"timeout_s": 5, "memory_mb": 512}})
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +143,7 @@ def test_timeouts_and_crashes_are_reasons():
                        "call_signature": "f(n)", "signature": "f(n)"}, id="loop")  # fmt: skip
     exiting = make_doc("import os\nos._exit(3)\ndef g(n):\n    return n\n", "natural_instruct",
                        {**sample_meta, "function": "g", "call_signature": "g(n)", "signature": "g(n)"}, id="exit")  # fmt: skip
-    sft = {"max_tests_per_function": 2, "sandbox": {"timeout_s": 2, "memory_mb": 256}}
+    sft = resolved_section("sft", {"max_tests_per_function": 2, "sandbox": {"timeout_s": 2, "memory_mb": 256}})
     kept, dropped, _ = semi_instruct([looping, exiting], sft, seed=0, workers=1)
     assert kept == []
     reasons = {d["id"]: d["reason"] for d in dropped}

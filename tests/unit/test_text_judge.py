@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from abacus_repro.config import resolved_section
 from abacus_repro.errors import InputError
 from abacus_repro.ingest.stackexchange import ingest_stackexchange
 from abacus_repro.llm import METADATA_NAME, MetadataClient
@@ -70,25 +71,31 @@ def test_parse_score_rejects_json_that_is_not_a_score(reply):
     assert parse_score(reply) is None  # a reply cut by max_tokens, a wrong key or type: counted, never guessed
 
 
+def _judge(server_engine: str | None = None, **keys) -> dict:
+    """A text.judge section as the run resolves it; server_engine as consumer_endpoint adds it."""
+    settings = resolved_section("text.judge", keys)
+    return settings if server_engine is None else {**settings, "server_engine": server_engine}
+
+
 def test_constraint_follows_backend_server_and_the_users_own():
-    served_by_llama_cpp = {"backend": "openai", "server_engine": "llama_cpp"}
+    served_by_llama_cpp = _judge("llama_cpp", backend="openai")
     assert constraint_for(served_by_llama_cpp) == "json_object"
-    assert constraint_for({"backend": "openai", "server_engine": "vllm"}) == "json_schema"
-    assert constraint_for({"backend": "openai", "base_url": "http://x/v1"}) == "json_schema"  # external server
+    assert constraint_for(_judge("vllm", backend="openai")) == "json_schema"
+    assert constraint_for(_judge(backend="openai", base_url="http://x/v1")) == "json_schema"  # external server
     assert constraint_for({**served_by_llama_cpp, "extra_body": {"grammar": "root ::= [1-5]"}}) == "none"
-    assert constraint_for({"backend": "openai", "extra_body": {"guided_choice": ["1", "2"]}}) == "none"
-    assert constraint_for({"backend": "openai", "constrain": "json_object"}) == "json_object"
-    assert constraint_for({"backend": "metadata", "constrain": "json_schema"}) == "none"
-    assert reply_format_for({"backend": "openai", "constrain": "none"}) == "plain"
+    assert constraint_for(_judge(backend="openai", extra_body={"guided_choice": ["1", "2"]})) == "none"
+    assert constraint_for(_judge(backend="openai", constrain="json_object")) == "json_object"
+    assert constraint_for(_judge(backend="metadata", constrain="json_schema")) == "none"
+    assert reply_format_for(_judge(backend="openai", constrain="none")) == "plain"
     with pytest.raises(InputError, match="text.judge.constrain must be one of"):
-        constraint_for({"backend": "openai", "constrain": "regex"})
+        constraint_for({**_judge(backend="openai"), "constrain": "regex"})  # what the schema refuses, by hand
     # The user's grammar is sent as it is, with no response_format beside it.
-    settings = {"backend": "openai", "base_url": "http://x/v1", "model": "m", "extra_body": {"grammar": "g"}}
+    settings = _judge(backend="openai", base_url="http://x/v1", model="m", extra_body={"grammar": "g"})
     assert client_from_settings(settings).extra_body == {"grammar": "g"}
 
 
 def test_metadata_fallback_labels_are_named_and_have_both_classes(threads):
-    client = client_from_settings({"backend": "metadata"})
+    client = client_from_settings(_judge(backend="metadata"))
     labels, stats = judge_documents(threads, client, sample_size=400, seed=7, good_score=3)
     assert stats["sampled"] == len(threads) == stats["labelled"]  # min(sample_size, available)
     assert stats["read"] == stats["kept"] + sum(stats["dropped"].values())

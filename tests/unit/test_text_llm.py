@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from abacus_repro.config import resolved_section
 from abacus_repro.errors import InputError
 from abacus_repro.llm import LLMError, get_client
 from abacus_repro.text.judge import client_from_settings
@@ -136,7 +137,7 @@ def test_backend_errors_are_clear():
     with pytest.raises(InputError, match="model_dir"):
         get_client("transformers", model_dir="/nonexistent/model")
     with pytest.raises(InputError, match="text.judge.base_url"):
-        client_from_settings({"backend": "openai", "model": "m"})
+        client_from_settings(resolved_section("text.judge", {"backend": "openai", "model": "m"}))
 
 
 def test_transformers_backend_generates_greedily_from_a_local_model(tmp_path):

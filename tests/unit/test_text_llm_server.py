@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from abacus_repro.config import resolved_section
 from abacus_repro.ingest.stackexchange import ingest_stackexchange
 from abacus_repro.io import doc_meta, make_doc
 from abacus_repro.llm import LLMError, PromptRejected, get_client
@@ -137,7 +138,7 @@ def _settings(base_url: str, cache_dir: Path, **overrides) -> dict:
         "constrain": "none",
     }
     settings.update(overrides)
-    return settings
+    return resolved_section("text.judge", settings)
 
 
 def _judge(docs, settings: dict, sample_size: int, seed: int = 3):
@@ -307,7 +308,7 @@ def test_transformers_backend_batches_our_minicpm(tiny_model, threads):
     replies = batched.complete(prompts)
     one_by_one = get_client("transformers", model_dir=str(tiny_model), batch_size=1, max_new_tokens=6)
     assert replies == one_by_one.complete(prompts)  # left padding does not change greedy output
-    settings = {"backend": "transformers", "model": str(tiny_model), "concurrency": 4}
+    settings = resolved_section("text.judge", {"backend": "transformers", "model": str(tiny_model), "concurrency": 4})
     labels, stats = judge_documents(threads, client_from_settings(settings), sample_size=6, seed=1, max_chars=600)
     assert stats["judge"] == f"transformers:{tiny_model.name}"
     assert stats["labelled"] + stats["rejected"] == 6 == stats["sampled"]

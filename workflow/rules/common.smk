@@ -170,16 +170,82 @@ def get_phase_model(wildcards):
     return previous[wildcards.phase]
 
 
-def get_eval_data():
-    lcb = config["eval"]["livecodebench"]
-    paths = lcb["path"]
-    return {
-        "humaneval": get_shared_path(config["eval"]["humaneval"]["path"]),
-        "mbpp": get_shared_path(config["eval"]["mbpp"]["path"]),
-        "livecodebench": [get_shared_path(p) for p in ([paths] if isinstance(paths, str) else paths or [])],
-        "livecodebench_fewshot": get_shared_path(lcb["fewshot_dir"]),
-        "shared_data": SHARED_DATA,
-    }
+# The eval.* settings each benchmark's harness reads: a rule gets only its own benchmark's, so editing another
+# benchmark's settings re-runs nothing.
+EVAL_SETTINGS_READ = {
+    "humaneval": ["humaneval", "evalplus", "prompt_style", "max_new_tokens", "batch_size"],
+    "mbpp": ["mbpp", "evalplus", "prompt_style", "max_new_tokens", "batch_size"],
+    "livecodebench": ["livecodebench", "prompt_style", "max_new_tokens", "batch_size"],
+    "general": ["general", "batch_size"],
+}
+
+
+def get_eval_settings(benchmark):
+    return {key: config["eval"][key] for key in EVAL_SETTINGS_READ[benchmark]}
+
+
+def get_eval_data_locations(benchmark):
+    """{name: path} of each data file or directory a benchmark reads, as configured ({shared_data} substituted).
+
+    A code benchmark without a path has none (evalplus downloads its release); LiveCodeBench's release files
+    are one entry, a list; the general benchmarks' locations are the harness's own defaults or eval.general.data.
+    """
+    settings = config["eval"][benchmark]
+    if benchmark in ("humaneval", "mbpp"):
+        return {"data": get_shared_path(settings["path"])} if settings["path"] else {}
+    if benchmark == "livecodebench":
+        releases = [settings["path"]] if isinstance(settings["path"], str) else settings["path"] or []
+        locations = {"releases": [get_shared_path(path) for path in releases]} if releases else {}
+        if settings["fewshot_dir"]:
+            locations["fewshot"] = get_shared_path(settings["fewshot_dir"])
+        return locations
+    from abacus_repro.evaluate.general import data_locations
+
+    found = data_locations(SHARED_DATA, settings["data"])
+    # GSM8K's few-shot examples are a file of their own.
+    names = settings["tasks"] + (["gsm8k_fewshot"] if "gsm8k" in settings["tasks"] else [])
+    return {name: str(found[name]) for name in names}
+
+
+def eval_data_exists(location):
+    """A list of release files counts only when every file is there: a partial release is reported, not used."""
+    return all(os.path.exists(path) for path in ([location] if isinstance(location, str) else location))
+
+
+def get_eval_data(benchmark=None):
+    """Input function for an evaluation rule: the data locations of ``benchmark`` (else of the {benchmark}
+    wildcard) that exist, by name. A missing one is no input, so the job still runs and reports the benchmark
+    skipped, naming the path it looked for (get_absent_eval_data)."""
+
+    def present(wildcards):
+        locations = get_eval_data_locations(benchmark or wildcards.benchmark)
+        return {name: path for name, path in locations.items() if eval_data_exists(path)}
+
+    return present
+
+
+def get_absent_eval_data(benchmark=None):
+    """Params function, the complement of get_eval_data: the configured data locations that do not exist."""
+
+    def absent(wildcards):
+        locations = get_eval_data_locations(benchmark or wildcards.benchmark)
+        return {name: path for name, path in locations.items() if not eval_data_exists(path)}
+
+    return absent
+
+
+def get_decontamination_roots():
+    """mixture.decontamination.paths, {shared_data} substituted: the evaluation files or directories to match."""
+    return [get_shared_path(path) for path in config["mixture"]["decontamination"]["paths"]]
+
+
+def get_decontamination_eval_data(wildcards):
+    """Input function: the decontamination roots that exist (a missing one is reported in the stats, not fatal)."""
+    return [path for path in get_decontamination_roots() if os.path.exists(path)]
+
+
+def get_absent_decontamination_roots(wildcards):
+    return [path for path in get_decontamination_roots() if not os.path.exists(path)]
 
 
 def get_eval_models():

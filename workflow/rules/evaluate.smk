@@ -10,15 +10,16 @@ wildcard_constraints:
 rule eval_code:
     input:
         unpack(get_eval_model_input),
+        unpack(get_eval_data()),
     output:
         result="results/eval/{model}/{benchmark}/result.json",
         samples="results/eval/{model}/{benchmark}/samples.jsonl",
     wildcard_constraints:
         benchmark="humaneval|mbpp",
     params:
-        # Without the model list: adding a model must not re-run the others.
-        eval={key: value for key, value in config["eval"].items() if key != "models"},
-        data=get_eval_data(),
+        # This benchmark's settings only: editing the other's, or adding a model, re-runs nothing here.
+        eval=lambda wildcards: get_eval_settings(wildcards.benchmark),
+        absent=get_absent_eval_data(),
         model=get_eval_model_ref,
     log:
         "logs/eval/{model}/{benchmark}.log",
@@ -36,13 +37,14 @@ rule eval_code:
 rule eval_livecodebench:
     input:
         unpack(get_eval_model_input),
+        unpack(get_eval_data("livecodebench")),
     output:
         result="results/eval/{model}/livecodebench/result.json",
         samples="results/eval/{model}/livecodebench/samples.jsonl",
     params:
-        # Without the model list: adding a model must not re-run the others.
-        eval={key: value for key, value in config["eval"].items() if key != "models"},
-        data=get_eval_data(),
+        # This benchmark's settings only: editing another's, or adding a model, re-runs nothing here.
+        eval=get_eval_settings("livecodebench"),
+        absent=get_absent_eval_data("livecodebench"),
         model=get_eval_model_ref,
     log:
         "logs/eval/{model}/livecodebench.log",
@@ -60,12 +62,15 @@ rule eval_livecodebench:
 rule eval_general:
     input:
         unpack(get_eval_model_input),
+        unpack(get_eval_data("general")),
     output:
         result="results/eval/{model}/general/result.json",
     params:
-        # Without the model list: adding a model must not re-run the others.
-        eval={key: value for key, value in config["eval"].items() if key != "models"},
-        data=get_eval_data(),
+        # These benchmarks' settings only: editing another's, or adding a model, re-runs nothing here.
+        eval=get_eval_settings("general"),
+        absent=get_absent_eval_data("general"),
+        # Where the harness's default locations are (every location the tasks read is named above or an input).
+        shared_data=SHARED_DATA,
         model=get_eval_model_ref,
     log:
         "logs/eval/{model}/general.log",

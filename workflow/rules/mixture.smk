@@ -17,6 +17,7 @@ DECONTAMINATION_INPUTS = {
 rule decontaminate:
     input:
         unpack(lambda wildcards: DECONTAMINATION_INPUTS[wildcards.group]),
+        eval_data=get_decontamination_eval_data,
     output:
         dropped="results/mixture/decontamination/{group}.dropped.parquet",
         stats="results/mixture/decontamination/{group}.stats.json",
@@ -24,9 +25,8 @@ rule decontaminate:
         group="pretrain|sft",
     params:
         decontamination=DECONTAMINATION,
-        # Evaluation files are read where they are ({shared_data} substituted); a missing root is reported,
-        # not fatal, like the evaluation rules themselves.
-        eval_paths=[get_shared_path(path) for path in DECONTAMINATION["paths"]],
+        # A missing evaluation root is reported in the stats, not fatal, like the evaluation rules themselves.
+        absent_eval_data=get_absent_decontamination_roots,
     log:
         "logs/mixture/decontaminate_{group}.log",
     conda:

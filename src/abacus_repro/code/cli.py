@@ -20,25 +20,16 @@ def register(subparsers) -> None:
     )
     check.add_argument("paths", nargs="+", help="Python files or directories")
     check.add_argument("--config", default=None,
-                       help="a workflow config YAML whose `code:` section sets the thresholds (default: built-in)")
+                       help="a workflow config whose `code:` section sets the thresholds (default: config/config.yaml)")
     check.set_defaults(func=run_check)
 
 
 def _settings(config_path: str | None):
+    """The ``code:`` thresholds of the config as the workflow resolves it (config/config.yaml when none is given)."""
+    from ..config import load_config
     from .settings import CleanSettings
 
-    if not config_path:
-        return CleanSettings()
-    import yaml
-
-    path = Path(config_path)
-    if not path.exists():
-        raise InputError(path, "config file not found")
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise InputError(path, f"not valid YAML ({err})") from err
-    return CleanSettings.from_config(config.get("code") or {})
+    return CleanSettings.from_config(load_config(config_path)["code"])
 
 
 def run_check(args: argparse.Namespace) -> int:

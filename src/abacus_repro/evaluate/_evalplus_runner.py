@@ -20,7 +20,6 @@ import traceback
 def main(argv: list[str]) -> int:
     with open(argv[0], encoding="utf-8") as handle:
         args = json.load(handle)
-    from evalplus.config import DEFAULT_GT_TIME_LIMIT_FACTOR, DEFAULT_MIN_TIME_LIMIT
     from evalplus.evaluate import evaluate
 
     evaluate(
@@ -29,8 +28,8 @@ def main(argv: list[str]) -> int:
         parallel=args["parallel"],
         i_just_wanna_run=True,
         base_only=False,
-        min_time_limit=args.get("min_time_limit") or DEFAULT_MIN_TIME_LIMIT,
-        gt_time_limit_factor=args.get("gt_time_limit_factor") or DEFAULT_GT_TIME_LIMIT_FACTOR,
+        min_time_limit=args["min_time_limit"],
+        gt_time_limit_factor=args["gt_time_limit_factor"],
     )
     return 0
 

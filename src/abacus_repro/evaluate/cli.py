@@ -127,15 +127,11 @@ def _livecodebench_selfcheck(args: argparse.Namespace) -> int:
 def _load_config(config_path: str | Path) -> tuple[dict, str]:
     import os
 
-    import yaml
+    from ..config import load_config
 
-    path = Path(config_path)
-    if not path.is_file():
-        raise InputError(path, "config file not found")
-    config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if "eval" not in config:
-        raise InputError(path, "has no `eval:` section")
-    shared_data = os.environ.get("ABACUS_SHARED_DATA", config.get("shared_data", "../shared/data"))
+    # As `snakemake --configfile` resolves it: the file plus the schema's defaults.
+    config = load_config(config_path)
+    shared_data = os.environ.get("ABACUS_SHARED_DATA", config["shared_data"])
     return config["eval"], shared_data
 
 
@@ -160,11 +156,11 @@ def run_command(args: argparse.Namespace) -> int:
     model_out = out / name
     for benchmark in ("humaneval", "mbpp"):
         if args.only in (None, benchmark):
-            settings = eval_config.get(benchmark, {}) or {}
+            settings = eval_config[benchmark]
             result = humaneval.evaluate_model(
                 args.model,
                 benchmark,
-                _shared(settings.get("path"), shared_data),
+                _shared(settings["path"], shared_data),
                 eval_config,
                 model_out / benchmark / "work",
                 samples_path=model_out / benchmark / "samples.jsonl",
@@ -173,12 +169,12 @@ def run_command(args: argparse.Namespace) -> int:
             )
             write_json(model_out / benchmark / "result.json", result)
     if args.only in (None, "livecodebench"):
-        settings = eval_config.get("livecodebench", {}) or {}
+        settings = eval_config["livecodebench"]
         result = livecodebench.evaluate_model(
             args.model,
-            _shared(settings.get("path"), shared_data),
+            _shared(settings["path"], shared_data),
             eval_config,
-            _shared(settings.get("fewshot_dir"), shared_data),
+            _shared(settings["fewshot_dir"], shared_data),
             samples_path=model_out / "livecodebench" / "samples.jsonl",
             threads=args.threads,
         )

@@ -406,12 +406,12 @@ def evaluate_model(
 
     from .generation import load_model
 
-    settings = eval_config.get("general", {}) or {}
-    benchmarks = list(settings.get("tasks", ["arc_easy"]))
-    limit = settings.get("limit")
+    settings = eval_config["general"]
+    benchmarks = list(settings["tasks"])
+    limit = settings["limit"]
     work_dir = fresh_dir(work_dir)
     rendered = render_tasks(
-        benchmarks, shared_data, work_dir / "tasks", settings.get("data"), settings.get("max_gen_toks")
+        benchmarks, shared_data, work_dir / "tasks", settings["data"], settings["max_gen_toks"]
     )
 
     results: dict[str, dict] = {}
@@ -423,7 +423,7 @@ def evaluate_model(
 
     if runnable:
         model, tokenizer = load_model(model_dir, threads=threads)
-        lm = build_lm(model, tokenizer, int(eval_config.get("batch_size", 8)))
+        lm = build_lm(model, tokenizer, int(eval_config["batch_size"]))
         task_manager = TaskManager(include_path=str(work_dir / "tasks"), include_defaults=False)
         for name, task in runnable.items():
             log.info("%s: lm-eval task %s, limit %s", name, task.lm_eval_name, limit)

@@ -61,8 +61,6 @@ KNOWN_RELEASES = {
     "72d32acaea73d5606cb97041b30d45bbda9435a675369d3e31965513ee94e564": "MbppPlus-NoExtreme v0.2.0",
     "ca95deaa9a01ef0a6f439f88bcf0dd3db3563d22f22aad6cae04ebb9a8d8c8e9": "sanitized MBPP (Google, 427 tasks)",
 }
-# Tasks no solution can pass under a given evalplus release, with the reason (none known that we cannot mend).
-KNOWN_EVALPLUS_DEFECTS: dict[tuple[str, str], str] = {}
 # evalplus 0.3.1 grades find_zero (HumanEval/32) with an oracle, |poly(xs, x)| <= atol, but its test loop then
 # ``continue``s before recording the test as passed (eval/__init__.py, unsafe_execute), so every solution fails,
 # the canonical one included. Fixed upstream after the release (evalplus PR #241, "record results before
@@ -430,21 +428,11 @@ def regrade_with_oracle(
     return regraded
 
 
-def unpassable_tasks(
-    task_ids: Sequence[str], evalplus_version: str | None = None, limits: EvalplusLimits | None = None
-) -> dict[str, str]:
+def unpassable_tasks(task_ids: Sequence[str], limits: EvalplusLimits | None = None) -> dict[str, str]:
     """Tasks among ``task_ids`` that the installed evalplus fails for every solution (under ``limits``),
     with the reason."""
-    if evalplus_version is None:
-        import evalplus
-
-        evalplus_version = evalplus.__version__
     wanted = set(task_ids)
-    found = {
-        task_id: reason
-        for (version, task_id), reason in KNOWN_EVALPLUS_DEFECTS.items()
-        if version == evalplus_version and task_id in wanted
-    }
+    found = {}
     if (limits or EvalplusLimits()).max_memory_mb < RESOURCE_BOUND_MEMORY_MB:
         found.update({task_id: reason for task_id, reason in RESOURCE_BOUND_TASKS.items() if task_id in wanted})
     found.update({task_id: reason for task_id, reason in TIME_BOUND_TASKS.items() if task_id in wanted})
@@ -689,7 +677,7 @@ def evaluate_model(
         "evalplus_version": evalplus.__version__,
         "limits": asdict(limits),
         "regraded": regraded,
-        "unpassable": unpassable_tasks(task_ids, evalplus.__version__, limits),
+        "unpassable": unpassable_tasks(task_ids, limits),
         "tasks": scores["tasks"],
     }
 

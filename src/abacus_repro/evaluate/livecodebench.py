@@ -445,14 +445,6 @@ def pass_at_1(problems: Sequence[Problem], verdicts: Sequence[dict]) -> dict:
 # ---------------------------------------------------------------- whole runs
 
 
-def _data_paths(path_setting: str | Sequence[str] | None) -> list[Path]:
-    if not path_setting:
-        return []
-    if isinstance(path_setting, (str, Path)):
-        return [Path(path_setting)]
-    return [Path(path) for path in path_setting]
-
-
 def prepare(settings: dict, data_paths: Sequence[str | Path] | None) -> tuple[str | None, list[Problem], dict]:
     """(reason to skip or None, problems to evaluate, dataset record)."""
     paths = [Path(path) for path in data_paths or []]

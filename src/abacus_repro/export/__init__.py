@@ -16,9 +16,11 @@ def export_all(
     gguf_paths: Sequence[str | Path],
     types: Sequence[str],
     verify_json: str | Path,
-    export_settings: Mapping[str, Any] | None = None,
+    export_settings: Mapping[str, Any],
 ) -> dict:
     """Write one GGUF per type (paths in the same order as types), then verify them all against the model.
+
+    ``export_settings``: the resolved ``export`` section (its ``verify`` part holds every type's thresholds).
 
     Files written by this package come first; llama.cpp's K-quants are then made from the F16 file when it is
     among the outputs (the seed's route: convert to F16, then llama-quantize), otherwise from a temporary one.
@@ -33,7 +35,7 @@ def export_all(
         source = f16 if out_type.upper() in LLAMA_QUANTIZED_TYPES else None
         records[str(path)] = export_gguf(model_dir, path, out_type, model=model, source=source)
     # The model is handed over: verification replaces its weights by each file's (one copy in memory).
-    settings = verify_settings(dict(export_settings or {}))
+    settings = verify_settings(dict(export_settings))
     return verify_exports(list(gguf_paths), model_dir, verify_json, settings, model=model, tensor_records=records)
 
 

@@ -15,7 +15,14 @@ def register(subparsers) -> None:
     verify.add_argument("gguf", nargs="+", help="GGUF file(s) to check")
     verify.add_argument("--model", required=True, help="the Hugging Face model directory the GGUF came from")
     verify.add_argument("--out", default=None, help="write the report as JSON here (default: print it)")
-    verify.add_argument("--config", default=None, help="a workflow config: take its export.verify thresholds")
+    verify.add_argument(
+        "--configfile",
+        "--config",
+        dest="config",
+        default=None,
+        help="a workflow config: its export.verify thresholds as the run resolves them (default config/config.yaml)",
+    )
+    verify.add_argument("--threads", type=int, default=None, help="llama.cpp and torch threads")
     verify.add_argument("--min-top1", type=float, default=None, help="minimum top-1 agreement, for every file")
     verify.add_argument("--max-abs-diff", type=float, default=None, help="maximum |logit diff|, for every file")
     verify.add_argument("--prompt", action="append", default=None, help="a prompt to check (repeatable)")
@@ -26,15 +33,14 @@ def run_verify(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    import yaml
-
+    from ..config import load_config
     from .gguf import FILE_TYPES
     from .verify import ExportVerificationError, verify_exports, verify_settings
 
-    export_config = {}
-    if args.config:
-        export_config = (yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}).get("export") or {}
-    settings = verify_settings(export_config)
+    # The thresholds of the config as `snakemake --configfile` resolves it: the file plus the schema's defaults.
+    settings = verify_settings(load_config(args.config)["export"])
+    if args.threads is not None:
+        settings["threads"] = args.threads
     for out_type in FILE_TYPES:
         if args.min_top1 is not None:
             settings[out_type]["min_top1"] = args.min_top1

@@ -392,12 +392,6 @@ def _adds_space_prefix(data: dict, tok_path: Path) -> bool:
     )
 
 
-def token_table(tokenizer: dict, n_vocab: int) -> tuple[list[str], list[int]]:
-    """Token strings and GGUF token types for ids 0..n_vocab-1 (ids without a token are UNUSED padding)."""
-    tokens, types, _scores = token_table_with_scores(tokenizer, n_vocab)
-    return tokens, types
-
-
 BYTE_PIECE = re.compile(r"<0x[0-9A-Fa-f]{2}>")
 
 
@@ -732,14 +726,6 @@ def file_tensor_records(path, out_type: str) -> list[dict]:
             reason = f"ncols {shape[-1]} not divisible by {block}" if shape[-1] % block else f"not a {out_type} type"
             records.append(tensor_record(name, shape, None if k_quant else out_type, type_name, reason))
     return records
-
-
-def read_gguf_state_dict(path, config) -> dict:
-    """The weights stored in a GGUF, dequantised to float32 and put back in Hugging Face names and layout.
-
-    Used as the reference that isolates rounding (what the file stores) from conversion errors.
-    """
-    return dict(iter_gguf_weights(path, config))
 
 
 def iter_gguf_weights(path, config) -> Iterator[tuple[str, object]]:

@@ -27,8 +27,8 @@ def write_modelfile(gguf_path: str | Path, out_path: str | Path, export_settings
     gguf_path, out_path = Path(gguf_path), Path(out_path)
     text = render_modelfile(
         gguf_path.name,
-        export_settings.get("temperature", 0.8),
-        export_settings.get("top_p", 0.9),
+        export_settings["temperature"],
+        export_settings["top_p"],
     )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(text, encoding="utf-8")

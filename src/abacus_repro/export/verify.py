@@ -24,6 +24,7 @@ reported beside them, so a reader sees both.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import Counter
 from pathlib import Path
@@ -51,42 +52,27 @@ DEFAULT_PROMPTS = [
     "<用户>How do I reverse a list in Python?<AI>",
     "Question: What is 12 + 30?\nAnswer:",
 ]
-# Thresholds per file type, against the original float32 model on the fixed prompts. Measured on the default
-# run's trained tiny model (147 prompt positions): F16 top-1 1.0, max |diff| 0.011, greedy equal on all prompts;
-# Q8_0 top-1 0.986, max |diff| 0.26; Q4_K_M top-1 0.946, max |diff| 1.08. The margins are explained in
-# config/README.md. F32 is not a configured export type; its entry serves `abacus-repro export verify`.
-# F16's tie margin: about twice its measured max |diff| (two logits can move in opposite directions).
-DEFAULT_THRESHOLDS = {
-    "F32": {"min_top1": 1.0, "max_abs_diff": 0.05, "greedy_equal": True, "tie_margin": 0.005},
-    "F16": {"min_top1": 1.0, "max_abs_diff": 0.05, "greedy_equal": True, "tie_margin": 0.03},
-    "Q8_0": {"min_top1": 0.95, "max_abs_diff": 0.5, "greedy_equal": False},
-    "Q4_K_M": {"min_top1": 0.85, "max_abs_diff": 2.0, "greedy_equal": False},
-}
+# The thresholds of the workflow's export types (F16, Q8_0, Q4_K_M) are config only: `export.verify.<type>`, whose
+# defaults live in the schema (config/README.md explains the margins). What the schema does not configure:
+# F32 is not an export type of the workflow; its thresholds serve `abacus-repro export verify` on an F32 file
+# (exact conversion: F16's with a tie margin for float32 rounding alone).
+F32_THRESHOLDS = {"min_top1": 1.0, "max_abs_diff": 0.05, "greedy_equal": True, "tie_margin": 0.005}
 THRESHOLD_KEYS = ("min_top1", "max_abs_diff", "greedy_equal")  # required; tie_margin is optional (default 0)
-DEFAULT_VERIFY = {
-    "prompts": DEFAULT_PROMPTS,
-    "require_tokenization_equal": True,
-    "max_new_tokens": 32,
-    "n_ctx": 512,
-    "threads": 2,
-    **DEFAULT_THRESHOLDS,
-}
+# Threads are the job's (the rule passes its own), not configuration.
+DEFAULT_THREADS = 2
 
 
-def verify_settings(export_settings: dict | None) -> dict:
-    """`export.verify` merged over the defaults; a type's thresholds are merged key by key."""
-    return merge_settings(DEFAULT_VERIFY, (export_settings or {}).get("verify") or {})
+def verify_settings(export_settings: dict) -> dict:
+    """The resolved ``export`` section's ``verify`` part, as verify_exports reads it.
 
-
-def merge_settings(base: dict, override: dict) -> dict:
-    """``override`` over ``base``, one level deep for the per-type threshold dicts."""
-    merged = {key: dict(value) if isinstance(value, dict) else value for key, value in base.items()}
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key].update(value)
-        else:
-            merged[key] = value
-    return merged
+    ``prompts`` are DEFAULT_PROMPTS where the config lists none (export.verify.prompts has no schema default), F32
+    gets F32_THRESHOLDS; every other threshold is the config's, as given.
+    """
+    settings = copy.deepcopy(dict(export_settings["verify"]))
+    settings.setdefault("prompts", list(DEFAULT_PROMPTS))
+    settings.setdefault("F32", dict(F32_THRESHOLDS))
+    settings.setdefault("threads", DEFAULT_THREADS)
+    return settings
 
 
 class ExportVerificationError(RuntimeError):
@@ -277,7 +263,7 @@ def load_stored_weights(model, gguf_path: Path, reader=None):
 def verify_gguf(
     gguf_path: str | Path,
     model_dir: str | Path,
-    settings: dict | None = None,
+    settings: dict,
     model=None,
     tokenizer=None,
     reference_cache: dict | None = None,
@@ -295,7 +281,6 @@ def verify_gguf(
     """
     from transformers import AutoTokenizer
 
-    settings = merge_settings(DEFAULT_VERIFY, settings or {})
     gguf_path, model_dir = Path(gguf_path), Path(model_dir)
     if not gguf_path.exists():
         raise InputError(gguf_path, "GGUF file not found")
@@ -400,7 +385,7 @@ def check_report(report: dict, settings: dict) -> list[str]:
     """The failed checks of one file's report (empty when it passes), against its type's thresholds."""
     name = report["file"]
     failures = []
-    if settings.get("require_tokenization_equal", True) and not report["tokenization_equal"]:
+    if settings["require_tokenization_equal"] and not report["tokenization_equal"]:
         failures.append(f"{name}: llama.cpp tokenizes differently from our tokenizer")
     thresholds = settings.get(report["type"])
     missing = [key for key in THRESHOLD_KEYS if not isinstance(thresholds, dict) or key not in thresholds]
@@ -430,17 +415,18 @@ def verify_exports(
     gguf_paths: list[str | Path],
     model_dir: str | Path,
     out_json: str | Path,
-    settings: dict | None = None,
+    settings: dict,
     model=None,
     tensor_records: dict[str, list[dict]] | None = None,
 ) -> dict:
     """Verify every GGUF, write ``out_json``, and raise ExportVerificationError when a check fails.
 
+    ``settings``: verify_settings of the resolved ``export`` section.
     ``tensor_records``: {file path: the exporter's per-tensor type table}, where the exporter knows it.
     """
     from transformers import AutoTokenizer
 
-    settings = merge_settings(DEFAULT_VERIFY, settings or {})
+    settings = copy.deepcopy(dict(settings))
     tensor_records = {str(Path(k)): v for k, v in (tensor_records or {}).items()}
     model = model if model is not None else load_hf_model(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))

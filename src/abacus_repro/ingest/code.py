@@ -43,7 +43,6 @@ SKIPPED_DIR_SUFFIXES = (".dist-info", ".egg-info")
 DOC_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".rst": "rst"}
 DOC_DIR_NAMES = {"doc", "docs"}
 LOOSE_MODULES = "_modules"
-DEFAULT_MAX_FILE_BYTES = 1_000_000
 NUL = b"\x00"
 
 
@@ -289,13 +288,13 @@ def doc_record(repo: str, path: str, text: str, fmt: str) -> dict:
 def _filesystem_files(
     repos: list[Repository], settings: Mapping[str, Any], seed: int, stats: dict
 ) -> tuple[list[SourceFile], list[dict]]:
-    max_files = settings.get("max_files_per_repo")
-    max_bytes = int(settings.get("max_file_bytes") or DEFAULT_MAX_FILE_BYTES)
+    max_files = settings["max_files_per_repo"]
+    max_bytes = int(settings["max_file_bytes"])
     by_name = {repo.name: repo for repo in repos}
-    names = set(sample_sorted(list(by_name), settings.get("max_repos"), random.Random(seed)))
+    names = set(sample_sorted(list(by_name), settings["max_repos"], random.Random(seed)))
     # Repositories named in include_repos join the sample whatever the draw, so a small run still meets the
     # funnel's rarer reasons (the stdlib's lib2to3 carries real Python 2 files, its test suite bad syntax).
-    wanted = list(settings.get("include_repos") or [])
+    wanted = list(settings["include_repos"])
     stats["include_repos_missing"] = sorted(name for name in wanted if name not in by_name)
     names.update(name for name in wanted if name in by_name)
     chosen = [by_name[name] for name in sorted(names)]
@@ -416,7 +415,7 @@ def _stack_dump_files(
     path: Path, settings: Mapping[str, Any], seed: int, stats: dict
 ) -> tuple[list[SourceFile], list[dict]]:
     dumps = stack_dump_files(path)
-    max_bytes = int(settings.get("max_file_bytes") or DEFAULT_MAX_FILE_BYTES)
+    max_bytes = int(settings["max_file_bytes"])
     # Pass 1: names only, so sampling never holds the whole dump's contents in memory.
     code_paths: dict[str, set[str]] = {}
     doc_paths: dict[str, set[str]] = {}
@@ -431,8 +430,8 @@ def _stack_dump_files(
             else:
                 skipped_other += 1
     repos = sorted(code_paths)
-    chosen = set(sample_sorted(repos, settings.get("max_repos"), random.Random(seed)))
-    max_files = settings.get("max_files_per_repo")
+    chosen = set(sample_sorted(repos, settings["max_repos"], random.Random(seed)))
+    max_files = settings["max_files_per_repo"]
     wanted_code = {
         (r, p) for r in chosen for p in sample_sorted(list(code_paths[r]), max_files, repo_rng(seed, r, "files"))
     }
@@ -477,7 +476,7 @@ def _decode_stack_content(content: str | None, max_bytes: int) -> tuple[bytes | 
 
 def collect_code(settings: Mapping[str, Any], seed: int) -> tuple[list[SourceFile], list[dict], dict]:
     """Sampled code files and docs from the configured source, plus ingest statistics."""
-    source = settings.get("source") or "python_installation"
+    source = settings["source"]
     stats: dict[str, Any] = {"source": source}
     if source == "python_installation":
         repos = [repo for label, root in installation_roots() for repo in repositories_in_root(label, root)]

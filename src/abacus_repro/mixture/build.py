@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 PHASES = ("base", "cosine", "anneal")
 SFT_SOURCE = "sft"
 SFT_KINDS = ("code", "nl")
-DEFAULT_SFT_SHARES = {"code": 0.5, "nl": 0.5}
 SHARE_TOLERANCE = 1e-6
 # Documents tokenized per call while counting lengths (lazily, along the sampling order).
 COUNT_CHUNK = 64
@@ -65,7 +64,7 @@ def phase_targets(phase: str, settings: Mapping[str, Any]) -> dict[str, int]:
 
 def sft_part_targets(sft_target: int, settings: Mapping[str, Any]) -> dict[str, int]:
     """The SFT part's token target split by pair kind (``mixture.sft_shares``, code:NL 1:1 by default)."""
-    shares = {kind: float(value) for kind, value in settings.get("sft_shares", DEFAULT_SFT_SHARES).items()}
+    shares = {kind: float(value) for kind, value in settings["sft_shares"].items()}
     if set(shares) - set(SFT_KINDS) or abs(sum(shares.values()) - 1.0) > SHARE_TOLERANCE:
         raise ValueError(f"mixture.sft_shares must give {SFT_KINDS} shares summing to 1, got {shares}")
     code = round(sft_target * shares.get("code", 0.0))
@@ -340,7 +339,7 @@ def _phase_stats(phase: str, settings: Mapping[str, Any], budget: int, per_sourc
         "docs": sum(entry["docs"] for entry in per_source.values()),
         "repeats": sum(entry["repeats"] for entry in per_source.values()),
         "anneal_sft_fraction": float(settings["anneal_sft_fraction"]) if phase == "anneal" else 0.0,
-        "sft_shares": dict(settings.get("sft_shares", DEFAULT_SFT_SHARES)) if phase == "anneal" else None,
+        "sft_shares": dict(settings["sft_shares"]) if phase == "anneal" else None,
         "decontaminated_docs": sum(entry.get("decontaminated_docs", 0) for entry in per_source.values()),
         "max_share_error": round(max_error, 6),
         "sources": per_source,

@@ -325,9 +325,9 @@ def decontaminate_sources(
     """
     from ..io import read_many
 
-    enabled = bool(settings.get("enabled", True))
-    n = int(settings.get("ngram", 13))
-    min_matches = int(settings.get("min_matches", 1))
+    enabled = bool(settings["enabled"])
+    n = int(settings["ngram"])
+    min_matches = int(settings["min_matches"])
     index, missing = build_index(eval_roots, n) if enabled else (NgramIndex(n), [])
     docs = {name: [(doc, training_text(doc)) for doc in read_many(paths)] for name, paths in sources.items()}
     dropped, stats = scan_sources(docs, index, min_matches)

@@ -47,10 +47,12 @@ def wcl_plot(args: argparse.Namespace) -> int:
 
 def train_launch(args: argparse.Namespace) -> int:
     """Print the launch command for a train job with these resources (nothing is started)."""
+    from ..config import resolved_section
     from .launch import launch_command, plan_from_resources
 
     resources = {"nodes": args.nodes, "gres": f"gpu:{args.gpus_per_node}" if args.gpus_per_node else ""}
-    plan = plan_from_resources(resources, {"port": args.port})
+    launch = resolved_section("train.launch", {} if args.port is None else {"port": args.port})
+    plan = plan_from_resources(resources, launch)
     command = launch_command(plan, args.spec, deepspeed=args.deepspeed)
     print("in-process (no launcher)" if command is None else shlex.join(command))
     return 0
@@ -67,7 +69,7 @@ def register(subparsers) -> None:
     launch = subparsers.add_parser("train-launch", help="show how a train job with these resources is started")
     launch.add_argument("--nodes", type=int, default=1)
     launch.add_argument("--gpus-per-node", type=int, default=0)
-    launch.add_argument("--port", type=int, default=29500)
+    launch.add_argument("--port", type=int, default=None, help="default: the schema's train.launch.port")
     launch.add_argument("--deepspeed", action="store_true")
     launch.add_argument("--spec", default="results/train/PHASE/launch_spec.json")
     launch.set_defaults(func=train_launch)

@@ -82,7 +82,7 @@ def load_deepspeed_config(
         raise InputError(
             path, "gradient_clipping must be set explicitly (DeepSpeed silently clips at 1.0 when it is missing)"
         )
-    wanted_clip = float(train.get("grad_clip", 0.0) or 0.0)
+    wanted_clip = float(train["grad_clip"])
     if float(clip) != wanted_clip:
         raise InputError(path, f"gradient_clipping {clip} differs from train.grad_clip {wanted_clip}")
 
@@ -101,7 +101,7 @@ def load_deepspeed_config(
         elif int(config[key]) != value:
             raise InputError(path, f'{key} is {config[key]} but the run uses {value} (leave it "auto")')
 
-    bf16 = str(train.get("precision", "fp32")) == "bf16"
+    bf16 = str(train["precision"]) == "bf16"
     config.setdefault("bf16", {})
     if config["bf16"].get("enabled", AUTO) == AUTO:
         config["bf16"]["enabled"] = bf16

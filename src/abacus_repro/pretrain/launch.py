@@ -69,16 +69,15 @@ def gpus_per_node(resources: Mapping[str, Any], nodes: int) -> int:
     return 0
 
 
-def plan_from_resources(resources: Mapping[str, Any], launch: Mapping[str, Any] | None = None) -> LaunchPlan:
-    """The launch plan a train job's resources ask for (``train.launch`` gives the port)."""
-    launch = launch or {}
+def plan_from_resources(resources: Mapping[str, Any], launch: Mapping[str, Any]) -> LaunchPlan:
+    """The launch plan a train job's resources ask for; ``launch`` is the resolved ``train.launch`` (the port)."""
     nodes = int(resources.get("nodes") or 1)
     if nodes < 1:
         raise ValueError(f"resources nodes must be >= 1, got {nodes}")
     gpus = gpus_per_node(resources, nodes)
     # Without GPUs, train.launch.cpu_procs_per_node CPU ranks (gloo); with GPUs, one rank per GPU.
-    procs = gpus if gpus else int(launch.get("cpu_procs_per_node") or 1)
-    return LaunchPlan(nodes=nodes, procs_per_node=procs, port=int(launch.get("port", DEFAULT_PORT)))
+    procs = gpus if gpus else int(launch["cpu_procs_per_node"])
+    return LaunchPlan(nodes=nodes, procs_per_node=procs, port=int(launch["port"]))
 
 
 def _nodelist_of_job(env: Mapping[str, str]) -> str | None:
@@ -162,7 +161,7 @@ def run_phase(spec: Mapping[str, Any], plan: LaunchPlan, spec_path: str | Path |
     """Run ``train_phase(**spec)`` in-process or under the launcher; returns the trainer state."""
     from .trainer import STATE_FILE, train_phase
 
-    deepspeed = bool(spec["settings"]["train"].get("deepspeed"))
+    deepspeed = bool(spec["settings"]["train"]["deepspeed"])
     if plan.in_process(deepspeed):
         return train_phase(**spec)
     spec_path = Path(spec_path or Path(spec["out_dir"]).parent / SPEC_FILE)

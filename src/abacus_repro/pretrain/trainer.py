@@ -83,12 +83,12 @@ def phase_hyperparameters(phase: str, settings: Mapping[str, Any]) -> dict[str, 
     if phase == "sft":
         return {
             "micro_batch_size": int(settings["sft"]["micro_batch_size"]),
-            "grad_accum": int(train.get("grad_accum", 1)),
+            "grad_accum": int(train["grad_accum"]),
             "epochs": int(settings["sft"]["epochs"]),
         }
     return {
         "micro_batch_size": int(train["micro_batch_size"]),
-        "grad_accum": int(train.get("grad_accum", 1)),
+        "grad_accum": int(train["grad_accum"]),
         "epochs": 1,
     }
 
@@ -152,7 +152,7 @@ def packed_attention_mode(train: Mapping[str, Any], device: torch.device) -> str
 
     On CPU the block mask runs as one fused SDPA call, while varlen loops over documents; both are exact.
     """
-    mode = str(train.get("attention", "auto"))
+    mode = str(train["attention"])
     if mode == "auto":
         return "varlen" if device.type == "cuda" else "block_mask"
     return mode
@@ -218,7 +218,7 @@ def phase_paths(out_dir: str | Path, state_dir=None, checkpoint_dir=None) -> tup
 
 def default_init_state(phase: str, model_dir: str | Path, settings: Mapping[str, Any]) -> Path | None:
     """The anneal phase continues the cosine phase's optimizer: its ``state/`` beside the cosine model."""
-    if phase != "anneal" or not settings["train"].get("continue_optimizer", True):
+    if phase != "anneal" or not settings["train"]["continue_optimizer"]:
         return None
     return Path(model_dir).parent / "state"
 
@@ -242,7 +242,7 @@ def _fingerprint(phase, seed, settings, arrays, model_dir, init_state, world, hy
             "phase": phase,
             "seed": seed,
             "train": train,
-            "sft": settings.get("sft") if phase == "sft" else None,
+            "sft": settings["sft"] if phase == "sft" else None,
             "hyper": hyper,
             "world_size": world.size,
             "cosine_steps": cosine_steps,
@@ -299,7 +299,7 @@ def train_phase(
     train = settings["train"]
     torch.manual_seed(seed)
     world = world_from_env()
-    precision = str(train.get("precision", "fp32"))
+    precision = str(train["precision"])
     hyper = phase_hyperparameters(phase, settings)
     micro, accum, epochs = hyper["micro_batch_size"], hyper["grad_accum"], hyper["epochs"]
     if phase == "anneal" and cosine_steps is None:
@@ -322,11 +322,11 @@ def train_phase(
         raise InputError(str(data_dir_or_paths), f"no training rows for phase {phase!r}")
 
     ds_config = None
-    if train.get("deepspeed"):
+    if train["deepspeed"]:
         ds_config = load_deepspeed_config(resolve_path(train["deepspeed"]), train, micro, accum, world.size)
     accelerator = make_accelerator(ds_config, cpu=not torch.cuda.is_available())
     # After the accelerator: on CPU ranks it sets its own thread count; train.threads is the one that holds.
-    torch.set_num_threads(int(train.get("threads", 1)))
+    torch.set_num_threads(int(train["threads"]))
     device = accelerator.device
     use_deepspeed = ds_config is not None
 
@@ -334,18 +334,18 @@ def train_phase(
     from ..model import set_packed_attention
 
     attention = packed_attention_mode(train, device)
-    set_packed_attention(model, attention, str(train.get("varlen_kernel", "auto")))
-    if train.get("gradient_checkpointing"):
+    set_packed_attention(model, attention, str(train["varlen_kernel"]))
+    if train["gradient_checkpointing"]:
         # Recompute each block's activations in the backward pass: memory for time, same gradients.
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     weight_decay = float(train["weight_decay"])
     optimizer = build_optimizer(model, phase_lr(phase, 0, settings, total_steps, cosine_steps), weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
-    grad_clip = float(train.get("grad_clip", 0.0) or 0.0)
-    log_every = max(1, int(train.get("log_every", 10)))
-    checkpoint_every = int(train.get("checkpoint_every", 0) or 0)
-    keep = int(train.get("keep_checkpoints", 2))
+    grad_clip = float(train["grad_clip"])
+    log_every = int(train["log_every"])
+    checkpoint_every = int(train["checkpoint_every"])
+    keep = int(train["keep_checkpoints"])
     global_start = cosine_steps if phase == "anneal" else 0
     fingerprint = _fingerprint(phase, seed, settings, arrays, model_dir, init_state, world, hyper, cosine_steps)
 

@@ -390,13 +390,13 @@ _CLIENT_ARGS = {
 }
 
 
-def make_rewriter(settings: dict | None) -> Rewriter:
-    """The configured rewriter (the ``sft.rewriter`` section): ``backend: metadata`` (default) is the template
+def make_rewriter(settings: dict) -> Rewriter:
+    """The configured rewriter (the resolved ``sft.rewriter`` section): ``backend: metadata`` is the template
     rewriter; ``openai`` (base_url, model, timeout_s, max_retries, backoff_s, concurrency, max_tokens,
     cache_dir, extra_body) and ``transformers`` (model: a local directory; concurrency, max_tokens) go through
-    abacus_repro.llm. Keys left out keep the client's own defaults (the workflow's come from the schema)."""
-    settings = dict(settings or {})
-    backend = settings.pop("backend", "metadata")
+    abacus_repro.llm. A null key keeps the client's own behaviour (e.g. no extra_body)."""
+    settings = dict(settings)
+    backend = settings.pop("backend")
     if backend in (None, "metadata", "template"):
         return TemplateRewriter()
     from ..errors import InputError
@@ -528,9 +528,9 @@ def semi_instruct(
 ) -> tuple[list[dict], list[dict], dict]:
     """Rewrite, generate inputs, verify in the sandbox. Returns (kept, dropped, stats)."""
     docs = list(natural_docs)
-    rewriter = rewriter or make_rewriter(sft.get("rewriter"))
-    sandbox = sft.get("sandbox") or {}
-    max_tests = int(sft.get("max_tests_per_function", 5))
+    rewriter = rewriter or make_rewriter(sft["rewriter"])
+    sandbox = sft["sandbox"]
+    max_tests = int(sft["max_tests_per_function"])
     funnel = Funnel("sft_semi_instruct")
     samples = [_sample(doc) for doc in docs]
 
@@ -562,8 +562,8 @@ def semi_instruct(
                 "rewritten": rewrite[1],
                 "calls": calls,
                 "max_tests": max_tests,
-                "timeout": float(sandbox.get("timeout_s", 5)),
-                "memory_mb": int(sandbox.get("memory_mb", 512)),
+                "timeout": float(sandbox["timeout_s"]),
+                "memory_mb": int(sandbox["memory_mb"]),
             }
         )
 

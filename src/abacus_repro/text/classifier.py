@@ -278,7 +278,7 @@ def predict_proba(classifier: dict, features: np.ndarray) -> np.ndarray:
 
 def load_classifier(path: str | Path) -> dict:
     classifier = read_json(path)
-    missing = {"format", "embedding_model", "coef", "intercept", "threshold"} - set(classifier)
+    missing = {"format", "embedding_model", "coef", "intercept", "threshold", "max_chars"} - set(classifier)
     if missing or classifier.get("format") != FORMAT:
         raise InputError(path, f"not a quality classifier ({FORMAT}); missing {sorted(missing)}")
     return classifier
@@ -293,7 +293,7 @@ def _classify(parts, classifier: dict, threshold: float, batch_size: int, encode
     if is_keep_all(classifier):
         return _keep_everything(parts, classifier, on_kept)
     funnel = Funnel("text_classifier_apply")
-    max_chars = int(classifier.get("max_chars", 2000))
+    max_chars = int(classifier["max_chars"])
     for part in parts:
         features = embed(encoder, [d["text"] for d in part], batch_size, max_chars)
         if len(part) and features.shape[1] != len(classifier["coef"]):

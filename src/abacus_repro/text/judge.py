@@ -124,14 +124,14 @@ def _json_score(text: str) -> int | None:
 
 def constraint_for(judge_settings: dict) -> str:
     """``json_schema``, ``json_object`` or ``none``: how this judge's requests constrain the reply (module doc)."""
-    constrain = judge_settings.get("constrain") or "auto"
+    constrain = judge_settings["constrain"]
     if constrain not in CONSTRAINTS:
         raise InputError(None, f"text.judge.constrain must be one of {', '.join(CONSTRAINTS)}, got {constrain!r}")
-    if judge_settings.get("backend") != "openai":
+    if judge_settings["backend"] != "openai":
         return "none"  # the metadata fallback and local transformers models reply in plain text
     if constrain != "auto":
         return constrain
-    if _OWN_CONSTRAINTS & set(judge_settings.get("extra_body") or {}):
+    if _OWN_CONSTRAINTS & set(judge_settings["extra_body"] or {}):
         return "none"
     # server_engine: set by abacus_repro.llm.consumer_endpoint when the job serves the model itself.
     return "json_object" if judge_settings.get("server_engine") == "llama_cpp" else "json_schema"
@@ -328,18 +328,18 @@ def client_from_settings(judge_settings: dict) -> LLMClient:
     ``backend: metadata`` needs nothing. ``backend: openai`` uses ``base_url``, ``model``, ``concurrency``,
     ``timeout_s``, ``max_retries``, ``backoff_s``, ``max_tokens``, ``extra_body`` (server-specific request
     fields, e.g. a llama.cpp ``grammar`` or vLLM ``guided_choice`` that limits replies to 1-5), ``constrain``
-    (the JSON-schema reply constraint, see the module doc) and ``cache_dir`` (default ``.cache/abacus-repro/llm``:
-    a re-run costs no requests). ``backend: transformers``
-    reads ``model`` as a local model directory and batches ``concurrency`` prompts per forward pass.
+    (the JSON-schema reply constraint, see the module doc) and ``cache_dir`` (a re-run costs no requests).
+    ``backend: transformers`` reads ``model`` as a local model directory and batches ``concurrency`` prompts per
+    forward pass. ``judge_settings`` is the resolved section: every key present (``config.resolved_section``).
     """
-    backend = judge_settings.get("backend", "metadata")
+    backend = judge_settings["backend"]
     if backend == "metadata":
         return get_client("metadata", responder=metadata_responder)
-    model = judge_settings.get("model")
+    model = judge_settings["model"]
     if backend == "openai":
-        if not judge_settings.get("base_url") or not model:
+        if not judge_settings["base_url"] or not model:
             raise InputError(None, "text.judge.base_url and text.judge.model must be set for the openai backend")
-        extra_body = dict(judge_settings.get("extra_body") or {})
+        extra_body = dict(judge_settings["extra_body"] or {})
         constraint = response_format(constraint_for(judge_settings))
         if constraint is not None:
             extra_body["response_format"] = constraint
@@ -347,18 +347,18 @@ def client_from_settings(judge_settings: dict) -> LLMClient:
             "openai",
             base_url=judge_settings["base_url"],
             model=model,
-            timeout=float(judge_settings.get("timeout_s", 60)),
-            retries=int(judge_settings.get("max_retries", 3)),
-            concurrency=int(judge_settings.get("concurrency", 8)),
-            backoff=float(judge_settings.get("backoff_s", 1.0)),
-            cache_dir=judge_settings.get("cache_dir") or ".cache/abacus-repro/llm",
-            max_tokens=int(judge_settings.get("max_tokens", 8)),
+            timeout=float(judge_settings["timeout_s"]),
+            retries=int(judge_settings["max_retries"]),
+            concurrency=int(judge_settings["concurrency"]),
+            backoff=float(judge_settings["backoff_s"]),
+            cache_dir=judge_settings["cache_dir"],
+            max_tokens=int(judge_settings["max_tokens"]),
             extra_body=extra_body or None,
         )
     if backend == "transformers":
         if not model:
             raise InputError(None, "text.judge.model must name a local model directory for the transformers backend")
         return get_client(
-            "transformers", model_dir=model, max_new_tokens=8, batch_size=int(judge_settings.get("concurrency", 8))
+            "transformers", model_dir=model, max_new_tokens=8, batch_size=int(judge_settings["concurrency"])
         )
     return get_client(backend)  # unknown: get_client names the allowed backends
