@@ -46,7 +46,9 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint
-	$(BIN)/ruff check src scripts tests
+	$(BIN)/ruff check src scripts tests benchmarks envs
+	$(BIN)/ruff format --check src scripts tests benchmarks envs
+	$(BIN)/snakefmt --check workflow
 
 clean:
 	rm -rf results logs .snakemake benchmarks/rules

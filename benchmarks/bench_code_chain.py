@@ -145,8 +145,9 @@ def main() -> None:
         first = report["scales"][0]
         for entry in report["scales"]:
             # CPU seconds per megabyte relative to the smallest scale: 1.0 means cost grows linearly.
-            entry["cpu_per_mb_vs_smallest"] = round((entry["cpu_s"] / entry["megabytes"])
-                                                    / (first["cpu_s"] / first["megabytes"]), 3)
+            entry["cpu_per_mb_vs_smallest"] = round(
+                (entry["cpu_s"] / entry["megabytes"]) / (first["cpu_s"] / first["megabytes"]), 3
+            )
         if not args.no_baseline:
             per_file = dataclasses.replace(settings, ruff_batch_size=1)
             timings, decisions = run_chain(base, per_file, workdir)
@@ -163,10 +164,12 @@ def main() -> None:
         f"chain_mb_per_core_s>={TARGET_MB_PER_CORE_S}": best >= TARGET_MB_PER_CORE_S,
     }
     if "chain_speedup_vs_per_file_cpu" in report:
-        report["targets"][f"chain_speedup>={TARGET_SPEEDUP}"] = report["chain_speedup_vs_per_file_cpu"] \
-            >= TARGET_SPEEDUP
-        report["targets"][f"ruff_steps_speedup>={TARGET_SPEEDUP}"] = \
+        report["targets"][f"chain_speedup>={TARGET_SPEEDUP}"] = (
+            report["chain_speedup_vs_per_file_cpu"] >= TARGET_SPEEDUP
+        )
+        report["targets"][f"ruff_steps_speedup>={TARGET_SPEEDUP}"] = (
             report["ruff_steps_1x"]["per_file_over_batched_cpu"] >= TARGET_SPEEDUP
+        )
     print(json.dumps(report, indent=1))
 
 

@@ -250,11 +250,18 @@ def render(env: str, rules: dict[str, Path | None], pip_lines: list[str]) -> str
     header = [
         f"# Conda environment for {purpose}.",
         "# Written by envs/update_envs.py from the rules' code and requirements.lock: do not edit by hand.",
-        "# Used with `snakemake --sdm conda` (see README, \"Scaling out\"); the default run uses .venv instead.",
+        '# Used with `snakemake --sdm conda` (see README, "Scaling out"); the default run uses .venv instead.',
         f"# Rules: {', '.join(sorted(rules))}.",
     ]
-    body = ["channels:", *(f"  - {channel}" for channel in CHANNELS), "dependencies:",
-            f"  - python={PYTHON}", f"  - pip={PIP}", "  - pip:", *(f"      - {line}" for line in pip_lines)]
+    body = [
+        "channels:",
+        *(f"  - {channel}" for channel in CHANNELS),
+        "dependencies:",
+        f"  - python={PYTHON}",
+        f"  - pip={PIP}",
+        "  - pip:",
+        *(f"      - {line}" for line in pip_lines),
+    ]
     return "\n".join(header + body) + "\n"
 
 
@@ -281,8 +288,11 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(text, encoding="utf-8")
             print(f"wrote {path.relative_to(REPO)}")
     if args.check and stale:
-        print("out of date (run .venv/bin/python envs/update_envs.py): "
-              + ", ".join(str(p.relative_to(REPO)) for p in stale), file=sys.stderr)
+        print(
+            "out of date (run .venv/bin/python envs/update_envs.py): "
+            + ", ".join(str(p.relative_to(REPO)) for p in stale),
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -81,9 +81,11 @@ def write_algebraic_stack_layout(out_path: str | Path, n_documents: int, seed: i
     lines = []
     for doc in docs:
         meta = json.loads(doc["meta"])
-        program = f'"""{meta["question"]}"""\n\n' + "".join(
-            f"# {line}\n" for line in meta["solution"].splitlines()
-        ) + f"answer = {meta['answer']}\n"
+        program = (
+            f'"""{meta["question"]}"""\n\n'
+            + "".join(f"# {line}\n" for line in meta["solution"].splitlines())
+            + f"answer = {meta['answer']}\n"
+        )
         record = {"text": program, "meta": {"path": f"{doc['id']}.py", "language": "python"}}
         lines.append(json.dumps(record, ensure_ascii=False, sort_keys=True))
     out_path = Path(out_path)

@@ -37,21 +37,42 @@ DATA_SAMPLES = ["data/samples/stackexchange/python.sample.stackexchange.com.Post
 
 def _env(checkout: Path) -> dict[str, str]:
     """The copy's package comes first on the path, so what runs is the code that was fingerprinted."""
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                PYTHONPATH=str(checkout / "src"))
+    return dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        PYTHONPATH=str(checkout / "src"),
+    )
 
 
 def _snakemake(checkout: Path, run: Path, *extra: str, config: Path | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(checkout / "workflow/Snakefile"),
-           "--directory", str(run), "--configfile", str(config or run / "micro.yaml"), "--cores", "2",
-           "--workflow-profile", "none", *extra]
-    return subprocess.run(cmd, cwd=run, capture_output=True, text=True, env=_env(checkout), timeout=1800,
-                          check=False)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(checkout / "workflow/Snakefile"),
+        "--directory",
+        str(run),
+        "--configfile",
+        str(config or run / "micro.yaml"),
+        "--cores",
+        "2",
+        "--workflow-profile",
+        "none",
+        *extra,
+    ]
+    return subprocess.run(cmd, cwd=run, capture_output=True, text=True, env=_env(checkout), timeout=1800, check=False)
 
 
 def _audit(checkout: Path, run: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "abacus_repro.cli", "audit", "--directory", str(run), *extra],
-                          capture_output=True, text=True, env=_env(checkout), timeout=1200, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "abacus_repro.cli", "audit", "--directory", str(run), *extra],
+        capture_output=True,
+        text=True,
+        env=_env(checkout),
+        timeout=1200,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -136,12 +157,15 @@ def test_run_is_complete(checkout, run):
     assert planned_jobs(checkout, run, *TRIGGERS) == {}
 
 
-@pytest.mark.parametrize(("key", "value", "changed_rules"), [
-    ("pack.seq_len", 96, {"tokenize"}),  # late in the DAG: only training, evaluation and export follow
-    # Both classifier rules read this key, but apply depends on train: only train's params are "changed", apply
-    # re-runs as its descendant.
-    ("text.classifier.threshold", 0.6, {"text_classifier_train"}),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "changed_rules"),
+    [
+        ("pack.seq_len", 96, {"tokenize"}),  # late in the DAG: only training, evaluation and export follow
+        # Both classifier rules read this key, but apply depends on train: only train's params are "changed", apply
+        # re-runs as its descendant.
+        ("text.classifier.threshold", 0.6, {"text_classifier_train"}),
+    ],
+)
 def test_changed_param_reruns_exactly_its_rule_and_descendants(checkout, run, tmp_path, key, value, changed_rules):
     config = yaml.safe_load((run / "micro.yaml").read_text())
     *sections, name = key.split(".")
@@ -158,11 +182,14 @@ def test_changed_param_reruns_exactly_its_rule_and_descendants(checkout, run, tm
     direct = {i for i, job in planned.items() if job["reason"].startswith("Params have changed")}
     # The provenance rule records the whole configuration, so it sees every change (it is downstream anyway).
     assert {planned[i]["rule"] for i in direct} - {"provenance"} == changed_rules
-    assert {i for i in direct if planned[i]["rule"] != "provenance"} == {i for i, r in rules.items()
-                                                                         if r in changed_rules}
+    assert {i for i in direct if planned[i]["rule"] != "provenance"} == {
+        i for i, r in rules.items() if r in changed_rules
+    }
     assert set(planned) == descendants(direct, children)
     assert len(planned) < len(rules)  # not the world: what comes before the change stays
-    assert not {"ingest_code", "code_clean", "ingest_stackexchange", "text_judge"} & {j["rule"] for j in planned.values()}
+    assert not {"ingest_code", "code_clean", "ingest_stackexchange", "text_judge"} & {
+        j["rule"] for j in planned.values()
+    }
 
 
 def test_edited_script_reruns_its_rule_and_restoring_it_does_not(checkout, run, base_dag):
@@ -206,9 +233,14 @@ def test_edited_package_module_reruns_the_rules_that_import_it(checkout, run, ba
 def test_touching_files_does_not_rerun_the_world(checkout, run, base_dag):
     rules, _ = base_dag
     later = max(p.stat().st_mtime for p in (run / "results").rglob("*") if p.is_file()) + 60
-    touched = [*checkout.rglob("*.py"), *(checkout / "workflow").rglob("*.smk"), *(run / "data").rglob("*"),
-               run / "results/ingest/stackexchange/qa.parquet", run / "results/code/shards/0/kept.parquet",
-               run / "results/model/tokenizer/tokenizer.json"]
+    touched = [
+        *checkout.rglob("*.py"),
+        *(checkout / "workflow").rglob("*.smk"),
+        *(run / "data").rglob("*"),
+        run / "results/ingest/stackexchange/qa.parquet",
+        run / "results/code/shards/0/kept.parquet",
+        run / "results/model/tokenizer/tokenizer.json",
+    ]
     saved = {p: p.stat() for p in touched if p.is_file()}
     try:
         for path in saved:

@@ -55,8 +55,13 @@ def _cluster(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
 
 def _checkout(target: Path) -> Path:
     """This working tree as a fresh clone would have it (tracked and untracked files git does not ignore)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO_ROOT, check=True,
-                            capture_output=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO_ROOT, check=True, capture_output=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         source = REPO_ROOT / rel
         if source.is_file():
@@ -74,8 +79,9 @@ def _install_site_profile(xdg: Path) -> Path:
 def _snakemake_in_cluster(checkout: Path, xdg: Path, *extra: str) -> subprocess.CompletedProcess:
     """The users' command from the repository root, inside the cluster's namespace."""
     cmd = [str(CLUSTER), "exec", "--", *USERS_COMMAND, *extra]
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               XDG_CONFIG_HOME=str(xdg))
+    env = dict(
+        os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", XDG_CONFIG_HOME=str(xdg)
+    )
     return subprocess.run(cmd, cwd=checkout, capture_output=True, text=True, env=env, timeout=2400, check=False)
 
 
@@ -126,8 +132,10 @@ class SlurmRun:
 def slurm_run(tmp_path_factory) -> SlurmRun:
     missing = _missing_commands()
     if os.geteuid() != 0 and missing:
-        pytest.skip(f"SLURM is not installed ({', '.join(missing)} missing) and this is not root, so it cannot "
-                    f"be installed or started here; as root: {INSTALL}")
+        pytest.skip(
+            f"SLURM is not installed ({', '.join(missing)} missing) and this is not root, so it cannot "
+            f"be installed or started here; as root: {INSTALL}"
+        )
     was_up = _cluster("status").returncode == 0
     up = _cluster("up")
     if up.returncode != 0:
@@ -140,8 +148,9 @@ def slurm_run(tmp_path_factory) -> SlurmRun:
         result = _snakemake_in_cluster(workdir, xdg)
         log = result.stdout + result.stderr
         if result.returncode != 0:
-            logs = "\n".join(f"== {p}\n{p.read_text(errors='replace')[-3000:]}"
-                             for p in sorted((workdir / "logs").rglob("*.log")))
+            logs = "\n".join(
+                f"== {p}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted((workdir / "logs").rglob("*.log"))
+            )
             pytest.fail(f"workflow through SLURM failed:\n{log[-8000:]}\n{logs[-12000:]}")
         rerun = _snakemake_in_cluster(workdir, xdg, "--dry-run")
         for name in ("jobcomp.log", "slurmctld.log", "slurmd.log"):
@@ -156,11 +165,20 @@ def slurm_run(tmp_path_factory) -> SlurmRun:
     submitted = {}
     for match in SUBMITTED.finditer(log):
         slurm_log = Path(match.group(3))
-        rule = next(part for part in slurm_log.parts if part.startswith("rule_"))[len("rule_"):]
+        rule = next(part for part in slurm_log.parts if part.startswith("rule_"))[len("rule_") :]
         submitted[match.group(2)] = (rule, slurm_log)
     run_id = re.search(r"SLURM run ID: (\S+)", log).group(1)
-    return SlurmRun(workdir, log, rerun.stdout + rerun.stderr, submitted, _jobcomp(saved / "jobcomp.log"),
-                    run_id, up_again, down_again, torn_down=not was_up)
+    return SlurmRun(
+        workdir,
+        log,
+        rerun.stdout + rerun.stderr,
+        submitted,
+        _jobcomp(saved / "jobcomp.log"),
+        run_id,
+        up_again,
+        down_again,
+        torn_down=not was_up,
+    )
 
 
 def test_every_job_of_the_dag_was_submitted_to_slurm(slurm_run):
@@ -207,8 +225,14 @@ def test_each_rule_ran_inside_its_slurm_job(slurm_run):
 
 def test_outputs_exist_and_funnels_add_up(slurm_run):
     workdir = slurm_run.workdir
-    for rel in ["results/code/stats.json", "results/text/stats.json", "results/mixture/stats.json",
-                "results/eval/summary.json", "results/export/Modelfile", "results/provenance/manifest.json"]:
+    for rel in [
+        "results/code/stats.json",
+        "results/text/stats.json",
+        "results/mixture/stats.json",
+        "results/eval/summary.json",
+        "results/export/Modelfile",
+        "results/provenance/manifest.json",
+    ]:
         assert (workdir / rel).is_file(), rel
     for phase in ["cosine", "anneal", "sft"]:  # from a checkpoint: no base phase
         assert (workdir / f"results/train/{phase}/model/config.json").is_file(), phase

@@ -19,8 +19,17 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def _snakemake(workdir: Path, config: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = SNAKEMAKE + ["--snakefile", str(REPO_ROOT / "workflow/Snakefile"), "--directory", str(workdir),
-                       "--configfile", str(config), "--cores", "2", *extra]
+    cmd = SNAKEMAKE + [
+        "--snakefile",
+        str(REPO_ROOT / "workflow/Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "--cores",
+        "2",
+        *extra,
+    ]
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800, check=False)
 
@@ -41,9 +50,16 @@ def _json(path: Path):
 
 
 def test_design_outputs_exist(run_dir):
-    for rel in ["results/code/stats.json", "results/text/stats.json", "results/mixture/stats.json",
-                "results/eval/summary.json", "results/eval/summary.md", "results/export/verify.json",
-                "results/export/Modelfile", "results/provenance/manifest.json"]:
+    for rel in [
+        "results/code/stats.json",
+        "results/text/stats.json",
+        "results/mixture/stats.json",
+        "results/eval/summary.json",
+        "results/eval/summary.md",
+        "results/export/verify.json",
+        "results/export/Modelfile",
+        "results/provenance/manifest.json",
+    ]:
         assert (run_dir / rel).is_file(), rel
     for phase in ["base", "cosine", "anneal", "sft"]:
         for name in ["metrics.jsonl", "loss.png", "model/config.json"]:
@@ -79,7 +95,7 @@ def test_loss_is_finite_and_falls(run_dir):
     losses = [row["loss"] for row in rows if "loss" in row and "step" in row]
     assert len(losses) >= 4
     assert all(math.isfinite(x) for x in losses)
-    head, tail = losses[: max(1, len(losses) // 4)], losses[-max(1, len(losses) // 4):]
+    head, tail = losses[: max(1, len(losses) // 4)], losses[-max(1, len(losses) // 4) :]
     assert sum(tail) / len(tail) < sum(head) / len(head) - 0.5
 
 
@@ -135,7 +151,7 @@ def test_the_report_opens_with_the_resolved_config_which_provenance_records(run_
     resolved = load_config(run_dir / "micro.yaml")
     assert _json(run_dir / "results/provenance/manifest.json")["config"] == resolved
     html = report.read_text(encoding="utf-8")
-    first_page = html[html.index("The resolved configuration of this run"):][:400_000]
+    first_page = html[html.index("The resolved configuration of this run") :][:400_000]
     # A key only the schema's defaults supply, and a value only micro.yaml states, are both shown.
     for key in ("max_duplicate_line_fraction", "include_repos", "cpu_procs_per_node"):
         assert f"&quot;{key}&quot;" in first_page, key

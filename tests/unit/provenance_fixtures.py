@@ -14,16 +14,35 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_record(root: Path, output: str, rule: str, inputs: list[str], params: list[str], start: float,
-                 fingerprint: str = "code-sha256:aaa") -> None:
+def write_record(
+    root: Path,
+    output: str,
+    rule: str,
+    inputs: list[str],
+    params: list[str],
+    start: float,
+    fingerprint: str = "code-sha256:aaa",
+) -> None:
     """A record as Snakemake writes it; input checksums for every input that exists."""
     checksums = {i: f"sha256:{sha((root / i).read_bytes())}" for i in inputs if (root / i).is_file()}
-    record = {"rule": rule, "input": inputs, "log": [f"logs/{rule}.log"], "shellcmd": None,
-              "params": sorted([*params, repr(fingerprint)]), "code": '        "../../scripts/x.py"\n',
-              "record_format_version": 6, "conda_env": base64.b64encode(b"channels: [conda-forge]\n").decode(),
-              "container_img_url": None, "software_stack_hash": "d41d8cd98f00b204e9800998ecf8427e",
-              "job_hash": 1, "starttime": start, "endtime": start + 5, "incomplete": False,
-              "external_jobid": None, "input_checksums": checksums}
+    record = {
+        "rule": rule,
+        "input": inputs,
+        "log": [f"logs/{rule}.log"],
+        "shellcmd": None,
+        "params": sorted([*params, repr(fingerprint)]),
+        "code": '        "../../scripts/x.py"\n',
+        "record_format_version": 6,
+        "conda_env": base64.b64encode(b"channels: [conda-forge]\n").decode(),
+        "container_img_url": None,
+        "software_stack_hash": "d41d8cd98f00b204e9800998ecf8427e",
+        "job_hash": 1,
+        "starttime": start,
+        "endtime": start + 5,
+        "incomplete": False,
+        "external_jobid": None,
+        "input_checksums": checksums,
+    }
     meta = root / ".snakemake/metadata"
     meta.mkdir(parents=True, exist_ok=True)
     (meta / base64.urlsafe_b64encode(output.encode()).decode()).write_text(json.dumps(record))
@@ -49,6 +68,7 @@ def fake_run(root: Path) -> Path:
     write_record(root, "results/stats.json", "code_funnel", ["results/ingest/docs.json"], [], START + 10)
     for out in ["results/train/base/model", "results/train/base/metrics.jsonl"]:
         write_record(root, out, "train", ["results/ingest/docs.json"], ["7"], START + 20)
-    write_record(root, "results/eval/sft/humaneval/result.json", "eval_code", ["results/train/base/model"], [],
-                 START + 30)
+    write_record(
+        root, "results/eval/sft/humaneval/result.json", "eval_code", ["results/train/base/model"], [], START + 30
+    )
     return root

@@ -55,7 +55,7 @@ def test_base64_blob_is_data_dense():
 
 def test_wrapped_base64_blob_is_data_dense():
     blob = base64.b64encode(random_bytes(450)).decode()
-    lines = [blob[i:i + 76] for i in range(0, len(blob), 76)]
+    lines = [blob[i : i + 76] for i in range(0, len(blob), 76)]
     # Implicit concatenation: no 600-character run in the source, but one in the string's value.
     concatenated = NORMAL_CODE + "ICON = (\n" + "".join(f'    "{line}"\n' for line in lines) + ")\n"
     assert "base64/hex blob of 600 chars" in dense(concatenated)

@@ -45,7 +45,7 @@ def test_lazy_imports_do_not_order():
     files = {
         "a.py": "import b\n",
         "b.py": "def f():\n    import a\n    return a\n\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
-                "    import a\n",
+        "    import a\n",
     }
     (order, cycles), deps = order_of(files)
     assert deps == {"a.py": {"b.py"}, "b.py": set()}

@@ -40,7 +40,10 @@ REPOS = {
         "beta/repeat.py": "".join("value = compute_something(1)\n" for _ in range(30)),
         "docs/guide.rst": "Guide\n=====\n\nText.\n",
     },
-    "gamma": {"gamma.py": GOOD + "\n\nVERSION = 1\n", "tests/test_gamma.py": "import gamma\n\n\ndef test():\n    assert gamma.f()\n"},
+    "gamma": {
+        "gamma.py": GOOD + "\n\nVERSION = 1\n",
+        "tests/test_gamma.py": "import gamma\n\n\ndef test():\n    assert gamma.f()\n",
+    },
 }
 
 
@@ -57,8 +60,16 @@ def make_repos(root: Path) -> Path:
 
 
 def run_stage(tmp_path: Path, out: str, shards=2, **code):
-    settings = resolved_section("code", {"source": "repos_dir", "path": str(make_repos(tmp_path / "repos")),
-                                         "max_file_bytes": 10_000, "ruff_batch_size": 3, **code})
+    settings = resolved_section(
+        "code",
+        {
+            "source": "repos_dir",
+            "path": str(make_repos(tmp_path / "repos")),
+            "max_file_bytes": 10_000,
+            "ruff_batch_size": 3,
+            **code,
+        },
+    )
     out_dir = tmp_path / out
     shard_paths = [out_dir / f"shard-{i}.parquet" for i in range(shards)]
     ingest_stats = ingest_code(settings, shards, 7, shard_paths, out_dir / "docs.parquet", out_dir / "stats.json")
@@ -120,8 +131,11 @@ def test_repository_output_concatenates_files_with_path_headers(tmp_path):
     kept = {doc_meta(r)["repo"]: r for i in range(2) for r in read_docs(out / f"kept-{i}.parquet")}
     assert set(kept) == {"alpha", "beta", "gamma"}
     text = kept["alpha"]["text"]
-    assert text.index("# path: alpha/util.py\n") < text.index("# path: alpha/core.py\n") \
+    assert (
+        text.index("# path: alpha/util.py\n")
+        < text.index("# path: alpha/core.py\n")
         < text.index("# path: alpha/__init__.py\n")
+    )
     assert sum(p["output_documents"] for p in parts) == 3
     assert sum(p["kept"] for p in parts) == 7
 
@@ -155,8 +169,10 @@ def test_two_runs_are_byte_identical(tmp_path):
 
 
 def test_sampling_is_seeded(tmp_path):
-    settings = resolved_section("code", {"source": "repos_dir", "path": str(make_repos(tmp_path / "repos")),
-                                         "max_repos": 2, "max_files_per_repo": 2})
+    settings = resolved_section(
+        "code",
+        {"source": "repos_dir", "path": str(make_repos(tmp_path / "repos")), "max_repos": 2, "max_files_per_repo": 2},
+    )
     runs = []
     for name in ("x", "y"):
         out = tmp_path / name
@@ -170,24 +186,40 @@ def test_stack_dump_source_and_broken_line(tmp_path):
     rows = [
         {"content": GOOD, "max_stars_repo_name": "org/one", "max_stars_repo_path": "a.py", "lang": "Python"},
         {"content": 'print "x"\n', "repo_name": "org/two", "path": "b.py", "lang": "Python"},
-        {"content": "# Title\n", "max_stars_repo_name": "org/one", "max_stars_repo_path": "README.md",
-         "lang": "Markdown"},
+        {
+            "content": "# Title\n",
+            "max_stars_repo_name": "org/one",
+            "max_stars_repo_path": "README.md",
+            "lang": "Markdown",
+        },
         {"content": "int main;", "max_stars_repo_name": "org/one", "max_stars_repo_path": "m.c", "lang": "C"},
     ]
     dump = tmp_path / "dump.jsonl.gz"
     with gzip.open(dump, "wt", encoding="utf-8") as handle:
         handle.writelines(json.dumps(row) + "\n" for row in rows)
     out = tmp_path / "out"
-    stats = ingest_code(resolved_section("code", {"source": "stack_dump", "path": str(dump)}), 1, 1, [out / "s.parquet"],
-                        out / "d.parquet", out / "st.json")
+    stats = ingest_code(
+        resolved_section("code", {"source": "stack_dump", "path": str(dump)}),
+        1,
+        1,
+        [out / "s.parquet"],
+        out / "d.parquet",
+        out / "st.json",
+    )
     assert stats["repositories"] == 2 and stats["files"] == 2 and stats["docs_found"] == 1
     kept, dropped, _funnel = clean_shard(read_docs(out / "s.parquet"), CleanSettings())
     assert [r["reason"] for r in dropped] == ["python2"] and len(kept) == 1
     broken = tmp_path / "broken.jsonl"
     broken.write_text(json.dumps(rows[0]) + "\n{not json\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"broken\.jsonl: line 2 is not valid JSON"):
-        ingest_code(resolved_section("code", {"source": "stack_dump", "path": str(broken)}), 1, 1, [out / "s.parquet"],
-                    out / "d.parquet", out / "st.json")
+        ingest_code(
+            resolved_section("code", {"source": "stack_dump", "path": str(broken)}),
+            1,
+            1,
+            [out / "s.parquet"],
+            out / "d.parquet",
+            out / "st.json",
+        )
 
 
 def test_python_installation_source_finds_stdlib_repositories():
@@ -211,14 +243,22 @@ def test_check_paths_gives_the_workflow_decision(tmp_path):
 def test_cli_prints_one_json_line_per_file(tmp_path):
     repos = make_repos(tmp_path / "repos")
     targets = [repos / "beta" / "beta" / "undefined.py", repos / "beta" / "beta" / "star.py"]
-    completed = subprocess.run([sys.executable, "-m", "abacus_repro.cli", "code", "check", *map(str, targets)],
-                               capture_output=True, text=True, check=True)
+    completed = subprocess.run(
+        [sys.executable, "-m", "abacus_repro.cli", "code", "check", *map(str, targets)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     lines = [json.loads(line) for line in completed.stdout.splitlines()]
     assert [set(line) for line in lines] == [{"path", "kept", "reason", "detail"}] * 2
     assert lines[0]["reason"] == "undefined_name" and "nowhere" in lines[0]["detail"]
     assert lines[1]["kept"] is True and "not judged" in lines[1]["detail"]
-    missing = subprocess.run([sys.executable, "-m", "abacus_repro.cli", "code", "check", str(tmp_path / "nope.py")],
-                             capture_output=True, text=True, check=False)
+    missing = subprocess.run(
+        [sys.executable, "-m", "abacus_repro.cli", "code", "check", str(tmp_path / "nope.py")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert missing.returncode == 2 and "nope.py" in missing.stderr
 
 
@@ -233,12 +273,19 @@ def test_stack_dump_parquet_directory(tmp_path):
 
     dumps = tmp_path / "dumps"
     dumps.mkdir()
-    table = pa.table({"content": [GOOD, "x = undefined_thing\n"], "repo_name": ["org/p", "org/p"],
-                      "path": ["p/a.py", "p/b.py"]})
+    table = pa.table(
+        {"content": [GOOD, "x = undefined_thing\n"], "repo_name": ["org/p", "org/p"], "path": ["p/a.py", "p/b.py"]}
+    )
     pq.write_table(table, dumps / "part-0.parquet")
     out = tmp_path / "out"
-    stats = ingest_code(resolved_section("code", {"source": "stack_dump", "path": str(dumps)}), 2, 1,
-                        [out / "s0.parquet", out / "s1.parquet"], out / "d.parquet", out / "st.json")
+    stats = ingest_code(
+        resolved_section("code", {"source": "stack_dump", "path": str(dumps)}),
+        2,
+        1,
+        [out / "s0.parquet", out / "s1.parquet"],
+        out / "d.parquet",
+        out / "st.json",
+    )
     assert stats["files"] == 2 and stats["files_per_shard"][shard_of("org/p", 2)] == 2
     docs = read_docs(out / f"s{shard_of('org/p', 2)}.parquet")
     kept, dropped, _funnel = clean_shard(docs, CleanSettings())
@@ -269,11 +316,9 @@ def test_check_reads_python_files_as_python_does(tmp_path):
     # are non_utf8. Syntax newer than this interpreter (PEP 695) is Python 3 when ruff's parser accepts it.
     (tmp_path / "latin1_py2.py").write_bytes(b"# -*- coding: latin-1 -*-\nprint 'caf\xe9'\n")
     (tmp_path / "latin1_plain.py").write_bytes(b"# caf\xe9\nx = 1\n")
-    (tmp_path / "generic.py").write_text("def first[T](items: list[T]) -> T:\n    return items[0]\n",
-                                         encoding="utf-8")
+    (tmp_path / "generic.py").write_text("def first[T](items: list[T]) -> T:\n    return items[0]\n", encoding="utf-8")
     # Python 3.14 reads this as two exception types (PEP 758); at the 3.13 target it is Python 2.
-    (tmp_path / "except_comma.py").write_text("try:\n    pass\nexcept ValueError, err:\n    pass\n",
-                                              encoding="utf-8")
+    (tmp_path / "except_comma.py").write_text("try:\n    pass\nexcept ValueError, err:\n    pass\n", encoding="utf-8")
     (tmp_path / ".hidden").mkdir()
     (tmp_path / ".hidden" / "skipped.py").write_text("x = 1\n", encoding="utf-8")
     (tmp_path / "link.py").symlink_to(tmp_path / "generic.py")

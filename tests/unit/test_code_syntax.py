@@ -153,8 +153,10 @@ def test_analyse_tree_finds_long_strings_inside_long_expressions_only():
 
 
 def test_analyse_tree_skips_docstrings_and_finds_imports():
-    source = '"""' + "d" * 5000 + '"""\nimport os\nfrom . import sibling\nfrom x import *\n\n' \
-             "def f():\n    import json\n    return '" + "abc" * 30 + "'\n"
+    source = (
+        '"""' + "d" * 5000 + '"""\nimport os\nfrom . import sibling\nfrom x import *\n\n'
+        "def f():\n    import json\n    return '" + "abc" * 30 + "'\n"
+    )
     parsed = analyse_tree(parse_python(source)[0])
     assert parsed.longest_string == (90, 8)
     assert parsed.star_import

@@ -73,8 +73,13 @@ def test_no_tiny_value_leaks_into_the_paper_run(paper):
     resolved = flatten(paper)
     for key in ("sft.semdedup.clusters", "sft.semdedup.max_tokens", "code.include_repos"):
         assert key not in stated and resolved[key] != tiny[key], key
-    leaked = {key for key, value in tiny.items() if key not in stated and resolved.get(key) == value
-              and flatten(file_plus_schema_defaults(PAPER)).get(key) != value}
+    leaked = {
+        key
+        for key, value in tiny.items()
+        if key not in stated
+        and resolved.get(key) == value
+        and flatten(file_plus_schema_defaults(PAPER)).get(key) != value
+    }
     assert leaked == set()
 
 

@@ -148,6 +148,9 @@ def test_import_scan_follows_relative_imports_into_subpackages():
 
 
 def test_env_files_are_what_update_envs_writes():
-    stale = [path.name for path, text in updater.expected_files().items()
-             if not path.is_file() or path.read_text(encoding="utf-8") != text]
+    stale = [
+        path.name
+        for path, text in updater.expected_files().items()
+        if not path.is_file() or path.read_text(encoding="utf-8") != text
+    ]
     assert not stale, f"out of date: {stale}; run `.venv/bin/python envs/update_envs.py`"

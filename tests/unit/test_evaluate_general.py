@@ -71,7 +71,9 @@ def test_rendered_task_files_name_real_paths(tmp_path):
 def test_chinese_and_hellaswag_tasks(model_dir, tmp_path):
     for relative in ("eval/ceval/val", "eval/cmmlu/test", "eval/hellaswag/hellaswag_val_full_first300.txt"):
         shared_file(relative)
-    config = resolved_section("eval", {"batch_size": 8, "general": {"tasks": ["hellaswag", "ceval", "cmmlu"], "limit": 1}})
+    config = resolved_section(
+        "eval", {"batch_size": 8, "general": {"tasks": ["hellaswag", "ceval", "cmmlu"], "limit": 1}}
+    )
     result = general.evaluate_model(model_dir, config, shared_data_dir(), tmp_path / "work", threads=1)
     tasks = result["tasks"]
     assert tasks["hellaswag"]["status"] == "ok" and tasks["hellaswag"]["metric"] == "acc_norm"

@@ -239,7 +239,9 @@ def test_cli_verify_takes_the_thresholds_of_the_resolved_config(model_dir, expor
     _, paths, _ = exported
     config = read_config_file(DEFAULT_CONFIGFILE)
     config.setdefault("export", {}).setdefault("verify", {})["F16"] = {
-        "min_top1": 1.0, "max_abs_diff": 1e-6, "greedy_equal": True
+        "min_top1": 1.0,
+        "max_abs_diff": 1e-6,
+        "greedy_equal": True,
     }
     strict = tmp_path / "strict.yaml"
     strict.write_text(yaml.safe_dump(config))

@@ -127,7 +127,9 @@ def test_sentencepiece_vocabulary_is_written_as_llama(sp_model, tmp_path):
 def test_llama_cpp_reproduces_the_sentencepiece_model(sp_model, tmp_path):
     """Tokenization equal on the fixed prompts (code, indentation, Chinese, chat turns), logits, greedy text."""
     model_dir, _ = sp_model
-    report = export_all(model_dir, [tmp_path / "m-F16.gguf"], ["F16"], tmp_path / "verify.json", section_defaults("export"))
+    report = export_all(
+        model_dir, [tmp_path / "m-F16.gguf"], ["F16"], tmp_path / "verify.json", section_defaults("export")
+    )
     f16 = report["files"]["F16"]
     assert report["passed"] and f16["tokenization_equal"]
     assert f16["vs_hf"]["top1_agreement_beyond_ties"] == 1.0 and f16["greedy_equal_up_to_ties"]

@@ -19,7 +19,10 @@ from abacus_repro.io import (
 
 
 def test_write_docs_is_byte_identical_and_round_trips(tmp_path):
-    docs = [make_doc("print(1)\n", "code", {"repo": "r", "path": "a.py"}), make_doc("# 标题\n", "docs", {"b": 1, "a": 2})]
+    docs = [
+        make_doc("print(1)\n", "code", {"repo": "r", "path": "a.py"}),
+        make_doc("# 标题\n", "docs", {"b": 1, "a": 2}),
+    ]
     first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
     assert write_docs(first, docs) == 2
     write_docs(second, docs)

@@ -281,7 +281,9 @@ def test_gguf_export_of_the_published_layout(initialised, tmp_path):
     from abacus_repro.export import export_all
     from abacus_repro.export.gguf import gguf_metadata
 
-    report = export_all(initialised, [tmp_path / "m-F16.gguf"], ["F16"], tmp_path / "verify.json", section_defaults("export"))
+    report = export_all(
+        initialised, [tmp_path / "m-F16.gguf"], ["F16"], tmp_path / "verify.json", section_defaults("export")
+    )
     f16 = report["files"]["F16"]
     assert report["passed"] and f16["tokenization_equal"]
     assert f16["vs_hf"]["top1_agreement_beyond_ties"] == 1.0 and f16["greedy_equal_up_to_ties"]

@@ -14,23 +14,36 @@ from abacus_repro.provenance.rules import RULES, is_data_rule, nondeterminism_re
 from ..conftest import REPO_ROOT
 from .provenance_fixtures import fake_run, sha
 
-RULES_INFO = {"ingest_math": {"code": {"script": "scripts/ingest_math.py", "digest": "code-sha256:aaa",
-                                       "files": {"scripts/ingest_math.py": "1"}},
-                              "params": {"seed": 7, "math": {"n": 3}}}}
+RULES_INFO = {
+    "ingest_math": {
+        "code": {
+            "script": "scripts/ingest_math.py",
+            "digest": "code-sha256:aaa",
+            "files": {"scripts/ingest_math.py": "1"},
+        },
+        "params": {"seed": 7, "math": {"n": 3}},
+    }
+}
 
 
 def _manifest(root, config=None):
-    return build_manifest(root / "results", config or {"seed": 9, "train": {"data_seed": 3}}, root,
-                          rules=RULES_INFO, repo_dir=REPO_ROOT)
+    return build_manifest(
+        root / "results", config or {"seed": 9, "train": {"data_seed": 3}}, root, rules=RULES_INFO, repo_dir=REPO_ROOT
+    )
 
 
 def test_manifest_describes_each_output(tmp_path):
     root = fake_run(tmp_path)
     manifest = _manifest(root)
     by_path = {out["path"]: out for out in manifest["outputs"]}
-    assert set(by_path) == {"results/ingest/docs.json", "results/stats.json", "results/train/base/model",
-                            "results/train/base/metrics.jsonl", "results/eval/sft/humaneval/result.json",
-                            "results/eval/sft/humaneval/work/cache.pkl"}
+    assert set(by_path) == {
+        "results/ingest/docs.json",
+        "results/stats.json",
+        "results/train/base/model",
+        "results/train/base/metrics.jsonl",
+        "results/eval/sft/humaneval/result.json",
+        "results/eval/sft/humaneval/work/cache.pkl",
+    }
     docs = by_path["results/ingest/docs.json"]
     assert docs["rule"] == "ingest_math" and docs["declared"] and docs["deterministic"]
     assert docs["sha256"] == sha(b'{"docs": 3}') and docs["size"] == len(b'{"docs": 3}')
@@ -53,8 +66,7 @@ def test_manifest_describes_each_output(tmp_path):
     env = manifest["environment"]
     assert env["packages"]["torch"].startswith("2.13.0") and env["all_packages"]["snakemake"] == "9.27.1"
     assert re.fullmatch(r"3\.\d+\.\d+", env["python"]) and env["host"]
-    assert re.fullmatch(r"[0-9a-f]{40}", manifest["code"]["git_commit"]) and isinstance(manifest["code"]["dirty"],
-                                                                                       bool)
+    assert re.fullmatch(r"[0-9a-f]{40}", manifest["code"]["git_commit"]) and isinstance(manifest["code"]["dirty"], bool)
     assert manifest["rules"]["ingest_math"]["seed"] == 7 and manifest["rules"]["ingest_math"]["stage"] == "data"
     assert manifest["outputs_by_rule"] == {"code_funnel": 1, "eval_code": 1, "ingest_math": 1, "train": 2}
     assert manifest["run"]["start"].startswith("2023-11-14")
@@ -88,8 +100,16 @@ def test_model_directory_without_record_is_one_output(tmp_path):
 def test_written_report_lists_outputs(tmp_path):
     root = fake_run(tmp_path)
     out = root / "results/provenance"
-    manifest = write_provenance(root / "results", {"seed": 1}, root, out / "manifest.json", out / "report.md",
-                                html_path=out / "report.html", rules=RULES_INFO, repo_dir=REPO_ROOT)
+    manifest = write_provenance(
+        root / "results",
+        {"seed": 1},
+        root,
+        out / "manifest.json",
+        out / "report.md",
+        html_path=out / "report.html",
+        rules=RULES_INFO,
+        repo_dir=REPO_ROOT,
+    )
     assert json.loads((out / "manifest.json").read_text())["outputs"] == json.loads(json.dumps(manifest["outputs"]))
     report = (out / "report.md").read_text()
     assert "| results/ingest/docs.json | ingest_math |" in report
@@ -109,7 +129,9 @@ def test_attribution_by_location_refuses_to_guess():
 
 def test_seeds_are_found_anywhere_in_the_config():
     assert seeds_of({"seed": 1, "sft": {"shuffle_seed": 2, "seeds": [3]}, "x": {"y": 4}}) == {
-        "seed": 1, "sft.shuffle_seed": 2}
+        "seed": 1,
+        "sft.shuffle_seed": 2,
+    }
 
 
 def test_every_workflow_rule_is_classified():
@@ -126,9 +148,21 @@ def test_cli_writes_manifest_for_a_finished_run(tmp_path):
     root = fake_run(tmp_path)
     (root / "config").mkdir()
     (root / "config/config.yaml").write_text("seed: 5\n")
-    result = subprocess.run([sys.executable, "-m", "abacus_repro.cli", "provenance", "--directory", str(root),
-                             "--config", str(root / "config/config.yaml")], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "abacus_repro.cli",
+            "provenance",
+            "--directory",
+            str(root),
+            "--config",
+            str(root / "config/config.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     manifest = json.loads((root / "results/provenance/manifest.json").read_text())
     assert manifest["seeds"]["seed"] == 5 and len(manifest["outputs"]) == 6

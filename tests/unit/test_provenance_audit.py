@@ -34,16 +34,23 @@ from .provenance_fixtures import START, fake_run, write_record
 
 # The rule's code as it is now: the audit finds no code change unless a test edits the manifest's record of it.
 CODE = code_fingerprint(REPO_ROOT / "scripts/ingest_math.py", REPO_ROOT / "src", REPO_ROOT) | {
-    "digest": "code-sha256:aaa"}
+    "digest": "code-sha256:aaa"
+}
 
 
 @pytest.fixture
 def run(tmp_path):
     root = fake_run(tmp_path)
     out = root / "results/provenance"
-    write_provenance(root / "results", {"seed": 7, "math": {"n": 3}}, root, out / "manifest.json",
-                     out / "report.md", rules={"ingest_math": {"code": CODE, "params": {"seed": 7}}},
-                     repo_dir=REPO_ROOT)
+    write_provenance(
+        root / "results",
+        {"seed": 7, "math": {"n": 3}},
+        root,
+        out / "manifest.json",
+        out / "report.md",
+        rules={"ingest_math": {"code": CODE, "params": {"seed": 7}}},
+        repo_dir=REPO_ROOT,
+    )
     return root
 
 
@@ -102,8 +109,16 @@ def test_rerun_with_changed_params_is_explained(run):
 def test_rerun_with_changed_code_and_inputs_is_explained(run):
     (run / "data/in.txt").write_text("new input")
     (run / "results/ingest/docs.json").write_text('{"docs": 5}')
-    write_record(run, "results/ingest/docs.json", "ingest_math", ["data/in.txt"], ["7", "{'n': 3}"], START + 100,
-                 fingerprint="code-sha256:bbb")
+    write_record(
+        run,
+        "results/ingest/docs.json",
+        "ingest_math",
+        ["data/in.txt"],
+        ["7", "{'n': 3}"],
+        START + 100,
+        fingerprint="code-sha256:bbb",
+    )
+
     def older_code(manifest):  # the manifest saw another version of the script
         manifest["rules"]["ingest_math"]["code"]["files"]["scripts/ingest_math.py"] = "0" * 64
 

@@ -24,7 +24,7 @@ def checkout(tmp_path):
         "src/abacus_repro/stage/__init__.py": "",
         "src/abacus_repro/stage/api.py": "from .helpers import helper\n\n\ndef run():\n    return helper()\n",
         "src/abacus_repro/stage/helpers.py": "def helper():\n    from ..io import read  # a late import counts too\n"
-                                             "    return read()\n",
+        "    return read()\n",
         "src/abacus_repro/stage/rubric.txt": "score 1-5\n",
         "scripts/run.py": "import json\n\nfrom abacus_repro.stage.api import run\n\nrun()\n",
     }
@@ -42,8 +42,12 @@ def test_fingerprint_covers_script_imports_and_package_data(checkout):
     fp = _fingerprint(checkout)
     assert fp["script"] == "scripts/run.py"
     assert set(fp["files"]) == {
-        "scripts/run.py", "src/abacus_repro/__init__.py", "src/abacus_repro/io.py",
-        "src/abacus_repro/stage/__init__.py", "src/abacus_repro/stage/api.py", "src/abacus_repro/stage/helpers.py",
+        "scripts/run.py",
+        "src/abacus_repro/__init__.py",
+        "src/abacus_repro/io.py",
+        "src/abacus_repro/stage/__init__.py",
+        "src/abacus_repro/stage/api.py",
+        "src/abacus_repro/stage/helpers.py",
         "src/abacus_repro/stage/rubric.txt",
     }
     assert fp["digest"].startswith("code-sha256:") and len(fp["digest"]) == len("code-sha256:") + 64
@@ -86,9 +90,15 @@ def test_fingerprint_is_found_among_recorded_params():
 
 
 def _git(root, *args):
-    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
-                   env=dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
-                            GIT_COMMITTER_EMAIL="t@t"))
+    subprocess.run(
+        ["git", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        env=dict(
+            os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t"
+        ),
+    )
 
 
 def test_code_version_names_dirty_files(checkout):

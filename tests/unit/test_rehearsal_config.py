@@ -12,32 +12,73 @@ REHEARSAL = REPO_ROOT / "config" / "rehearsal.yaml"
 
 # Every key whose value may differ, by why. A key here that does not differ is an error too (the list stays true).
 SIZES = {
-    "shards.code", "code.max_repos", "code.max_files_per_repo", "code.ruff_batch_size",
-    "text.judge.sample_size", "text.judge.concurrency", "text.judge.max_chars",
-    "math.corpus.0.max_documents", "math.corpus.1.max_documents",
+    "shards.code",
+    "code.max_repos",
+    "code.max_files_per_repo",
+    "code.ruff_batch_size",
+    "text.judge.sample_size",
+    "text.judge.concurrency",
+    "text.judge.max_chars",
+    "math.corpus.0.max_documents",
+    "math.corpus.1.max_documents",
     "tokenizer.vocab_size",
-    "model.hidden_size", "model.num_hidden_layers", "model.num_attention_heads", "model.num_key_value_heads",
-    "model.intermediate_size", "model.max_position_embeddings", "model.dim_model_base",
-    "mixture.tokens.cosine", "mixture.tokens.anneal", "pack.seq_len",
-    "train.grad_accum", "train.threads", "train.log_every", "train.checkpoint_every",
-    "train.launch.nodes", "train.launch.gpus_per_node", "train.launch.cpu_procs_per_node",
-    "train.schedule.warmup_steps", "train.schedule.cosine_horizon",
-    "sft.rewriter.concurrency", "sft.rewriter.max_tokens", "sft.max_functions", "sft.max_tests_per_function",
-    "llm_server.n_ctx", "llm_server.startup_timeout_s",
-    "eval.max_new_tokens", "eval.humaneval.limit", "eval.mbpp.limit", "eval.livecodebench.max_new_tokens",
-    "eval.general.limit", "eval.general.max_gen_toks",
+    "model.hidden_size",
+    "model.num_hidden_layers",
+    "model.num_attention_heads",
+    "model.num_key_value_heads",
+    "model.intermediate_size",
+    "model.max_position_embeddings",
+    "model.dim_model_base",
+    "mixture.tokens.cosine",
+    "mixture.tokens.anneal",
+    "pack.seq_len",
+    "train.grad_accum",
+    "train.threads",
+    "train.log_every",
+    "train.checkpoint_every",
+    "train.launch.nodes",
+    "train.launch.gpus_per_node",
+    "train.launch.cpu_procs_per_node",
+    "train.schedule.warmup_steps",
+    "train.schedule.cosine_horizon",
+    "sft.rewriter.concurrency",
+    "sft.rewriter.max_tokens",
+    "sft.max_functions",
+    "sft.max_tests_per_function",
+    "llm_server.n_ctx",
+    "llm_server.startup_timeout_s",
+    "eval.max_new_tokens",
+    "eval.humaneval.limit",
+    "eval.mbpp.limit",
+    "eval.livecodebench.max_new_tokens",
+    "eval.general.limit",
+    "eval.general.max_gen_toks",
 }
 PATHS = {
-    "shared_data", "code.path", "text.stackexchange.dumps", "math.corpus.0.path", "math.corpus.1.path",
-    "model.pretrained", "eval.humaneval.path", "eval.mbpp.path", "eval.livecodebench.path",
+    "shared_data",
+    "code.path",
+    "text.stackexchange.dumps",
+    "math.corpus.0.path",
+    "math.corpus.1.path",
+    "model.pretrained",
+    "eval.humaneval.path",
+    "eval.mbpp.path",
+    "eval.livecodebench.path",
     "eval.livecodebench.fewshot_dir",
-    *(f"eval.general.data.{task}" for task in
-      ("arc_easy", "hellaswag", "mmlu", "ceval", "cmmlu", "bbh", "gsm8k", "gsm8k_fewshot")),
+    *(
+        f"eval.general.data.{task}"
+        for task in ("arc_easy", "hellaswag", "mmlu", "ceval", "cmmlu", "bbh", "gsm8k", "gsm8k_fewshot")
+    ),
 }
 # The judge/rewriter server: vLLM with tensor parallelism on GPUs there, llama-cpp-python on the CPU here; and the
 # devices the embedding models run on (the GPU the paper's resources give them, the CPU here).
-ENDPOINTS = {"llm_server.engine", "llm_server.model", "llm_server.extra_args", "text.classifier.device",
-             "sft.semdedup.device"}
+ENDPOINTS = {
+    "llm_server.engine",
+    "llm_server.model",
+    "llm_server.extra_args",
+    "text.classifier.device",
+    "sft.semdedup.device",
+}
 # What an untrained judge/rewriter cannot give: no rewrite passes its tests, so the SFT data has no code pairs and
 # the anneal phase's SFT part is all NL pairs (the stats of sft_semi_instruct and mixture say so).
 UNTRAINED_MODEL = {"mixture.sft_shares.code", "mixture.sft_shares.nl"}

@@ -269,11 +269,19 @@ def test_bwrap_works_for_an_interpreter_that_lives_under_tmp():
     try:
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
         paths = [str(Path(__file__).resolve().parents[2] / "src"), *[p for p in sys.path if p.endswith("-packages")]]
-        probe = ("from abacus_repro.sandbox import detect_isolation, run_python\n"
-                 "r = run_python('import sys; print(sys.prefix)')\n"
-                 "print(detect_isolation(), r.status, r.stdout.strip())\n")
-        out = subprocess.run([str(venv / "bin" / "python"), "-c", probe], check=False, capture_output=True,
-                             text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)}, timeout=120)
+        probe = (
+            "from abacus_repro.sandbox import detect_isolation, run_python\n"
+            "r = run_python('import sys; print(sys.prefix)')\n"
+            "print(detect_isolation(), r.status, r.stdout.strip())\n"
+        )
+        out = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", probe],
+            check=False,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
+            timeout=120,
+        )
         assert out.returncode == 0, out.stderr
         assert out.stdout.split() == ["bwrap", "ok", str(venv)]
     finally:

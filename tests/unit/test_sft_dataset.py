@@ -92,8 +92,7 @@ def test_scarce_nl_is_repeated_by_seeded_sampling_to_meet_the_ratio():
 
 def test_scarce_nl_can_trim_code_instead_keeping_the_curriculum_order():
     code = [_code_doc(i, tests=t) for i, t in enumerate([1, 2, 3, 4, 5, 6])]
-    dataset, stats = build_dataset(code, [_se_doc(1), _se_doc(2)], code_nl_ratio=1.0, seed=0,
-                                   nl_shortfall="trim_code")
+    dataset, stats = build_dataset(code, [_se_doc(1), _se_doc(2)], code_nl_ratio=1.0, seed=0, nl_shortfall="trim_code")
     kinds = [json.loads(d["meta"])["kind"] for d in dataset]
     assert kinds.count("code") == 2 and kinds.count("nl") == 2 and stats["ratio_met"] is True
     assert stats["dropped"] == {"ratio_excess": 4} and stats["read"] == 8

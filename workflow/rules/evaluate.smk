@@ -14,22 +14,22 @@ rule eval_code:
     output:
         result="results/eval/{model}/{benchmark}/result.json",
         samples="results/eval/{model}/{benchmark}/samples.jsonl",
-    wildcard_constraints:
-        benchmark="humaneval|mbpp",
-    params:
-        # This benchmark's settings only: editing the other's, or adding a model, re-runs nothing here.
-        eval=lambda wildcards: get_eval_settings(wildcards.benchmark),
-        absent=get_absent_eval_data(),
-        model=get_eval_model_ref,
     log:
         "logs/eval/{model}/{benchmark}.log",
+    benchmark:
+        "benchmarks/rules/eval_{benchmark}_{model}.tsv"
+    wildcard_constraints:
+        benchmark="humaneval|mbpp",
     conda:
         "../../envs/eval.yaml"
     threads: get_rule_threads("eval_code")
     resources:
         **get_rule_resources("eval_code"),
-    benchmark:
-        "benchmarks/rules/eval_{benchmark}_{model}.tsv"
+    params:
+        # This benchmark's settings only: editing the other's, or adding a model, re-runs nothing here.
+        eval=lambda wildcards: get_eval_settings(wildcards.benchmark),
+        absent=get_absent_eval_data(),
+        model=get_eval_model_ref,
     script:
         "../../scripts/eval_code.py"
 
@@ -41,20 +41,20 @@ rule eval_livecodebench:
     output:
         result="results/eval/{model}/livecodebench/result.json",
         samples="results/eval/{model}/livecodebench/samples.jsonl",
-    params:
-        # This benchmark's settings only: editing another's, or adding a model, re-runs nothing here.
-        eval=get_eval_settings("livecodebench"),
-        absent=get_absent_eval_data("livecodebench"),
-        model=get_eval_model_ref,
     log:
         "logs/eval/{model}/livecodebench.log",
+    benchmark:
+        "benchmarks/rules/eval_livecodebench_{model}.tsv"
     conda:
         "../../envs/eval.yaml"
     threads: get_rule_threads("eval_livecodebench")
     resources:
         **get_rule_resources("eval_livecodebench"),
-    benchmark:
-        "benchmarks/rules/eval_livecodebench_{model}.tsv"
+    params:
+        # This benchmark's settings only: editing another's, or adding a model, re-runs nothing here.
+        eval=get_eval_settings("livecodebench"),
+        absent=get_absent_eval_data("livecodebench"),
+        model=get_eval_model_ref,
     script:
         "../../scripts/eval_livecodebench.py"
 
@@ -65,6 +65,15 @@ rule eval_general:
         unpack(get_eval_data("general")),
     output:
         result="results/eval/{model}/general/result.json",
+    log:
+        "logs/eval/{model}/general.log",
+    benchmark:
+        "benchmarks/rules/eval_general_{model}.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    threads: get_rule_threads("eval_general")
+    resources:
+        **get_rule_resources("eval_general"),
     params:
         # These benchmarks' settings only: editing another's, or adding a model, re-runs nothing here.
         eval=get_eval_settings("general"),
@@ -72,15 +81,6 @@ rule eval_general:
         # Where the harness's default locations are (every location the tasks read is named above or an input).
         shared_data=SHARED_DATA,
         model=get_eval_model_ref,
-    log:
-        "logs/eval/{model}/general.log",
-    conda:
-        "../../envs/eval.yaml"
-    threads: get_rule_threads("eval_general")
-    resources:
-        **get_rule_resources("eval_general"),
-    benchmark:
-        "benchmarks/rules/eval_general_{model}.tsv"
     script:
         "../../scripts/eval_general.py"
 
@@ -97,8 +97,6 @@ rule eval_summary:
         summary="results/eval/summary.json",
         table=report("results/eval/summary.md", caption="../report/eval.rst", category="Evaluation"),
         plot=report("results/eval/summary.png", caption="../report/eval.rst", category="Evaluation"),
-    params:
-        models=list(get_eval_models()),
     log:
         "logs/eval/summary.log",
     conda:
@@ -106,5 +104,7 @@ rule eval_summary:
     threads: get_rule_threads("eval_summary")
     resources:
         **get_rule_resources("eval_summary"),
+    params:
+        models=list(get_eval_models()),
     script:
         "../../scripts/eval_summary.py"

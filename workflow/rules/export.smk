@@ -7,8 +7,6 @@ rule export_gguf:
     output:
         gguf=expand("results/export/model-{type}.gguf", type=config["export"]["types"]),
         verify="results/export/verify.json",
-    params:
-        export=config["export"],
     log:
         "logs/export/gguf.log",
     conda:
@@ -16,6 +14,8 @@ rule export_gguf:
     threads: get_rule_threads("export_gguf")
     resources:
         **get_rule_resources("export_gguf"),
+    params:
+        export=config["export"],
     script:
         "../../scripts/export_gguf.py"
 
@@ -25,8 +25,6 @@ rule export_modelfile:
         gguf=f"results/export/model-{config['export']['modelfile_from']}.gguf",
     output:
         modelfile="results/export/Modelfile",
-    params:
-        export=config["export"],
     log:
         "logs/export/modelfile.log",
     conda:
@@ -34,5 +32,7 @@ rule export_modelfile:
     threads: get_rule_threads("export_modelfile")
     resources:
         **get_rule_resources("export_modelfile"),
+    params:
+        export=config["export"],
     script:
         "../../scripts/export_modelfile.py"

@@ -8,19 +8,19 @@ rule ingest_code:
         shards=expand("results/ingest/code/shard-{shard}.parquet", shard=SHARDS),
         docs="results/ingest/docs/from_code.parquet",
         stats="results/ingest/code/stats.json",
-    params:
-        code=config["code"],
-        shards=config["shards"]["code"],
-        seed=config["seed"],
     log:
         "logs/ingest/code.log",
+    benchmark:
+        "benchmarks/rules/ingest_code.tsv"
     conda:
         "../../envs/data.yaml"
     threads: get_rule_threads("ingest_code")
     resources:
         **get_rule_resources("ingest_code"),
-    benchmark:
-        "benchmarks/rules/ingest_code.tsv"
+    params:
+        code=config["code"],
+        shards=config["shards"]["code"],
+        seed=config["seed"],
     script:
         "../../scripts/ingest_code.py"
 
@@ -32,8 +32,6 @@ rule ingest_stackexchange:
         kept="results/ingest/stackexchange/qa.parquet",
         dropped="results/ingest/stackexchange/dropped.parquet",
         stats="results/ingest/stackexchange/stats.json",
-    params:
-        stackexchange=config["text"]["stackexchange"],
     log:
         "logs/ingest/stackexchange.log",
     conda:
@@ -41,6 +39,8 @@ rule ingest_stackexchange:
     threads: get_rule_threads("ingest_stackexchange")
     resources:
         **get_rule_resources("ingest_stackexchange"),
+    params:
+        stackexchange=config["text"]["stackexchange"],
     script:
         "../../scripts/ingest_stackexchange.py"
 
@@ -52,8 +52,6 @@ rule ingest_docs:
     output:
         docs="results/ingest/docs/docs.parquet",
         stats="results/ingest/docs/stats.json",
-    params:
-        docs=config["text"]["docs"],
     log:
         "logs/ingest/docs.log",
     conda:
@@ -61,6 +59,8 @@ rule ingest_docs:
     threads: get_rule_threads("ingest_docs")
     resources:
         **get_rule_resources("ingest_docs"),
+    params:
+        docs=config["text"]["docs"],
     script:
         "../../scripts/ingest_docs.py"
 
@@ -71,9 +71,6 @@ rule ingest_math:
     output:
         docs="results/ingest/math/math.parquet",
         stats="results/ingest/math/stats.json",
-    params:
-        math=config["math"],
-        seed=config["seed"],
     log:
         "logs/ingest/math.log",
     conda:
@@ -81,5 +78,8 @@ rule ingest_math:
     threads: get_rule_threads("ingest_math")
     resources:
         **get_rule_resources("ingest_math"),
+    params:
+        math=config["math"],
+        seed=config["seed"],
     script:
         "../../scripts/ingest_math.py"

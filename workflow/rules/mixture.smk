@@ -21,21 +21,21 @@ rule decontaminate:
     output:
         dropped="results/mixture/decontamination/{group}.dropped.parquet",
         stats="results/mixture/decontamination/{group}.stats.json",
-    wildcard_constraints:
-        group="pretrain|sft",
-    params:
-        decontamination=DECONTAMINATION,
-        # A missing evaluation root is reported in the stats, not fatal, like the evaluation rules themselves.
-        absent_eval_data=get_absent_decontamination_roots,
     log:
         "logs/mixture/decontaminate_{group}.log",
+    benchmark:
+        "benchmarks/rules/decontaminate_{group}.tsv"
+    wildcard_constraints:
+        group="pretrain|sft",
     conda:
         "../../envs/data.yaml"
     threads: get_rule_threads("decontaminate")
     resources:
         **get_rule_resources("decontaminate"),
-    benchmark:
-        "benchmarks/rules/decontaminate_{group}.tsv"
+    params:
+        decontamination=DECONTAMINATION,
+        # A missing evaluation root is reported in the stats, not fatal, like the evaluation rules themselves.
+        absent_eval_data=get_absent_decontamination_roots,
     script:
         "../../scripts/decontaminate.py"
 
@@ -50,18 +50,18 @@ rule mixture:
     output:
         docs="results/mixture/{phase}.parquet",
         stats="results/mixture/{phase}.stats.json",
-    wildcard_constraints:
-        phase="base|cosine|anneal",
-    params:
-        mixture=config["mixture"],
-        seed=config["seed"],
     log:
         "logs/mixture/{phase}.log",
+    wildcard_constraints:
+        phase="base|cosine|anneal",
     conda:
         "../../envs/data.yaml"
     threads: get_rule_threads("mixture")
     resources:
         **get_rule_resources("mixture"),
+    params:
+        mixture=config["mixture"],
+        seed=config["seed"],
     script:
         "../../scripts/mixture.py"
 

@@ -27,11 +27,6 @@ rule train_tokenizer:
     output:
         tokenizer="results/model/tokenizer/tokenizer.json",
         config="results/model/tokenizer/tokenizer_config.json",
-    params:
-        tokenizer=config["tokenizer"],
-        seed=config["seed"],
-        # A run that starts from a published checkpoint keeps that checkpoint's tokenizer.
-        pretrained=config["model"]["pretrained"],
     log:
         "logs/model/tokenizer.log",
     conda:
@@ -39,6 +34,11 @@ rule train_tokenizer:
     threads: get_rule_threads("train_tokenizer")
     resources:
         **get_rule_resources("train_tokenizer"),
+    params:
+        tokenizer=config["tokenizer"],
+        seed=config["seed"],
+        # A run that starts from a published checkpoint keeps that checkpoint's tokenizer.
+        pretrained=config["model"]["pretrained"],
     script:
         "../../scripts/train_tokenizer.py"
 
@@ -48,9 +48,6 @@ rule init_model:
         unpack(get_init_model_inputs),
     output:
         model=directory("results/model/init"),
-    params:
-        model=config["model"],
-        seed=config["seed"],
     log:
         "logs/model/init.log",
     conda:
@@ -58,6 +55,9 @@ rule init_model:
     threads: get_rule_threads("init_model")
     resources:
         **get_rule_resources("init_model"),
+    params:
+        model=config["model"],
+        seed=config["seed"],
     script:
         "../../scripts/init_model.py"
 
@@ -72,12 +72,6 @@ rule rehearsal_checkpoint:
         samples=str(Path(workflow.basedir).parent / "data" / "samples"),
     output:
         checkpoint=directory("results/rehearsal/MiniCPM-2B-layout"),
-    params:
-        model=config["model"],
-        # The SentencePiece vocabulary trained here: with model.pretrained, tokenizer.vocab_size documents the
-        # checkpoint's vocabulary (and the tokenizer rule checks it).
-        vocab_size=config["tokenizer"]["vocab_size"],
-        seed=config["seed"],
     log:
         "logs/rehearsal/checkpoint.log",
     conda:
@@ -85,6 +79,12 @@ rule rehearsal_checkpoint:
     threads: get_rule_threads("rehearsal_checkpoint")
     resources:
         **get_rule_resources("rehearsal_checkpoint"),
+    params:
+        model=config["model"],
+        # The SentencePiece vocabulary trained here: with model.pretrained, tokenizer.vocab_size documents the
+        # checkpoint's vocabulary (and the tokenizer rule checks it).
+        vocab_size=config["tokenizer"]["vocab_size"],
+        seed=config["seed"],
     script:
         "../../scripts/rehearsal_checkpoint.py"
 
@@ -117,20 +117,20 @@ rule train:
             category="Training",
             subcategory="{phase}",
         ),
-    wildcard_constraints:
-        phase="base|cosine|anneal|sft",
-    params:
-        train=config["train"],
-        sft=config["sft"],
-        seed=config["seed"],
     log:
         "logs/train/{phase}.log",
+    benchmark:
+        "benchmarks/rules/train_{phase}.tsv"
+    wildcard_constraints:
+        phase="base|cosine|anneal|sft",
     conda:
         "../../envs/train.yaml"
     threads: get_rule_threads("train")
     resources:
         **TRAIN_RESOURCES,
-    benchmark:
-        "benchmarks/rules/train_{phase}.tsv"
+    params:
+        train=config["train"],
+        sft=config["sft"],
+        seed=config["seed"],
     script:
         "../../scripts/train.py"

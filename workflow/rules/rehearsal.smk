@@ -7,9 +7,6 @@
 rule rehearsal_code_dump:
     output:
         dump=directory(REHEARSAL_CODE_DUMP),
-    params:
-        code=config["code"],
-        seed=config["seed"],
     log:
         "logs/rehearsal/code_dump.log",
     conda:
@@ -17,6 +14,9 @@ rule rehearsal_code_dump:
     threads: get_rule_threads("rehearsal_code_dump")
     resources:
         **get_rule_resources("rehearsal_code_dump"),
+    params:
+        code=config["code"],
+        seed=config["seed"],
     script:
         "../../scripts/rehearsal_code_dump.py"
 
@@ -24,18 +24,18 @@ rule rehearsal_code_dump:
 rule rehearsal_math_corpus:
     output:
         corpus=directory("results/rehearsal/{corpus}"),
-    wildcard_constraints:
-        corpus="|".join(REHEARSAL_MATH_CORPORA),
-    params:
-        layout=lambda wildcards: REHEARSAL_MATH_CORPORA[wildcards.corpus],
-        documents=get_rehearsal_corpus_size,
-        seed=config["seed"],
     log:
         "logs/rehearsal/{corpus}.log",
+    wildcard_constraints:
+        corpus="|".join(REHEARSAL_MATH_CORPORA),
     conda:
         "../../envs/data.yaml"
     threads: get_rule_threads("rehearsal_math_corpus")
     resources:
         **get_rule_resources("rehearsal_math_corpus"),
+    params:
+        layout=lambda wildcards: REHEARSAL_MATH_CORPORA[wildcards.corpus],
+        documents=get_rehearsal_corpus_size,
+        seed=config["seed"],
     script:
         "../../scripts/rehearsal_math_corpus.py"

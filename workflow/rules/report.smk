@@ -20,10 +20,6 @@ rule provenance:
             caption="../report/provenance.rst",
             category="Provenance",
         ),
-    params:
-        config=config,
-        rules=RULE_INFO,
-        snakefile=workflow.main_snakefile,
     log:
         "logs/provenance.log",
     conda:
@@ -31,6 +27,10 @@ rule provenance:
     threads: get_rule_threads("provenance")
     resources:
         **get_rule_resources("provenance"),
+    params:
+        config=config,
+        rules=RULE_INFO,
+        snakefile=workflow.main_snakefile,
     script:
         "../../scripts/provenance.py"
 

@@ -15,9 +15,6 @@ rule sft_collect:
     output:
         natural="results/sft/natural.parquet",
         stats="results/sft/natural.stats.json",
-    params:
-        sft=SFT_GENERATION,
-        seed=config["seed"],
     log:
         "logs/sft/collect.log",
     conda:
@@ -25,6 +22,9 @@ rule sft_collect:
     threads: get_rule_threads("sft_collect")
     resources:
         **get_rule_resources("sft_collect"),
+    params:
+        sft=SFT_GENERATION,
+        seed=config["seed"],
     script:
         "../../scripts/sft_collect.py"
 
@@ -39,20 +39,20 @@ rule sft_semi_instruct:
         kept="results/sft/semi_instruct.parquet",
         dropped="results/sft/semi_instruct.dropped.parquet",
         stats="results/sft/semi_instruct.stats.json",
-    params:
-        sft=SFT_GENERATION,
-        llm_server=get_llm_server_params(config["sft"]["rewriter"]),
-        seed=config["seed"],
     log:
         main="logs/sft/semi_instruct.log",
         server="logs/sft/semi_instruct.server.log",
+    benchmark:
+        "benchmarks/rules/sft_semi_instruct.tsv"
     conda:
         "../../envs/data.yaml"
     threads: get_rule_threads("sft_semi_instruct")
     resources:
         **get_rule_resources("sft_semi_instruct"),
-    benchmark:
-        "benchmarks/rules/sft_semi_instruct.tsv"
+    params:
+        sft=SFT_GENERATION,
+        llm_server=get_llm_server_params(config["sft"]["rewriter"]),
+        seed=config["seed"],
     script:
         "../../scripts/sft_semi_instruct.py"
 
@@ -72,18 +72,18 @@ rule sft_semdedup:
             category="Data",
             subcategory="SFT",
         ),
-    params:
-        semdedup=config["sft"]["semdedup"],
-        seed=config["seed"],
     log:
         "logs/sft/semdedup.log",
+    benchmark:
+        "benchmarks/rules/sft_semdedup.tsv"
     conda:
         "../../envs/data.yaml"
     threads: get_rule_threads("sft_semdedup")
     resources:
         **get_rule_resources("sft_semdedup"),
-    benchmark:
-        "benchmarks/rules/sft_semdedup.tsv"
+    params:
+        semdedup=config["sft"]["semdedup"],
+        seed=config["seed"],
     script:
         "../../scripts/sft_semdedup.py"
 
@@ -95,9 +95,6 @@ rule sft_dataset:
     output:
         dataset="results/sft/dataset.parquet",
         stats="results/sft/stats.json",
-    params:
-        sft=SFT_GENERATION,
-        seed=config["seed"],
     log:
         "logs/sft/dataset.log",
     conda:
@@ -105,5 +102,8 @@ rule sft_dataset:
     threads: get_rule_threads("sft_dataset")
     resources:
         **get_rule_resources("sft_dataset"),
+    params:
+        sft=SFT_GENERATION,
+        seed=config["seed"],
     script:
         "../../scripts/sft_dataset.py"

@@ -12,10 +12,6 @@ rule text_judge:
     output:
         labels="results/text/judge/labels.parquet",
         stats="results/text/judge/stats.json",
-    params:
-        judge=config["text"]["judge"],
-        llm_server=get_llm_server_params(config["text"]["judge"]),
-        seed=config["seed"],
     log:
         main="logs/text/judge.log",
         server="logs/text/judge.server.log",
@@ -24,6 +20,10 @@ rule text_judge:
     threads: get_rule_threads("text_judge")
     resources:
         **get_rule_resources("text_judge"),
+    params:
+        judge=config["text"]["judge"],
+        llm_server=get_llm_server_params(config["text"]["judge"]),
+        seed=config["seed"],
     script:
         "../../scripts/text_judge.py"
 
@@ -35,8 +35,6 @@ rule llm_server_gguf:
         model=get_llm_server_source,
     output:
         gguf=LLM_SERVER_GGUF,
-    params:
-        model=config["llm_server"]["model"],
     log:
         "logs/llm_server/gguf.log",
     conda:
@@ -44,6 +42,8 @@ rule llm_server_gguf:
     threads: get_rule_threads("llm_server_gguf")
     resources:
         **get_rule_resources("llm_server_gguf"),
+    params:
+        model=config["llm_server"]["model"],
     script:
         "../../scripts/llm_server_gguf.py"
 
@@ -54,10 +54,6 @@ rule text_classifier_train:
     output:
         classifier="results/text/classifier/classifier.json",
         metrics="results/text/classifier/metrics.json",
-    params:
-        classifier=config["text"]["classifier"],
-        good_score=config["text"]["judge"]["good_score"],
-        seed=config["seed"],
     log:
         "logs/text/classifier_train.log",
     conda:
@@ -65,6 +61,10 @@ rule text_classifier_train:
     threads: get_rule_threads("text_classifier_train")
     resources:
         **get_rule_resources("text_classifier_train"),
+    params:
+        classifier=config["text"]["classifier"],
+        good_score=config["text"]["judge"]["good_score"],
+        seed=config["seed"],
     script:
         "../../scripts/text_classifier_train.py"
 
@@ -77,8 +77,6 @@ rule text_classifier_apply:
         kept="results/text/stackexchange/kept.parquet",
         dropped="results/text/stackexchange/dropped.parquet",
         stats="results/text/stackexchange/stats.json",
-    params:
-        classifier=config["text"]["classifier"],
     log:
         "logs/text/classifier_apply.log",
     conda:
@@ -86,6 +84,8 @@ rule text_classifier_apply:
     threads: get_rule_threads("text_classifier_apply")
     resources:
         **get_rule_resources("text_classifier_apply"),
+    params:
+        classifier=config["text"]["classifier"],
     script:
         "../../scripts/text_classifier_apply.py"
 
@@ -97,8 +97,6 @@ rule docs_filter:
         kept="results/text/docs/kept.parquet",
         dropped="results/text/docs/dropped.parquet",
         stats="results/text/docs/stats.json",
-    params:
-        docs=config["text"]["docs"],
     log:
         "logs/text/docs_filter.log",
     conda:
@@ -106,6 +104,8 @@ rule docs_filter:
     threads: get_rule_threads("docs_filter")
     resources:
         **get_rule_resources("docs_filter"),
+    params:
+        docs=config["text"]["docs"],
     script:
         "../../scripts/docs_filter.py"
 

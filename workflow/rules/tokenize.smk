@@ -14,16 +14,16 @@ rule tokenize:
         segments="results/tokenized/{phase}/segments.npy",
         loss_mask="results/tokenized/{phase}/loss_mask.npy",
         meta="results/tokenized/{phase}/meta.json",
-    wildcard_constraints:
-        phase="base|cosine|anneal|sft",
-    params:
-        seq_len=config["pack"]["seq_len"],
     log:
         "logs/tokenize/{phase}.log",
+    wildcard_constraints:
+        phase="base|cosine|anneal|sft",
     conda:
         "../../envs/train.yaml"
     threads: get_rule_threads("tokenize")
     resources:
         **get_rule_resources("tokenize"),
+    params:
+        seq_len=config["pack"]["seq_len"],
     script:
         "../../scripts/tokenize.py"

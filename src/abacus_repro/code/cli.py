@@ -16,11 +16,14 @@ def register(subparsers) -> None:
         "check",
         help="print the cleaning decision for each file (or each .py under a directory) as JSON lines",
         description="One JSON line per file: {path, kept, reason, detail}, exactly as the workflow decides "
-                    "(duplicate detection aside, which needs the whole shard).",
+        "(duplicate detection aside, which needs the whole shard).",
     )
     check.add_argument("paths", nargs="+", help="Python files or directories")
-    check.add_argument("--config", default=None,
-                       help="a workflow config whose `code:` section sets the thresholds (default: config/config.yaml)")
+    check.add_argument(
+        "--config",
+        default=None,
+        help="a workflow config whose `code:` section sets the thresholds (default: config/config.yaml)",
+    )
     check.set_defaults(func=run_check)
 
 

@@ -59,8 +59,7 @@ def judge_data_dense(text: str, parsed: ParsedFile, settings: CleanSettings) -> 
     lengths = list(map(len, text.splitlines())) or [0]
     longest = max(lengths)
     if longest > settings.max_line_length:
-        return f"line {lengths.index(longest) + 1} has {longest} chars > max_line_length " \
-               f"{settings.max_line_length}"
+        return f"line {lengths.index(longest) + 1} has {longest} chars > max_line_length {settings.max_line_length}"
     mean = sum(lengths) / len(lengths)
     if mean > settings.max_mean_line_length:
         return f"mean line length {mean:.1f} > max_mean_line_length {settings.max_mean_line_length}"
@@ -69,8 +68,10 @@ def judge_data_dense(text: str, parsed: ParsedFile, settings: CleanSettings) -> 
         return f"base64/hex blob of {blob} chars at line {blob_line} > max_blob_chars {settings.max_blob_chars}"
     length, line = parsed.longest_string
     if length > settings.max_string_literal_chars:
-        return f"string literal of {length} chars at line {line} > max_string_literal_chars " \
-               f"{settings.max_string_literal_chars}"
+        return (
+            f"string literal of {length} chars at line {line} > max_string_literal_chars "
+            f"{settings.max_string_literal_chars}"
+        )
     non_space, alnum = character_counts(text)
     if non_space and alnum / non_space < settings.min_alnum_fraction:
         return f"alphanumeric fraction {alnum / non_space:.2f} < min_alnum_fraction {settings.min_alnum_fraction}"
@@ -93,6 +94,8 @@ def judge_repetitive(text: str, settings: CleanSettings) -> str | None:
     repeats = len(counted) - len(set(counted))
     fraction = repeats / len(counted)
     if fraction > settings.max_duplicate_line_fraction:
-        return f"{repeats} of {len(counted)} lines repeat an earlier line ({fraction:.2f} > " \
-               f"max_duplicate_line_fraction {settings.max_duplicate_line_fraction})"
+        return (
+            f"{repeats} of {len(counted)} lines repeat an earlier line ({fraction:.2f} > "
+            f"max_duplicate_line_fraction {settings.max_duplicate_line_fraction})"
+        )
     return None

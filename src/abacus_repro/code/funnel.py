@@ -19,8 +19,14 @@ PAPER_FUNNEL = (
 PAPER_KEPT = 0.86
 
 # Counters that shards add up (everything else in a shard's stats is per-shard detail).
-SUMMED_EXTRAS = ("star_import_unjudged", "fixed_files", "fix_reverted", "import_cycles_broken", "repositories",
-                 "output_documents")
+SUMMED_EXTRAS = (
+    "star_import_unjudged",
+    "fixed_files",
+    "fix_reverted",
+    "import_cycles_broken",
+    "repositories",
+    "output_documents",
+)
 
 
 def summarize_funnel(parts: Iterable[Mapping[str, Any]]) -> dict:
@@ -32,8 +38,7 @@ def summarize_funnel(parts: Iterable[Mapping[str, Any]]) -> dict:
     for key in SUMMED_EXTRAS:
         stats[key] = sum(int(part.get(key, 0)) for part in parts)
     stats["repo_output"] = sorted({part.get("repo_output") for part in parts if part.get("repo_output")})
-    stats["dropped_fraction"] = {reason: (count / read if read else 0.0)
-                                 for reason, count in stats["dropped"].items()}
+    stats["dropped_fraction"] = {reason: (count / read if read else 0.0) for reason, count in stats["dropped"].items()}
     stats["kept_fraction"] = stats["kept"] / read if read else 0.0
     # Reasons in step order; a reason a shard reported that is not a known step goes last (never lost).
     order = [r for r in REASONS] + sorted(set(stats["dropped"]) - set(REASONS))
@@ -76,8 +81,9 @@ def plot_funnel(stats: Mapping[str, Any], path: str | Path) -> None:
     comparison = stats.get("recipe_steps_vs_paper") or []
     if comparison:
         # Below the bars, so it never covers them: our share of all files per recipe step, next to the paper's.
-        summary = "   ".join(f"{row['step']}: {100 * row['ours']:.1f}% (paper {100 * row['paper']:.1f}%)"
-                               for row in comparison)
+        summary = "   ".join(
+            f"{row['step']}: {100 * row['ours']:.1f}% (paper {100 * row['paper']:.1f}%)" for row in comparison
+        )
         ax.text(0.5, -0.1, summary, transform=ax.transAxes, ha="center", va="top", fontsize=7, wrap=True)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

@@ -78,13 +78,16 @@ def _judge_unparsed(unparsed: list[tuple[Judged, str]], settings: CleanSettings)
     Python 3 written in newer syntax; the rest are Python 2 or syntax errors."""
     if not unparsed:
         return
-    ruff_errors = syntax_errors([item.text for item, _ in unparsed],
-                                [str(item.meta.get("path", "")) for item, _ in unparsed], settings)
+    ruff_errors = syntax_errors(
+        [item.text for item, _ in unparsed], [str(item.meta.get("path", "")) for item, _ in unparsed], settings
+    )
     for (item, error), ruff_error in zip(unparsed, ruff_errors):
         if ruff_error is None:
             item.parsed = analyse_source(item.text)
-            item.notes.append(f"parsed by ruff's {settings.target_version} grammar "
-                              f"(Python {sys.version_info[0]}.{sys.version_info[1]}: {error})")
+            item.notes.append(
+                f"parsed by ruff's {settings.target_version} grammar "
+                f"(Python {sys.version_info[0]}.{sys.version_info[1]}: {error})"
+            )
         else:
             item.reason, item.detail = classify_failure(item.text, error, settings.feature_version)
 
@@ -293,7 +296,7 @@ def iter_check_paths(paths: Iterable[str | Path], settings: CleanSettings) -> It
     files = _python_files(paths)
     for start in range(0, len(files), settings.ruff_batch_size):
         items = []
-        for position, path in enumerate(files[start:start + settings.ruff_batch_size], start):
+        for position, path in enumerate(files[start : start + settings.ruff_batch_size], start):
             # Every file named is read as Python source (its coding line honoured), whatever its suffix.
             _raw, text, error, detail = read_source_file(path, settings.max_file_bytes, python_source=True)
             meta: dict[str, Any] = {"repo": "check", "path": str(path), "position": position}

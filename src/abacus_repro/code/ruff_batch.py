@@ -106,8 +106,10 @@ def _run_ruff_full(args: list[str], cwd: Path) -> tuple[str, str]:
     """(stdout, stderr) of one ruff process; a failure names the command and ruff's own message."""
     completed = subprocess.run([ruff_binary(), *args], cwd=cwd, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
-        raise RuntimeError(f"ruff {' '.join(args[:8])} ... failed with exit code {completed.returncode}: "
-                           f"{completed.stderr.strip()[-2000:]}")
+        raise RuntimeError(
+            f"ruff {' '.join(args[:8])} ... failed with exit code {completed.returncode}: "
+            f"{completed.stderr.strip()[-2000:]}"
+        )
     return completed.stdout, completed.stderr
 
 
@@ -128,8 +130,19 @@ def may_need_layout_fix(text: str) -> bool:
 
 
 def _check_args(settings: CleanSettings) -> list[str]:
-    return ["check", "--isolated", "--no-cache", "--quiet", "--exit-zero", "--select", "F821",
-            "--target-version", settings.target_version, "--output-format", "json"]
+    return [
+        "check",
+        "--isolated",
+        "--no-cache",
+        "--quiet",
+        "--exit-zero",
+        "--select",
+        "F821",
+        "--target-version",
+        settings.target_version,
+        "--output-format",
+        "json",
+    ]
 
 
 def _relative(filename: str, directory: Path) -> str:
@@ -155,15 +168,26 @@ def syntax_errors(texts: Sequence[str], paths: Sequence[str | None], settings: C
     return [f"line {min(found)[0]}: {min(found)[1]}" if found else None for found in errors]
 
 
-def check_and_fix(texts: Sequence[str], paths: Sequence[str | None], judge: Sequence[bool],
-                  settings: CleanSettings) -> RuffResult:
+def check_and_fix(
+    texts: Sequence[str], paths: Sequence[str | None], judge: Sequence[bool], settings: CleanSettings
+) -> RuffResult:
     """F821 on the files where ``judge`` is true; then the fixes on every file without findings."""
     findings: list[list[str]] = [[] for _ in texts]
     fixed: list[str | None] = [None for _ in texts]
     reverted = 0
     check_args = _check_args(settings)
-    fix_args = ["check", "--isolated", "--no-cache", "--quiet", "--exit-zero", "--fix-only",
-                "--select", ",".join(settings.fix_select), "--target-version", settings.target_version]
+    fix_args = [
+        "check",
+        "--isolated",
+        "--no-cache",
+        "--quiet",
+        "--exit-zero",
+        "--fix-only",
+        "--select",
+        ",".join(settings.fix_select),
+        "--target-version",
+        settings.target_version,
+    ]
     if settings.fix_preview:
         fix_args.append("--preview")
     prefilter = tuple(sorted(settings.fix_select)) == DEFAULT_FIX_SELECT

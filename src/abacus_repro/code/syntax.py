@@ -42,13 +42,35 @@ TAB_ERROR = "inconsistent use of tabs and spaces in indentation"
 # Shorter string literals matter to no data-density test (and are most of all literals).
 LONG_STRING_CHARS = 64
 # Nodes that can hold a string literal. Names' contexts, operators and aliases hold none, so the walk skips them.
-WALKED = (ast.stmt, ast.expr, ast.excepthandler, ast.arguments, ast.arg, ast.keyword, ast.comprehension,
-          ast.withitem, ast.match_case, ast.pattern)
+WALKED = (
+    ast.stmt,
+    ast.expr,
+    ast.excepthandler,
+    ast.arguments,
+    ast.arg,
+    ast.keyword,
+    ast.comprehension,
+    ast.withitem,
+    ast.match_case,
+    ast.pattern,
+)
 # Lists of these are bodies: visited as statements (for imports, docstrings and laziness).
 STATEMENT_LIKE = (ast.stmt, ast.excepthandler, ast.match_case)
 # Statements without a body: only their expressions are left to look at.
-SIMPLE_STATEMENTS = {ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return, ast.Delete, ast.Raise, ast.Assert,
-                     ast.Global, ast.Nonlocal, ast.Pass, ast.Break, ast.Continue}
+SIMPLE_STATEMENTS = {
+    ast.Assign,
+    ast.AugAssign,
+    ast.AnnAssign,
+    ast.Return,
+    ast.Delete,
+    ast.Raise,
+    ast.Assert,
+    ast.Global,
+    ast.Nonlocal,
+    ast.Pass,
+    ast.Break,
+    ast.Continue,
+}
 DOCSTRING_OWNERS = {ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef}
 FUNCTION_DEFS = {ast.FunctionDef, ast.AsyncFunctionDef}
 
@@ -160,8 +182,12 @@ def analyse_tree(tree: ast.Module) -> ParsedFile:
 
 def _note_docstring(owner: ast.AST, docstrings: set[int]) -> None:
     body = owner.body
-    if body and type(body[0]) is ast.Expr and type(body[0].value) is ast.Constant \
-            and isinstance(body[0].value.value, str):
+    if (
+        body
+        and type(body[0]) is ast.Expr
+        and type(body[0].value) is ast.Constant
+        and isinstance(body[0].value.value, str)
+    ):
         docstrings.add(id(body[0].value))
 
 
@@ -176,22 +202,26 @@ def _may_hold_long_string(node: ast.AST) -> bool:
 
 def _is_type_checking(test: ast.expr) -> bool:
     """`if TYPE_CHECKING:` / `if typing.TYPE_CHECKING:`: imports for type checkers only."""
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
-        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _is_print_chevron(value: ast.expr) -> bool:
     """`print >>f, x` parses in Python 3 as the tuple (print >> f, x): Python 2 code that happens to parse."""
     if isinstance(value, ast.Tuple) and value.elts:
         value = value.elts[0]
-    return (isinstance(value, ast.BinOp) and isinstance(value.op, ast.RShift)
-            and isinstance(value.left, ast.Name) and value.left.id == "print")
+    return (
+        isinstance(value, ast.BinOp)
+        and isinstance(value.op, ast.RShift)
+        and isinstance(value.left, ast.Name)
+        and value.left.id == "print"
+    )
 
 
 # ------------------------------------------------------------------- files only a newer parser reads (no tree)
 
-IMPORT_LINE = re.compile(r"^([ \t]*)(?:from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(.+)|import[ \t]+(.+))$",
-                         re.MULTILINE)
+IMPORT_LINE = re.compile(r"^([ \t]*)(?:from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(.+)|import[ \t]+(.+))$", re.MULTILINE)
 IMPORTED_NAME = re.compile(r"[\w.]+|\*")
 
 
@@ -209,8 +239,11 @@ def analyse_source(text: str) -> ParsedFile:
                 if name:
                     parsed.imports.append(("import", 0, name.group(), (), lazy))
             continue
-        names = tuple(n.group() for part in _import_clause(from_names, text, match.end()).split(",")
-                      if (n := IMPORTED_NAME.match(part.strip().lstrip("(").strip())))
+        names = tuple(
+            n.group()
+            for part in _import_clause(from_names, text, match.end()).split(",")
+            if (n := IMPORTED_NAME.match(part.strip().lstrip("(").strip()))
+        )
         if "*" in names:
             parsed.star_import = True
         parsed.imports.append(("from", len(dots), module or None, names, lazy))
@@ -236,7 +269,7 @@ def _import_clause(first_line: str, text: str, end: int) -> str:
     clause = first_line.split("#", 1)[0]
     if "(" in clause and ")" not in clause:
         close = text.find(")", end)
-        clause += text[end:close if close >= 0 else len(text)]
+        clause += text[end : close if close >= 0 else len(text)]
     return clause.replace("(", " ").replace(")", " ").replace("\\", " ")
 
 
@@ -254,6 +287,7 @@ def _literal_value(source: str) -> str | bytes | None:
 
 
 # ----------------------------------------------------------------------------- why a file does not parse
+
 
 def code_tokens(text: str) -> list[tokenize.TokenInfo]:
     """The file's tokens, as far as Python 3's tokenizer gets (Python 2 code may stop it part-way)."""
@@ -308,9 +342,15 @@ def python2_markers(text: str, limit: int = 3) -> list[str]:
             add(line, "ur'' string prefix")
         elif word in ("def", "lambda") and _has_tuple_parameter(tokens, i):
             add(line, "tuple parameter unpacking")
-        elif word in ("async", "await") and nxt is not None and (
-                nxt.string in ASYNC_AS_NAME_NEXT or nxt.type == tokenize.NEWLINE
-                or (prev is not None and prev.string in ASYNC_AS_NAME_PREV)):
+        elif (
+            word in ("async", "await")
+            and nxt is not None
+            and (
+                nxt.string in ASYNC_AS_NAME_NEXT
+                or nxt.type == tokenize.NEWLINE
+                or (prev is not None and prev.string in ASYNC_AS_NAME_PREV)
+            )
+        ):
             add(line, f"{word} used as a name")
         elif word == "for" and brackets and brackets[-1] == "[" and _comprehension_over_tuple(tokens, i + 1):
             add(line, "list comprehension over an unparenthesised tuple")
@@ -434,8 +474,9 @@ def classify_failure(text: str, error: str, feature_version: tuple[int, int] = (
     return "syntax_error", error
 
 
-def judge_syntax(text: str, feature_version: tuple[int, int], newer_grammar_valid: bool = False
-                 ) -> tuple[ParsedFile | None, str | None, str]:
+def judge_syntax(
+    text: str, feature_version: tuple[int, int], newer_grammar_valid: bool = False
+) -> tuple[ParsedFile | None, str | None, str]:
     """(parsed file, None, "") when the file is Python 3; else (None, "python2" | "syntax_error", detail).
 
     ``newer_grammar_valid``: ruff's parser, at the target version, found no syntax error in the file (the

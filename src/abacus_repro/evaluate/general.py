@@ -410,9 +410,7 @@ def evaluate_model(
     benchmarks = list(settings["tasks"])
     limit = settings["limit"]
     work_dir = fresh_dir(work_dir)
-    rendered = render_tasks(
-        benchmarks, shared_data, work_dir / "tasks", settings["data"], settings["max_gen_toks"]
-    )
+    rendered = render_tasks(benchmarks, shared_data, work_dir / "tasks", settings["data"], settings["max_gen_toks"])
 
     results: dict[str, dict] = {}
     runnable = {name: task for name, task in rendered.items() if isinstance(task, RenderedTask)}

@@ -86,8 +86,9 @@ def _nodelist_of_job(env: Mapping[str, str]) -> str | None:
     if not job:
         return None
     try:
-        out = subprocess.run(["squeue", "-j", job, "-h", "-o", "%N"], capture_output=True, text=True, check=True,
-                             timeout=60).stdout.strip()
+        out = subprocess.run(
+            ["squeue", "-j", job, "-h", "-o", "%N"], capture_output=True, text=True, check=True, timeout=60
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return out or None
@@ -97,8 +98,10 @@ def head_node(env: Mapping[str, str]) -> str:
     """The rendezvous host: the first node of the SLURM allocation."""
     nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST") or _nodelist_of_job(env)
     if not nodelist:
-        raise RuntimeError("multi-node training runs inside a SLURM allocation (SLURM_JOB_NODELIST is not set, "
-                           "and squeue could not name the nodes of SLURM_JOB_ID)")
+        raise RuntimeError(
+            "multi-node training runs inside a SLURM allocation (SLURM_JOB_NODELIST is not set, "
+            "and squeue could not name the nodes of SLURM_JOB_ID)"
+        )
     try:
         out = subprocess.run(
             ["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True

@@ -17,13 +17,29 @@ from .manifest import build_manifest, read_manifest, write_manifest
 from .report import render_html, render_markdown
 
 __all__ = [
-    "build_manifest", "code_fingerprint", "code_version", "files_of", "read_manifest", "render_html",
-    "render_markdown", "sha256_file", "write_manifest", "write_provenance",
+    "build_manifest",
+    "code_fingerprint",
+    "code_version",
+    "files_of",
+    "read_manifest",
+    "render_html",
+    "render_markdown",
+    "sha256_file",
+    "write_manifest",
+    "write_provenance",
 ]
 
 
-def write_provenance(results_dir: Path, config: dict[str, Any], workdir: Path, manifest_path: Path,
-                     report_path: Path, *, html_path: Path | None = None, **manifest_options: Any) -> dict[str, Any]:
+def write_provenance(
+    results_dir: Path,
+    config: dict[str, Any],
+    workdir: Path,
+    manifest_path: Path,
+    report_path: Path,
+    *,
+    html_path: Path | None = None,
+    **manifest_options: Any,
+) -> dict[str, Any]:
     """Build the manifest of the run in ``workdir`` and write it with its Markdown (and HTML) report."""
     manifest = build_manifest(results_dir, config, workdir, **manifest_options)
     write_manifest(manifest, manifest_path)

@@ -70,8 +70,11 @@ class AuditResult:
         return 1 if any(f.status in failing for f in self.findings) else 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"notes": self.notes, "scratch": self.scratch,
-                "findings": [asdict(f) | {"failure": f.failure} for f in self.findings]}
+        return {
+            "notes": self.notes,
+            "scratch": self.scratch,
+            "findings": [asdict(f) | {"failure": f.failure} for f in self.findings],
+        }
 
 
 def _listed(items: list[str]) -> str:
@@ -101,8 +104,11 @@ class CodeState:
         if rule not in self._now:
             script = (self.rules[rule].get("code") or {}).get("script")
             path = self.repo_dir / script if script else None
-            self._now[rule] = (code_fingerprint(path, self.repo_dir / "src", self.repo_dir)
-                               if path is not None and path.is_file() else None)
+            self._now[rule] = (
+                code_fingerprint(path, self.repo_dir / "src", self.repo_dir)
+                if path is not None and path.is_file()
+                else None
+            )
         return self._now[rule]
 
     def then(self, rule: str | None) -> dict[str, Any] | None:
@@ -121,7 +127,7 @@ def _params_diff(old: list[str] | None, new: list[str] | None) -> list[str]:
     # The code fingerprint travels as a parameter; it is reported as code, not as a parameter change.
     drop = {p for p in old_set | new_set if fingerprint_digest_of([p])}
     removed, added = sorted(old_set - new_set - drop), sorted(new_set - old_set - drop)
-    shorten = (lambda text: text if len(text) <= 120 else text[:117] + "...")
+    shorten = lambda text: text if len(text) <= 120 else text[:117] + "..."
     return [f"was {shorten(r)}" for r in removed] + [f"now {shorten(a)}" for a in added]
 
 
@@ -129,8 +135,9 @@ def _files_diff(then: dict[str, str], now: dict[str, str]) -> list[str]:
     return changed_files(then, now)
 
 
-def _explain_rerun(entry: dict[str, Any], record: dict[str, Any], hashes: HashCache, code: CodeState,
-                   package_changes: list[str]) -> list[str]:
+def _explain_rerun(
+    entry: dict[str, Any], record: dict[str, Any], hashes: HashCache, code: CodeState, package_changes: list[str]
+) -> list[str]:
     reasons = []
     new_fingerprint = fingerprint_digest_of(record.get("params"))
     if new_fingerprint != entry.get("code_fingerprint"):
@@ -156,8 +163,11 @@ def _package_changes(manifest: dict[str, Any]) -> list[str]:
     if not then:
         return []
     now = installed_distributions()
-    return [f"{name} {then.get(name)} -> {now.get(name)}" for name in sorted(set(then) | set(now))
-            if then.get(name) != now.get(name)]
+    return [
+        f"{name} {then.get(name)} -> {now.get(name)}"
+        for name in sorted(set(then) | set(now))
+        if then.get(name) != now.get(name)
+    ]
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -172,8 +182,11 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 def config_changes(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """Keys the current configuration sets to another value than the run had (keys it omits keep defaults)."""
     old, new = _flatten(then), _flatten(now)
-    return [f"{key}: {old.get(key)!r} -> {value!r}" for key, value in sorted(new.items())
-            if key in old and old[key] != value or key not in old]
+    return [
+        f"{key}: {old.get(key)!r} -> {value!r}"
+        for key, value in sorted(new.items())
+        if key in old and old[key] != value or key not in old
+    ]
 
 
 def audit_output(entry: dict[str, Any], hashes: HashCache, code: CodeState, package_changes: list[str]) -> Finding:
@@ -194,8 +207,9 @@ def audit_output(entry: dict[str, Any], hashes: HashCache, code: CodeState, pack
     if record is None or _same_time(record.get("endtime"), then_end):
         when = datetime.fromtimestamp(full.stat().st_mtime, tz=UTC).isoformat()
         job = f"the job that made it ended {entry.get('end')}" if entry.get("end") else "no job record"
-        reasons.insert(0, f"changed outside the workflow: Snakemake has not re-run it ({job}); "
-                          f"file last modified {when}")
+        reasons.insert(
+            0, f"changed outside the workflow: Snakemake has not re-run it ({job}); file last modified {when}"
+        )
         return Finding(path, rule, MODIFIED, reasons)
     ended = datetime.fromtimestamp(record["endtime"], tz=UTC).isoformat() if record.get("endtime") else "?"
     explained = _explain_rerun(entry, record, hashes, code, package_changes)
@@ -203,11 +217,24 @@ def audit_output(entry: dict[str, Any], hashes: HashCache, code: CodeState, pack
         return Finding(path, rule, RERUN, [f"re-run by Snakemake (ended {ended})", *explained, *reasons])
     why = nondeterminism_reason(rule, path)
     if why:
-        return Finding(path, rule, NONDETERMINISTIC,
-                       [f"re-run (ended {ended}) with the same code, params and inputs; this output {why}", *reasons])
-    return Finding(path, rule, IRREPRODUCIBLE,
-                   [(f"re-run (ended {ended}) with the same code, params, inputs and packages gave different bytes, "
-                    f"and rule {rule} is marked deterministic"), *reasons])
+        return Finding(
+            path,
+            rule,
+            NONDETERMINISTIC,
+            [f"re-run (ended {ended}) with the same code, params and inputs; this output {why}", *reasons],
+        )
+    return Finding(
+        path,
+        rule,
+        IRREPRODUCIBLE,
+        [
+            (
+                f"re-run (ended {ended}) with the same code, params, inputs and packages gave different bytes, "
+                f"and rule {rule} is marked deterministic"
+            ),
+            *reasons,
+        ],
+    )
 
 
 def _staleness(entry: dict[str, Any], hashes: HashCache, code: CodeState) -> Finding:
@@ -224,13 +251,19 @@ def _staleness(entry: dict[str, Any], hashes: HashCache, code: CodeState) -> Fin
     if changed:
         reasons.append("inputs changed since: " + _listed(changed))
     if entry.get("inputs_changed_since_run"):
-        reasons.append("inputs had already changed when the manifest was written: "
-                       + _listed(entry["inputs_changed_since_run"]))
+        reasons.append(
+            "inputs had already changed when the manifest was written: " + _listed(entry["inputs_changed_since_run"])
+        )
     return Finding(path, rule, STALE if reasons else OK, reasons)
 
 
-def audit_run(workdir: Path, manifest: dict[str, Any], *, repo_dir: Path | None = None,
-              current_config: dict[str, Any] | None = None) -> AuditResult:
+def audit_run(
+    workdir: Path,
+    manifest: dict[str, Any],
+    *,
+    repo_dir: Path | None = None,
+    current_config: dict[str, Any] | None = None,
+) -> AuditResult:
     """Every output of the manifest against the files in ``workdir`` (see the module docstring)."""
     workdir = Path(workdir).resolve()
     repo_dir = Path(repo_dir or Path(__file__).resolve().parents[3]).resolve()
@@ -259,8 +292,11 @@ def audit_run(workdir: Path, manifest: dict[str, Any], *, repo_dir: Path | None 
     for path in declared + undeclared:
         if path not in listed:
             record = read_record(path, workdir) or {}
-            findings.append(Finding(path, record.get("rule"), UNRECORDED,
-                                    ["not in the manifest: made after it was written, or by hand"]))
+            findings.append(
+                Finding(
+                    path, record.get("rule"), UNRECORDED, ["not in the manifest: made after it was written, or by hand"]
+                )
+            )
     findings.sort(key=lambda f: f.path)
     return AuditResult(findings, notes)
 
@@ -277,8 +313,11 @@ def compare_manifests(ours: dict[str, Any], theirs: dict[str, Any]) -> AuditResu
     other = {o["path"]: o for o in theirs["outputs"] if o.get("declared", True)}
     notes = [f"comparing {ours.get('run_directory')} with {theirs.get('run_directory')}"]
     env_a, env_b = ours.get("environment", {}), theirs.get("environment", {})
-    packages = [f"{n} {env_b.get('all_packages', {}).get(n)} -> {v}" for n, v in env_a.get("all_packages", {}).items()
-                if env_b.get("all_packages") and env_b["all_packages"].get(n) != v]
+    packages = [
+        f"{n} {env_b.get('all_packages', {}).get(n)} -> {v}"
+        for n, v in env_a.get("all_packages", {}).items()
+        if env_b.get("all_packages") and env_b["all_packages"].get(n) != v
+    ]
     if packages:
         notes.append("packages differ: " + _listed(packages))
     config = config_changes(theirs.get("config", {}), ours.get("config", {}))
@@ -288,8 +327,9 @@ def compare_manifests(ours: dict[str, Any], theirs: dict[str, Any]) -> AuditResu
     for path in sorted(set(mine) | set(other)):
         a, b = mine.get(path), other.get(path)
         if a is None or b is None:
-            findings.append(Finding(path, (a or b).get("rule"), UNRECORDED,
-                                    [f"only in {'this' if b is None else 'the other'} run"]))
+            findings.append(
+                Finding(path, (a or b).get("rule"), UNRECORDED, [f"only in {'this' if b is None else 'the other'} run"])
+            )
             continue
         if a["sha256"] == b["sha256"]:
             findings.append(Finding(path, a.get("rule"), SAME))
@@ -300,8 +340,11 @@ def compare_manifests(ours: dict[str, Any], theirs: dict[str, Any]) -> AuditResu
         params = _params_diff(b.get("params"), a.get("params"))
         if params:
             reasons.append("different params: " + "; ".join(params[:4]))
-        inputs = sorted(i for i in set(a.get("inputs", {})) | set(b.get("inputs", {}))
-                        if a.get("inputs", {}).get(i) != b.get("inputs", {}).get(i))
+        inputs = sorted(
+            i
+            for i in set(a.get("inputs", {})) | set(b.get("inputs", {}))
+            if a.get("inputs", {}).get(i) != b.get("inputs", {}).get(i)
+        )
         if inputs:
             reasons.append("different inputs: " + _listed(inputs))
         if packages:  # any rule may depend on them (numerics, and ingest_code reads the installation itself)
@@ -311,8 +354,11 @@ def compare_manifests(ours: dict[str, Any], theirs: dict[str, Any]) -> AuditResu
         elif not a.get("deterministic", True):
             findings.append(Finding(path, a.get("rule"), NONDETERMINISTIC, [a.get("nondeterministic_reason") or ""]))
         else:
-            findings.append(Finding(path, a.get("rule"), IRREPRODUCIBLE,
-                                    ["same code, params, inputs and packages, different bytes"]))
+            findings.append(
+                Finding(
+                    path, a.get("rule"), IRREPRODUCIBLE, ["same code, params, inputs and packages, different bytes"]
+                )
+            )
     return AuditResult(findings, notes)
 
 
@@ -322,9 +368,14 @@ def compare_manifests(ours: dict[str, Any], theirs: dict[str, Any]) -> AuditResu
 def rerun_targets(manifest: dict[str, Any], rules: list[str] | None = None) -> list[dict[str, Any]]:
     """Declared, deterministic outputs of the chosen rules (default: every data rule)."""
     chosen = set(rules) if rules else None
-    return [o for o in manifest["outputs"]
-            if o.get("declared", True) and o.get("rule") and o.get("deterministic", True)
-            and (o["rule"] in chosen if chosen is not None else is_data_rule(o["rule"]))]
+    return [
+        o
+        for o in manifest["outputs"]
+        if o.get("declared", True)
+        and o.get("rule")
+        and o.get("deterministic", True)
+        and (o["rule"] in chosen if chosen is not None else is_data_rule(o["rule"]))
+    ]
 
 
 def raw_inputs(manifest: dict[str, Any]) -> list[str]:
@@ -392,9 +443,17 @@ def link_upstream_outputs(run_dir: Path, workdir: Path, manifest: dict[str, Any]
     return sorted(linked)
 
 
-def rerun_data_rules(workdir: Path, manifest: dict[str, Any], *, scratch: Path | None = None,
-                     snakefile: Path | None = None, rules: list[str] | None = None, cores: int = 2,
-                     keep: bool = False, timeout: float | None = None) -> AuditResult:
+def rerun_data_rules(
+    workdir: Path,
+    manifest: dict[str, Any],
+    *,
+    scratch: Path | None = None,
+    snakefile: Path | None = None,
+    rules: list[str] | None = None,
+    cores: int = 2,
+    keep: bool = False,
+    timeout: float | None = None,
+) -> AuditResult:
     """Re-execute the chosen rules (default: every data rule) into ``scratch`` and compare bytes.
 
     Same configuration (the manifest's, defaults filled), same interpreter and packages. The data rules run from
@@ -417,15 +476,34 @@ def rerun_data_rules(workdir: Path, manifest: dict[str, Any], *, scratch: Path |
     shared = manifest.get("environment", {}).get("ABACUS_SHARED_DATA") or manifest.get("config", {}).get("shared_data")
     if shared:
         env["ABACUS_SHARED_DATA"] = str((workdir / shared).resolve())
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(run_dir),
-           "--configfile", str(config_path), "--cores", str(cores), "--workflow-profile", "none",
-           "--allowed-rules", *sorted(chosen), "--", *sorted({t["path"] for t in targets})]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(snakefile),
+        "--directory",
+        str(run_dir),
+        "--configfile",
+        str(config_path),
+        "--cores",
+        str(cores),
+        "--workflow-profile",
+        "none",
+        "--allowed-rules",
+        *sorted(chosen),
+        "--",
+        *sorted({t["path"] for t in targets}),
+    ]
     log_path = scratch / "snakemake.log"
     with log_path.open("w") as log:
-        proc = subprocess.run(cmd, cwd=scratch, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
-                              check=False)
-    notes = [f"re-ran {len(targets)} outputs of {len(chosen)} rules in {run_dir}"
-             + (f", reading {len(linked)} outputs of other rules from the run" if linked else "")]
+        proc = subprocess.run(
+            cmd, cwd=scratch, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False
+        )
+    notes = [
+        f"re-ran {len(targets)} outputs of {len(chosen)} rules in {run_dir}"
+        + (f", reading {len(linked)} outputs of other rules from the run" if linked else "")
+    ]
     if proc.returncode != 0:
         notes.append(f"snakemake failed (exit {proc.returncode}); see {log_path}")
     findings = []
@@ -438,10 +516,19 @@ def rerun_data_rules(workdir: Path, manifest: dict[str, Any], *, scratch: Path |
         if digest == entry.get("sha256"):
             findings.append(Finding(entry["path"], entry["rule"], REPRODUCED, []))
         else:
-            detail = ("files differ: " + _listed(_files_diff(entry.get("files", {}), files))
-                      if entry.get("kind") == "directory" else f"sha256 {entry.get('sha256')} -> {digest}")
-            findings.append(Finding(entry["path"], entry["rule"], NOT_REPRODUCED,
-                                    ["re-executed with the run's configuration, different bytes", detail]))
+            detail = (
+                "files differ: " + _listed(_files_diff(entry.get("files", {}), files))
+                if entry.get("kind") == "directory"
+                else f"sha256 {entry.get('sha256')} -> {digest}"
+            )
+            findings.append(
+                Finding(
+                    entry["path"],
+                    entry["rule"],
+                    NOT_REPRODUCED,
+                    ["re-executed with the run's configuration, different bytes", detail],
+                )
+            )
     result = AuditResult(findings, notes, scratch=str(scratch))
     if not keep and proc.returncode == 0 and result.exit_code() == 0:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -46,8 +46,9 @@ def _statements(body: list[ast.stmt]):
         for name in ("body", "orelse", "finalbody", "handlers", "cases"):
             children = getattr(node, name, None)
             if isinstance(children, list):
-                yield from _statements([c for c in children if isinstance(c, ast.stmt | ast.excepthandler |
-                                                                           ast.match_case)])
+                yield from _statements(
+                    [c for c in children if isinstance(c, ast.stmt | ast.excepthandler | ast.match_case)]
+                )
 
 
 def imported_modules(path: Path, module: str | None) -> frozenset[str]:
@@ -184,7 +185,24 @@ def code_version(repo_dir: Path | str) -> dict[str, Any]:
     if top is None:
         return {"git_commit": None, "dirty": None, "dirty_files": [], "repository": None}
     commit = _git(repo_dir, "rev-parse", "HEAD")
-    status = _git(Path(top), "status", "--porcelain", "--untracked-files=all", "--", "src", "scripts", "workflow",
-                  "config", "envs", "profiles", "pyproject.toml", "requirements.lock", strip=False) or ""
+    status = (
+        _git(
+            Path(top),
+            "status",
+            "--porcelain",
+            "--untracked-files=all",
+            "--",
+            "src",
+            "scripts",
+            "workflow",
+            "config",
+            "envs",
+            "profiles",
+            "pyproject.toml",
+            "requirements.lock",
+            strip=False,
+        )
+        or ""
+    )
     dirty_files = sorted(line[3:] for line in status.splitlines() if line.strip())
     return {"git_commit": commit, "dirty": bool(dirty_files), "dirty_files": dirty_files, "repository": top}

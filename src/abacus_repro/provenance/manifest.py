@@ -37,8 +37,21 @@ NOT_RUN_OUTPUTS = {"results/report.html"}
 PROVENANCE_DIR = "results/provenance"
 
 KEY_PACKAGES = [
-    "abacus-repro", "torch", "transformers", "tokenizers", "snakemake", "pyarrow", "datasets", "ruff", "evalplus",
-    "lm-eval", "gguf", "llama-cpp-python", "sentence-transformers", "scikit-learn", "numpy",
+    "abacus-repro",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "snakemake",
+    "pyarrow",
+    "datasets",
+    "ruff",
+    "evalplus",
+    "lm-eval",
+    "gguf",
+    "llama-cpp-python",
+    "sentence-transformers",
+    "scikit-learn",
+    "numpy",
 ]
 
 
@@ -118,8 +131,11 @@ class HashCache:
         """(digest, {file: sha256}) with files named relative to the run directory; None when absent."""
         if path not in self._cache:
             full = self.workdir / path
-            self._cache[path] = output_digest(full, self.workdir if not Path(path).is_absolute() else full.parent) \
-                if full.exists() else None
+            self._cache[path] = (
+                output_digest(full, self.workdir if not Path(path).is_absolute() else full.parent)
+                if full.exists()
+                else None
+            )
         return self._cache[path]
 
     def digest(self, path: str) -> str | None:
@@ -133,8 +149,13 @@ def slurm_nodes(job_ids: Iterable[str]) -> dict[str, str]:
     if not ids:
         return {}
     try:
-        out = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobID,NodeList", "-j", ",".join(ids)],
-                             capture_output=True, text=True, timeout=20, check=False)
+        out = subprocess.run(
+            ["sacct", "-n", "-P", "-X", "-o", "JobID,NodeList", "-j", ",".join(ids)],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return {}
     nodes = {}
@@ -155,6 +176,7 @@ def collect_outputs(workdir: Path, results_dir: Path) -> tuple[list[str], list[s
     Provenance's own files and `snakemake --report`'s page are left out. A file inside a recorded directory
     output (a model's weights) belongs to that output, not to the undeclared list.
     """
+
     def excluded(path: str) -> bool:
         return path in NOT_RUN_OUTPUTS or _is_within(path, PROVENANCE_DIR)
 
@@ -166,12 +188,18 @@ def collect_outputs(workdir: Path, results_dir: Path) -> tuple[list[str], list[s
     if root.is_dir():
         for full in sorted(root.rglob("*")):
             rel = full.relative_to(workdir).as_posix()
-            if (not full.is_file() or rel in declared_set or excluded(rel) or full.name == ".snakemake_timestamp"
-                    or any(_is_within(rel, d) for d in directories)):
+            if (
+                not full.is_file()
+                or rel in declared_set
+                or excluded(rel)
+                or full.name == ".snakemake_timestamp"
+                or any(_is_within(rel, d) for d in directories)
+            ):
                 continue
             # Without Snakemake's record, a Hugging Face model directory is still one output, not its files.
-            model = next((p for p in full.parents if _is_within(p.as_posix(), root.as_posix()) and is_model_dir(p)),
-                         None)
+            model = next(
+                (p for p in full.parents if _is_within(p.as_posix(), root.as_posix()) and is_model_dir(p)), None
+            )
             rel = model.relative_to(workdir).as_posix() if model else rel
             if rel not in undeclared:
                 undeclared.append(rel)
@@ -200,8 +228,16 @@ def attribute_by_location(path: str, declared_rules: dict[str, str | None]) -> s
     return None
 
 
-def describe_output(path: str, workdir: Path, hashes: HashCache, *, declared: bool, rule_hint: str | None = None,
-                    local_host: str, nodes: dict[str, str]) -> dict[str, Any]:
+def describe_output(
+    path: str,
+    workdir: Path,
+    hashes: HashCache,
+    *,
+    declared: bool,
+    rule_hint: str | None = None,
+    local_host: str,
+    nodes: dict[str, str],
+) -> dict[str, Any]:
     full = workdir / path
     digest, files = hashes.tree(path)
     record = read_record(path, workdir) if declared else None
@@ -210,8 +246,11 @@ def describe_output(path: str, workdir: Path, hashes: HashCache, *, declared: bo
     reason = kind_of(rule).why_nondeterministic(path)
     inputs = {inp: hashes.digest(inp) for inp in sorted(record.get("input") or [])}
     # Snakemake saw small inputs' hashes at job end; a different hash now means the output is stale.
-    changed_since = sorted(inp for inp, now in inputs.items()
-                           if (then := recorded_input_sha256(record, inp)) is not None and now not in (None, then))
+    changed_since = sorted(
+        inp
+        for inp, now in inputs.items()
+        if (then := recorded_input_sha256(record, inp)) is not None and now not in (None, then)
+    )
     params = record.get("params")
     job_id = record.get("external_jobid")
     env_text = conda_env_text(record)
@@ -236,9 +275,15 @@ def describe_output(path: str, workdir: Path, hashes: HashCache, *, declared: bo
         "end": iso(end),
         "runtime_s": round(end - start, 3) if start is not None and end is not None else None,
         "host": nodes.get(str(job_id)) if job_id else (local_host if record else None),
-        "host_source": ("slurm accounting" if job_id and str(job_id) in nodes else
-                        f"cluster job {job_id} (no accounting record)" if job_id else
-                        "host that ran snakemake" if record else None),
+        "host_source": (
+            "slurm accounting"
+            if job_id and str(job_id) in nodes
+            else f"cluster job {job_id} (no accounting record)"
+            if job_id
+            else "host that ran snakemake"
+            if record
+            else None
+        ),
         "external_jobid": job_id,
         # Logs are the job's own account of itself (timestamps included): hashed so they cannot be swapped.
         "log": {log: hashes.digest(log) for log in record.get("log") or []},
@@ -282,9 +327,15 @@ def describe_rules(rules: dict[str, dict[str, Any]], used: Iterable[str | None])
     return described
 
 
-def build_manifest(results_dir: Path, config: dict[str, Any], workdir: Path, *,
-                   rules: dict[str, dict[str, Any]] | None = None, repo_dir: Path | None = None,
-                   snakefile: str | None = None) -> dict[str, Any]:
+def build_manifest(
+    results_dir: Path,
+    config: dict[str, Any],
+    workdir: Path,
+    *,
+    rules: dict[str, dict[str, Any]] | None = None,
+    repo_dir: Path | None = None,
+    snakefile: str | None = None,
+) -> dict[str, Any]:
     """The manifest of the run in ``workdir`` (``results_dir`` relative to it or absolute).
 
     ``rules`` (rule -> {"code": fingerprint, "params": {name: value}}) comes from the workflow when the
@@ -300,11 +351,20 @@ def build_manifest(results_dir: Path, config: dict[str, Any], workdir: Path, *,
     records = {p: read_record(p, workdir) or {} for p in declared}
     nodes = slurm_nodes(r.get("external_jobid") for r in records.values())
     hashes = HashCache(workdir)
-    outputs = [describe_output(p, workdir, hashes, declared=True, local_host=local_host, nodes=nodes)
-               for p in declared]
+    outputs = [describe_output(p, workdir, hashes, declared=True, local_host=local_host, nodes=nodes) for p in declared]
     owners = {o["path"]: o["rule"] for o in outputs}
-    outputs += [describe_output(p, workdir, hashes, declared=False, rule_hint=attribute_by_location(p, owners),
-                                local_host=local_host, nodes=nodes) for p in undeclared]
+    outputs += [
+        describe_output(
+            p,
+            workdir,
+            hashes,
+            declared=False,
+            rule_hint=attribute_by_location(p, owners),
+            local_host=local_host,
+            nodes=nodes,
+        )
+        for p in undeclared
+    ]
     outputs.sort(key=lambda o: o["path"])
     starts = [o["start"] for o in outputs if o["start"]]
     ends = [o["end"] for o in outputs if o["end"]]

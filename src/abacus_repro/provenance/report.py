@@ -45,14 +45,19 @@ def sections(manifest: dict[str, Any]) -> list[Section]:
         f"run: {run.get('start')} to {run.get('end')}",
         f"code: {version}",
         f"host: {env['host']} ({env.get('cpu_count')} CPUs); Python {env['python']}; {env['platform']}",
-        (f"Snakemake {manifest.get('workflow', {}).get('snakemake')}; "
-        f"requirements.lock sha256 {_short(env.get('requirements_lock_sha256'))}"),
+        (
+            f"Snakemake {manifest.get('workflow', {}).get('snakemake')}; "
+            f"requirements.lock sha256 {_short(env.get('requirements_lock_sha256'))}"
+        ),
         f"seeds: {', '.join(f'{k}={v}' for k, v in manifest['seeds'].get('all', {}).items()) or manifest['seeds']}",
         f"config sha256: {_short(manifest.get('config_sha256'))}",
     ]
     if code.get("dirty_files"):
-        facts.append("uncommitted: " + ", ".join(code["dirty_files"][:20])
-                     + (f" and {len(code['dirty_files']) - 20} more" if len(code["dirty_files"]) > 20 else ""))
+        facts.append(
+            "uncommitted: "
+            + ", ".join(code["dirty_files"][:20])
+            + (f" and {len(code['dirty_files']) - 20} more" if len(code["dirty_files"]) > 20 else "")
+        )
     out: list[Section] = [("Provenance", facts, [], [])]
 
     rules = manifest.get("rules", {})
@@ -60,35 +65,87 @@ def sections(manifest: dict[str, Any]) -> list[Section]:
     rows = []
     for name, info in rules.items():
         nondet = info.get("nondeterministic_outputs") or {}
-        rows.append([name, info.get("stage", "-"), "no: " + "; ".join(nondet.values()) if nondet else "yes",
-                     info.get("script") or "-", _short((info.get("code") or {}).get("digest")),
-                     str(len((info.get("code") or {}).get("files", {}))), str(counts.get(name, 0)),
-                     str(info.get("seed")) if info.get("seed") is not None else "-"])
-    out.append(("Rules", ["code fingerprint: sha256 over the rule's script and every package module it imports"],
-                ["rule", "stage", "byte-reproducible", "script", "code fingerprint", "code files", "outputs",
-                 "seed"], rows))
+        rows.append(
+            [
+                name,
+                info.get("stage", "-"),
+                "no: " + "; ".join(nondet.values()) if nondet else "yes",
+                info.get("script") or "-",
+                _short((info.get("code") or {}).get("digest")),
+                str(len((info.get("code") or {}).get("files", {}))),
+                str(counts.get(name, 0)),
+                str(info.get("seed")) if info.get("seed") is not None else "-",
+            ]
+        )
+    out.append(
+        (
+            "Rules",
+            ["code fingerprint: sha256 over the rule's script and every package module it imports"],
+            ["rule", "stage", "byte-reproducible", "script", "code fingerprint", "code files", "outputs", "seed"],
+            rows,
+        )
+    )
 
     rows = []
     for o in manifest["outputs"]:
-        rows.append([o["path"] + ("" if o.get("declared", True) else " (work file)"), o.get("rule") or "-",
-                     _short(o.get("sha256")), _size(o.get("size")), str(len(o.get("inputs", {}))),
-                     str(o.get("start") or "-"), str(o.get("end") or "-"), str(o.get("host") or "-"),
-                     "yes" if o.get("deterministic", True) else "no"])
-    out.append(("Outputs", [(f"{len(manifest['outputs'])} outputs; sha256 shown to {SHORT} hex digits, full values "
-                            "in manifest.json")],
-                ["output", "rule", "sha256", "size", "inputs", "start", "end", "host", "reproducible"], rows))
+        rows.append(
+            [
+                o["path"] + ("" if o.get("declared", True) else " (work file)"),
+                o.get("rule") or "-",
+                _short(o.get("sha256")),
+                _size(o.get("size")),
+                str(len(o.get("inputs", {}))),
+                str(o.get("start") or "-"),
+                str(o.get("end") or "-"),
+                str(o.get("host") or "-"),
+                "yes" if o.get("deterministic", True) else "no",
+            ]
+        )
+    out.append(
+        (
+            "Outputs",
+            [(f"{len(manifest['outputs'])} outputs; sha256 shown to {SHORT} hex digits, full values in manifest.json")],
+            ["output", "rule", "sha256", "size", "inputs", "start", "end", "host", "reproducible"],
+            rows,
+        )
+    )
 
-    stale = [(o["path"], o["inputs_changed_since_run"]) for o in manifest["outputs"] if o.get("inputs_changed_since_run")]
+    stale = [
+        (o["path"], o["inputs_changed_since_run"]) for o in manifest["outputs"] if o.get("inputs_changed_since_run")
+    ]
     if stale:
-        out.append(("Stale outputs", ["inputs changed after these outputs were made"], ["output", "inputs"],
-                    [[p, ", ".join(i)] for p, i in stale]))
+        out.append(
+            (
+                "Stale outputs",
+                ["inputs changed after these outputs were made"],
+                ["output", "inputs"],
+                [[p, ", ".join(i)] for p, i in stale],
+            )
+        )
 
     packages = env.get("packages", {})
-    out.append(("Packages", [f"{len(env.get('all_packages', {}))} distributions installed (all in manifest.json)"],
-                ["package", "version"], [[k, str(v)] for k, v in packages.items()]))
-    out.append(("Audit", [("`abacus-repro audit` checks every output against this manifest and names what drifted "
-                          "and why; `abacus-repro audit --rerun` re-executes the deterministic data rules in a "
-                          "scratch directory and compares bytes.")], [], []))
+    out.append(
+        (
+            "Packages",
+            [f"{len(env.get('all_packages', {}))} distributions installed (all in manifest.json)"],
+            ["package", "version"],
+            [[k, str(v)] for k, v in packages.items()],
+        )
+    )
+    out.append(
+        (
+            "Audit",
+            [
+                (
+                    "`abacus-repro audit` checks every output against this manifest and names what drifted "
+                    "and why; `abacus-repro audit --rerun` re-executes the deterministic data rules in a "
+                    "scratch directory and compares bytes."
+                )
+            ],
+            [],
+            [],
+        )
+    )
     return out
 
 
@@ -108,14 +165,19 @@ def render_markdown(manifest: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-STYLE = ("body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:90%}"
-         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}th{background:#eee}"
-         "td:nth-child(3){font-family:monospace}")
+STYLE = (
+    "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:90%}"
+    "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}th{background:#eee}"
+    "td:nth-child(3){font-family:monospace}"
+)
 
 
 def render_html(manifest: dict[str, Any]) -> str:
-    parts = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\"><title>Provenance</title>",
-             f"<style>{STYLE}</style></head><body>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8"><title>Provenance</title>',
+        f"<style>{STYLE}</style></head><body>",
+    ]
     for i, (title, facts, header, rows) in enumerate(sections(manifest)):
         tag = "h1" if i == 0 else "h2"
         parts.append(f"<{tag}>{html.escape(title)}</{tag}>")

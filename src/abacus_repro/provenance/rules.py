@@ -51,12 +51,15 @@ RULES: dict[str, RuleKind] = {
     "docs_filter": RuleKind(DATA),
     "text_stats": RuleKind(DATA),
     "sft_collect": RuleKind(DATA),
-    "sft_semi_instruct": RuleKind(DATA, {
-        # Candidates whose two executions disagree are dropped, and the detail quotes both outputs; for code that
-        # makes random ids (uuid4) those differ in every run. The kept data is reproducible.
-        "results/sft/semi_instruct.dropped.parquet": "quotes the differing outputs of non-deterministic candidate "
-                                                     "functions (random ids) in the detail of dropped records",
-    }),
+    "sft_semi_instruct": RuleKind(
+        DATA,
+        {
+            # Candidates whose two executions disagree are dropped, and the detail quotes both outputs; for code that
+            # makes random ids (uuid4) those differ in every run. The kept data is reproducible.
+            "results/sft/semi_instruct.dropped.parquet": "quotes the differing outputs of non-deterministic candidate "
+            "functions (random ids) in the detail of dropped records",
+        },
+    ),
     "sft_semdedup": RuleKind(DATA),
     "sft_dataset": RuleKind(DATA),
     "decontaminate": RuleKind(DATA),
@@ -65,12 +68,15 @@ RULES: dict[str, RuleKind] = {
     "train_tokenizer": RuleKind(DATA),
     "tokenize": RuleKind(DATA),
     "init_model": RuleKind(MODEL),
-    "train": RuleKind(TRAIN, {
-        "results/train/*/metrics.jsonl": f"{WALL_CLOCK} per logged step (seconds, steps per second)",
-        # The weights in it (and in model/) are reproducible; the bookkeeping next to them is not.
-        "results/train/*/state": "progress.json records wall-clock seconds per step, and random_states_0.pkl "
-                                 "holds Python's global random state, which other libraries draw from",
-    }),
+    "train": RuleKind(
+        TRAIN,
+        {
+            "results/train/*/metrics.jsonl": f"{WALL_CLOCK} per logged step (seconds, steps per second)",
+            # The weights in it (and in model/) are reproducible; the bookkeeping next to them is not.
+            "results/train/*/state": "progress.json records wall-clock seconds per step, and random_states_0.pkl "
+            "holds Python's global random state, which other libraries draw from",
+        },
+    ),
     # Evaluation tools leave work files (caches, execution records, task copies) next to their results.
     "eval_code": RuleKind(EVAL, {"results/eval/*/work/*": EVAL_WORK}),
     "eval_livecodebench": RuleKind(EVAL, {"results/eval/*/work/*": EVAL_WORK}),
@@ -78,9 +84,12 @@ RULES: dict[str, RuleKind] = {
     "eval_summary": RuleKind(EVAL),
     "export_gguf": RuleKind(EXPORT),
     "export_modelfile": RuleKind(EXPORT),
-    "provenance": RuleKind(REPORT, {
-        "results/provenance/*": "records when it was written and the run's start and end times",
-    }),
+    "provenance": RuleKind(
+        REPORT,
+        {
+            "results/provenance/*": "records when it was written and the run's start and end times",
+        },
+    ),
 }
 
 UNKNOWN = RuleKind("unknown")

@@ -70,8 +70,9 @@ def split_qa_text(text: str) -> tuple[str, str, str] | None:
 NL_SHORTFALL = ("repeat", "trim_code", "keep")
 
 
-def build_dataset(code_docs: Iterable[dict], nl_docs: Iterable[dict], code_nl_ratio: float, seed: int,
-                  nl_shortfall: str = "repeat"):
+def build_dataset(
+    code_docs: Iterable[dict], nl_docs: Iterable[dict], code_nl_ratio: float, seed: int, nl_shortfall: str = "repeat"
+):
     """Returns (dataset documents, stats). Every code and NL record read is kept or dropped with a reason;
     NL pairs drawn again to reach the ratio are counted apart (``nl_repeated``), not as records read."""
     if code_nl_ratio < 0:
