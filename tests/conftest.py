@@ -9,6 +9,20 @@ import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Rules whose jobs run a model (the judge, the embedding classifier, Semi-Instruct generation, SemDeDup's embeddings,
+# evaluation by generation): at paper scale each asks for a GPU, and no other rule but train holds one.
+MODEL_RULES = frozenset(
+    {
+        "text_judge",
+        "text_classifier_train",
+        "text_classifier_apply",
+        "sft_semi_instruct",
+        "sft_semdedup",
+        "eval_code",
+        "eval_livecodebench",
+        "eval_general",
+    }
+)
 
 
 def shared_data_dir() -> Path:

@@ -64,14 +64,19 @@ def _checkout(target: Path) -> Path:
     )
     for rel in filter(None, listed):
         source = REPO_ROOT / rel
-        if source.is_file():
+        if source.is_symlink():
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            (target / rel).symlink_to(os.readlink(source))
+        elif source.is_file():
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / rel)
     return target
 
 
-def _install_site_profile(xdg: Path) -> Path:
-    """What the README's set-up step does: a `slurm` profile where Snakemake looks for profiles by name."""
+def _install_site_profile(checkout: Path, xdg: Path) -> Path:
+    """A user's own site-wide `slurm` profile standing in for the repository's (README: remove the `slurm` link so
+    the name finds ~/.config/snakemake/slurm): the workflow's sizes must survive it."""
+    (checkout / "slurm").unlink(missing_ok=True)
     shutil.copytree(SITE_PROFILE, xdg / "snakemake" / "slurm")
     return xdg
 
@@ -141,7 +146,7 @@ def slurm_run(tmp_path_factory) -> SlurmRun:
     if up.returncode != 0:
         pytest.fail(f"cluster/slurm-localhost.sh up failed:\n{up.stdout}\n{up.stderr}")
     workdir = _checkout(tmp_path_factory.mktemp("slurm-run"))
-    xdg = _install_site_profile(tmp_path_factory.mktemp("xdg"))
+    xdg = _install_site_profile(workdir, tmp_path_factory.mktemp("xdg"))
     saved = tmp_path_factory.mktemp("slurm-state")
     try:
         up_again = _cluster("up")

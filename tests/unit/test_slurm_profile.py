@@ -13,24 +13,13 @@ from snakemake.utils import validate
 
 from abacus_repro.scheduling import check_resource_settings, rule_resources, rule_threads
 
-from ..conftest import REPO_ROOT
+from ..conftest import MODEL_RULES, REPO_ROOT
 
 SLURM_PROFILE = REPO_ROOT / "profiles" / "slurm" / "config.yaml"
 LOCAL_PROFILE = REPO_ROOT / "cluster" / "profile" / "config.yaml"
 WORKFLOW_PROFILE = REPO_ROOT / "workflow" / "profiles" / "default" / "config.yaml"
 SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 PAPER = REPO_ROOT / "config" / "abacus-2.7b.yaml"
-# Rules that run a model: the judge, Semi-Instruct generation, embedding models, and evaluation by generation.
-MODEL_RULES = {
-    "text_judge",
-    "text_classifier_train",
-    "text_classifier_apply",
-    "sft_semi_instruct",
-    "sft_semdedup",
-    "eval_code",
-    "eval_livecodebench",
-    "eval_general",
-}
 # Keys a site-wide profile owns; the workflow profile must not set them, or it would override the user's.
 SITE_KEYS = {"executor", "jobs", "cores", "default-resources", "set-resources", "set-threads", "slurm-logdir"}
 

@@ -13,10 +13,11 @@ def prepend_search_path(variable, directory):
 
 # Rule scripts import abacus_repro: in a per-rule conda environment (--sdm conda) the package is not installed, so
 # this checkout's src/ goes on PYTHONPATH for every job (jobs inherit it, SLURM jobs included).
-prepend_search_path("PYTHONPATH", str(Path(workflow.basedir).parent / "src"))
+PACKAGE_SRC = str(Path(workflow.basedir).parent / "src")
+prepend_search_path("PYTHONPATH", PACKAGE_SRC)
 # ... and for this process too, where Snakemake itself runs outside the project's environment.
-if str(Path(workflow.basedir).parent / "src") not in sys.path:
-    sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
+if PACKAGE_SRC not in sys.path:
+    sys.path.insert(0, PACKAGE_SRC)
 from abacus_repro import scheduling
 
 SHARDS = list(range(config["shards"]["code"]))
@@ -367,15 +368,9 @@ def get_code_fingerprints(rules):
     the fingerprint as a parameter makes the params trigger re-run a rule exactly when its code changed
     (see workflow/rules/report.smk and README "Partial re-runs"). The package is read from this checkout.
     """
-    import sys
-    from pathlib import Path
+    from abacus_repro.provenance.code import code_fingerprint  # this checkout's src/ is on sys.path (above)
 
     repo_dir = Path(workflow.basedir).parent
-    try:
-        from abacus_repro.provenance.code import code_fingerprint
-    except ImportError:  # snakemake from an environment without the package (e.g. --sdm conda)
-        sys.path.insert(0, str(repo_dir / "src"))
-        from abacus_repro.provenance.code import code_fingerprint
     found = {}
     for each in rules:
         if not each.script:
