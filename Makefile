@@ -46,8 +46,8 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint
-	$(BIN)/ruff check src scripts tests benchmarks envs
-	$(BIN)/ruff format --check src scripts tests benchmarks envs
+	$(BIN)/ruff check src workflow/scripts tests benchmarks workflow/envs
+	$(BIN)/ruff format --check src workflow/scripts tests benchmarks workflow/envs
 	$(BIN)/snakefmt --check workflow
 
 clean:

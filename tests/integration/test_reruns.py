@@ -1,6 +1,6 @@
 """Partial re-runs and the reproducibility audit, on one real run of the micro workflow.
 
-The workflow runs once in a temporary directory from a copy of the checkout (workflow/, scripts/, src/), so the
+The workflow runs once in a temporary directory from a copy of the checkout (workflow/, src/), so the
 tests can edit and touch code without touching the repository. Then, with dry runs only:
 - changing one rule's parameter re-runs exactly that rule's jobs and their descendants in Snakemake's DAG;
 - editing a rule's script (or a package module it imports) re-runs its rule; restoring the content does not;
@@ -79,7 +79,7 @@ def _audit(checkout: Path, run: Path, *extra: str) -> subprocess.CompletedProces
 def checkout(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("checkout")
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    for name in ["workflow", "scripts", "src", "envs"]:
+    for name in ["workflow", "src"]:
         shutil.copytree(REPO_ROOT / name, root / name, ignore=ignore)
     return root
 
@@ -194,7 +194,7 @@ def test_changed_param_reruns_exactly_its_rule_and_descendants(checkout, run, tm
 
 def test_edited_script_reruns_its_rule_and_restoring_it_does_not(checkout, run, base_dag):
     rules, children = base_dag
-    script = checkout / "scripts/docs_filter.py"
+    script = checkout / "workflow/scripts/docs_filter.py"
     original, stat = script.read_bytes(), script.stat()
     try:
         script.write_bytes(original + b"# edited: a different script is different code\n")

@@ -31,7 +31,7 @@ def write_record(
         "log": [f"logs/{rule}.log"],
         "shellcmd": None,
         "params": sorted([*params, repr(fingerprint)]),
-        "code": '        "../../scripts/x.py"\n',
+        "code": '        "../scripts/x.py"\n',
         "record_format_version": 6,
         "conda_env": base64.b64encode(b"channels: [conda-forge]\n").decode(),
         "container_img_url": None,

@@ -231,6 +231,18 @@ def test_python_installation_source_finds_stdlib_repositories():
     assert not any(name.startswith("stdlib/site-packages") for name in repos)
 
 
+def test_python_installation_takes_only_the_named_site_packages():
+    """Installing another dependency must not change the default corpus: only code.packages are taken."""
+    from abacus_repro.ingest.code import installation_repositories
+
+    names = {repo.name for repo in installation_repositories(["yaml", "idna"])}
+    assert {name for name in names if name.startswith("site-packages/")} == {"site-packages/yaml", "site-packages/idna"}
+    assert "stdlib/json" in names
+    assert not any(name.startswith("site-packages/") for name in (r.name for r in installation_repositories([])))
+    with pytest.raises(InputError, match=r"code\.packages.*not_a_package"):
+        installation_repositories(["yaml", "not_a_package"])
+
+
 def test_check_paths_gives_the_workflow_decision(tmp_path):
     repos = make_repos(tmp_path / "repos")
     decisions = {Path(d["path"]).name: d for d in check_paths([repos / "alpha"], CleanSettings())}

@@ -1,4 +1,4 @@
-"""The per-rule conda environments (envs/*.yaml): valid, free of the `defaults` channel, named by every rule, pinned
+"""The per-rule conda environments (workflow/envs/*.yaml): valid, free of the `defaults` channel, named by every rule, pinned
 at the project's own pins, closed under dependencies, and covering what their rules' code imports."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from packaging.utils import canonicalize_name
 
 from ..conftest import REPO_ROOT
 
-ENVS = REPO_ROOT / "envs"
+ENVS = REPO_ROOT / "workflow" / "envs"
 
 
 def _load_updater():
@@ -79,7 +79,7 @@ def test_every_rule_names_an_env_file_that_exists():
         assert conda, f"rule {rule} in {path.name} names no conda environment"
         env_file = (path.parent / conda).resolve()
         assert env_file.is_file(), f"rule {rule} names {conda}, which does not exist"
-        assert env_file.parent == ENVS.resolve(), f"rule {rule}: {conda} is not in envs/"
+        assert env_file.parent == ENVS.resolve(), f"rule {rule}: {conda} is not in workflow/envs/"
         named.add(env_file.name)
     unused = {path.name for path in ENV_FILES} - named
     assert not unused, f"environments no rule names: {sorted(unused)}"
@@ -137,12 +137,12 @@ def test_env_covers_what_its_rules_import(env_name):
     pins = _pip_pins(_env(ENVS / f"{env_name}.yaml"))
     providers = updater.distributions_of(modules)
     missing = sorted(f"{dist} (for {', '.join(sorted(mods))})" for dist, mods in providers.items() if dist not in pins)
-    assert not missing, f"envs/{env_name}.yaml lacks what rules {sorted(rules)} import: {missing}"
+    assert not missing, f"workflow/envs/{env_name}.yaml lacks what rules {sorted(rules)} import: {missing}"
 
 
 def test_import_scan_follows_relative_imports_into_subpackages():
-    # scripts/train.py imports abacus_repro.pretrain; the trainer reaches accelerate and torch from there.
-    modules = updater.third_party_modules([REPO_ROOT / "scripts" / "train.py"])
+    # workflow/scripts/train.py imports abacus_repro.pretrain; the trainer reaches accelerate and torch from there.
+    modules = updater.third_party_modules([REPO_ROOT / "workflow" / "scripts" / "train.py"])
     assert {"torch", "accelerate"} <= modules, modules
     assert "abacus_repro" not in modules and "os" not in modules
 
@@ -153,4 +153,4 @@ def test_env_files_are_what_update_envs_writes():
         for path, text in updater.expected_files().items()
         if not path.is_file() or path.read_text(encoding="utf-8") != text
     ]
-    assert not stale, f"out of date: {stale}; run `.venv/bin/python envs/update_envs.py`"
+    assert not stale, f"out of date: {stale}; run `.venv/bin/python workflow/envs/update_envs.py`"

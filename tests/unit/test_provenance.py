@@ -17,9 +17,9 @@ from .provenance_fixtures import fake_run, sha
 RULES_INFO = {
     "ingest_math": {
         "code": {
-            "script": "scripts/ingest_math.py",
+            "script": "workflow/scripts/ingest_math.py",
             "digest": "code-sha256:aaa",
-            "files": {"scripts/ingest_math.py": "1"},
+            "files": {"workflow/scripts/ingest_math.py": "1"},
         },
         "params": {"seed": 7, "math": {"n": 3}},
     }
@@ -113,7 +113,7 @@ def test_written_report_lists_outputs(tmp_path):
     assert json.loads((out / "manifest.json").read_text())["outputs"] == json.loads(json.dumps(manifest["outputs"]))
     report = (out / "report.md").read_text()
     assert "| results/ingest/docs.json | ingest_math |" in report
-    assert "| ingest_math | data | yes | scripts/ingest_math.py |" in report
+    assert "| ingest_math | data | yes | workflow/scripts/ingest_math.py |" in report
     assert "| train | train | no: records wall-clock time" in report
     assert report == render_markdown(manifest)
     page = (out / "report.html").read_text()
@@ -166,5 +166,5 @@ def test_cli_writes_manifest_for_a_finished_run(tmp_path):
     assert result.returncode == 0, result.stderr
     manifest = json.loads((root / "results/provenance/manifest.json").read_text())
     assert manifest["seeds"]["seed"] == 5 and len(manifest["outputs"]) == 6
-    assert manifest["rules"]["train"]["code"]["script"] == "scripts/train.py"  # read from the rule files
+    assert manifest["rules"]["train"]["code"]["script"] == "workflow/scripts/train.py"  # read from the rule files
     assert (root / "results/provenance/report.html").is_file()

@@ -33,7 +33,7 @@ from ..conftest import REPO_ROOT
 from .provenance_fixtures import START, fake_run, write_record
 
 # The rule's code as it is now: the audit finds no code change unless a test edits the manifest's record of it.
-CODE = code_fingerprint(REPO_ROOT / "scripts/ingest_math.py", REPO_ROOT / "src", REPO_ROOT) | {
+CODE = code_fingerprint(REPO_ROOT / "workflow/scripts/ingest_math.py", REPO_ROOT / "src", REPO_ROOT) | {
     "digest": "code-sha256:aaa"
 }
 
@@ -120,15 +120,15 @@ def test_rerun_with_changed_code_and_inputs_is_explained(run):
     )
 
     def older_code(manifest):  # the manifest saw another version of the script
-        manifest["rules"]["ingest_math"]["code"]["files"]["scripts/ingest_math.py"] = "0" * 64
+        manifest["rules"]["ingest_math"]["code"]["files"]["workflow/scripts/ingest_math.py"] = "0" * 64
 
     result, by_path = _audit(run, edit=older_code)
     reasons = by_path["results/ingest/docs.json"].reasons
     assert by_path["results/ingest/docs.json"].status == RERUN
     # the manifest's file list for the rule against the rule's code now names what changed
-    assert any(r.startswith("changed code: scripts/ingest_math.py") for r in reasons), reasons
+    assert any(r.startswith("changed code: workflow/scripts/ingest_math.py") for r in reasons), reasons
     assert "changed inputs: data/in.txt" in reasons
-    assert "code of rule ingest_math changed since the manifest: scripts/ingest_math.py" in result.notes
+    assert "code of rule ingest_math changed since the manifest: workflow/scripts/ingest_math.py" in result.notes
 
 
 def test_rerun_of_nondeterministic_output_is_expected(run):

@@ -76,11 +76,11 @@ def test_fingerprint_does_not_depend_on_where_the_checkout_lives(checkout, tmp_p
 
 
 def test_real_rule_scripts_reach_their_stage_modules():
-    train = code_fingerprint(REPO_ROOT / "scripts/train.py", REPO_ROOT / "src", REPO_ROOT)
+    train = code_fingerprint(REPO_ROOT / "workflow/scripts/train.py", REPO_ROOT / "src", REPO_ROOT)
     assert "src/abacus_repro/pretrain/trainer.py" in train["files"]
     assert "src/abacus_repro/logging_setup.py" in train["files"]
     assert not any("/export/" in f for f in train["files"])
-    judge = code_fingerprint(REPO_ROOT / "scripts/text_judge.py", REPO_ROOT / "src", REPO_ROOT)
+    judge = code_fingerprint(REPO_ROOT / "workflow/scripts/text_judge.py", REPO_ROOT / "src", REPO_ROOT)
     assert "src/abacus_repro/text/judge_rubric.txt" in judge["files"]
 
 

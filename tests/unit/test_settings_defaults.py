@@ -2,7 +2,7 @@
 
 The schema (workflow/schemas/config.schema.yaml) is the only place a config key's default lives; stage code reads
 the resolved section directly (``settings["grad_clip"]``), and code called outside the workflow gets its settings
-through ``abacus_repro.config.resolved_section``. This test scans src/ and scripts/ for the two spellings of a
+through ``abacus_repro.config.resolved_section``. This test scans src/ and workflow/scripts/ for the two spellings of a
 second default, ``x.get("key", default)`` and ``x.get("key") or default``, where ``key`` is a schema property with a
 default, and fails naming each one.
 """
@@ -18,7 +18,7 @@ from abacus_repro.config import SCHEMA_PATH
 
 from ..conftest import REPO_ROOT
 
-SCANNED = ("src", "scripts")
+SCANNED = ("src", "workflow/scripts")
 
 # Receivers that hold data, not configuration, whose key merely shares a name with a config key. Each `.get` on
 # them with a default is legitimate (an optional field of a record).

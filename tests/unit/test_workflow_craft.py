@@ -40,7 +40,7 @@ def test_snakemake_lint_is_clean():
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "format", "--check", "src", "scripts", "tests", "benchmarks", "envs"],
+        ["ruff", "format", "--check", "src", "workflow/scripts", "tests", "benchmarks", "workflow/envs"],
         ["snakefmt", "--check", "workflow"],
     ],
     ids=["ruff-format", "snakefmt"],

@@ -13,14 +13,14 @@ rule code_clean:
     benchmark:
         "benchmarks/rules/code_clean_{shard}.tsv"
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("code_clean")
     resources:
         **get_rule_resources("code_clean"),
     params:
         code=config["code"],
     script:
-        "../../scripts/code_clean.py"
+        "../scripts/code_clean.py"
 
 
 rule code_funnel:
@@ -36,9 +36,9 @@ rule code_funnel:
     log:
         "logs/code/funnel.log",
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("code_funnel")
     resources:
         **get_rule_resources("code_funnel"),
     script:
-        "../../scripts/code_funnel.py"
+        "../scripts/code_funnel.py"

@@ -21,7 +21,7 @@ rule eval_code:
     wildcard_constraints:
         benchmark="humaneval|mbpp",
     conda:
-        "../../envs/eval.yaml"
+        "../envs/eval.yaml"
     threads: get_rule_threads("eval_code")
     resources:
         **get_rule_resources("eval_code"),
@@ -31,7 +31,7 @@ rule eval_code:
         absent=get_absent_eval_data(),
         model=get_eval_model_ref,
     script:
-        "../../scripts/eval_code.py"
+        "../scripts/eval_code.py"
 
 
 rule eval_livecodebench:
@@ -46,7 +46,7 @@ rule eval_livecodebench:
     benchmark:
         "benchmarks/rules/eval_livecodebench_{model}.tsv"
     conda:
-        "../../envs/eval.yaml"
+        "../envs/eval.yaml"
     threads: get_rule_threads("eval_livecodebench")
     resources:
         **get_rule_resources("eval_livecodebench"),
@@ -56,7 +56,7 @@ rule eval_livecodebench:
         absent=get_absent_eval_data("livecodebench"),
         model=get_eval_model_ref,
     script:
-        "../../scripts/eval_livecodebench.py"
+        "../scripts/eval_livecodebench.py"
 
 
 rule eval_general:
@@ -70,7 +70,7 @@ rule eval_general:
     benchmark:
         "benchmarks/rules/eval_general_{model}.tsv"
     conda:
-        "../../envs/eval.yaml"
+        "../envs/eval.yaml"
     threads: get_rule_threads("eval_general")
     resources:
         **get_rule_resources("eval_general"),
@@ -82,7 +82,7 @@ rule eval_general:
         shared_data=SHARED_DATA,
         model=get_eval_model_ref,
     script:
-        "../../scripts/eval_general.py"
+        "../scripts/eval_general.py"
 
 
 rule eval_summary:
@@ -100,11 +100,11 @@ rule eval_summary:
     log:
         "logs/eval/summary.log",
     conda:
-        "../../envs/eval.yaml"
+        "../envs/eval.yaml"
     threads: get_rule_threads("eval_summary")
     resources:
         **get_rule_resources("eval_summary"),
     params:
         models=list(get_eval_models()),
     script:
-        "../../scripts/eval_summary.py"
+        "../scripts/eval_summary.py"

@@ -10,14 +10,14 @@ rule export_gguf:
     log:
         "logs/export/gguf.log",
     conda:
-        "../../envs/export.yaml"
+        "../envs/export.yaml"
     threads: get_rule_threads("export_gguf")
     resources:
         **get_rule_resources("export_gguf"),
     params:
         export=config["export"],
     script:
-        "../../scripts/export_gguf.py"
+        "../scripts/export_gguf.py"
 
 
 rule export_modelfile:
@@ -28,11 +28,11 @@ rule export_modelfile:
     log:
         "logs/export/modelfile.log",
     conda:
-        "../../envs/export.yaml"
+        "../envs/export.yaml"
     threads: get_rule_threads("export_modelfile")
     resources:
         **get_rule_resources("export_modelfile"),
     params:
         export=config["export"],
     script:
-        "../../scripts/export_modelfile.py"
+        "../scripts/export_modelfile.py"

@@ -13,7 +13,7 @@ rule ingest_code:
     benchmark:
         "benchmarks/rules/ingest_code.tsv"
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("ingest_code")
     resources:
         **get_rule_resources("ingest_code"),
@@ -22,7 +22,7 @@ rule ingest_code:
         shards=config["shards"]["code"],
         seed=config["seed"],
     script:
-        "../../scripts/ingest_code.py"
+        "../scripts/ingest_code.py"
 
 
 rule ingest_stackexchange:
@@ -35,14 +35,14 @@ rule ingest_stackexchange:
     log:
         "logs/ingest/stackexchange.log",
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("ingest_stackexchange")
     resources:
         **get_rule_resources("ingest_stackexchange"),
     params:
         stackexchange=config["text"]["stackexchange"],
     script:
-        "../../scripts/ingest_stackexchange.py"
+        "../scripts/ingest_stackexchange.py"
 
 
 rule ingest_docs:
@@ -55,14 +55,14 @@ rule ingest_docs:
     log:
         "logs/ingest/docs.log",
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("ingest_docs")
     resources:
         **get_rule_resources("ingest_docs"),
     params:
         docs=config["text"]["docs"],
     script:
-        "../../scripts/ingest_docs.py"
+        "../scripts/ingest_docs.py"
 
 
 rule ingest_math:
@@ -74,7 +74,7 @@ rule ingest_math:
     log:
         "logs/ingest/math.log",
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("ingest_math")
     resources:
         **get_rule_resources("ingest_math"),
@@ -82,4 +82,4 @@ rule ingest_math:
         math=config["math"],
         seed=config["seed"],
     script:
-        "../../scripts/ingest_math.py"
+        "../scripts/ingest_math.py"

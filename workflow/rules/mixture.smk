@@ -28,7 +28,7 @@ rule decontaminate:
     wildcard_constraints:
         group="pretrain|sft",
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("decontaminate")
     resources:
         **get_rule_resources("decontaminate"),
@@ -37,7 +37,7 @@ rule decontaminate:
         # A missing evaluation root is reported in the stats, not fatal, like the evaluation rules themselves.
         absent_eval_data=get_absent_decontamination_roots,
     script:
-        "../../scripts/decontaminate.py"
+        "../scripts/decontaminate.py"
 
 
 rule mixture:
@@ -55,7 +55,7 @@ rule mixture:
     wildcard_constraints:
         phase="base|cosine|anneal",
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("mixture")
     resources:
         **get_rule_resources("mixture"),
@@ -63,7 +63,7 @@ rule mixture:
         mixture=config["mixture"],
         seed=config["seed"],
     script:
-        "../../scripts/mixture.py"
+        "../scripts/mixture.py"
 
 
 rule mixture_stats:
@@ -75,9 +75,9 @@ rule mixture_stats:
     log:
         "logs/mixture/stats.log",
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("mixture_stats")
     resources:
         **get_rule_resources("mixture_stats"),
     script:
-        "../../scripts/mixture_stats.py"
+        "../scripts/mixture_stats.py"

@@ -30,7 +30,7 @@ rule train_tokenizer:
     log:
         "logs/model/tokenizer.log",
     conda:
-        "../../envs/train.yaml"
+        "../envs/train.yaml"
     threads: get_rule_threads("train_tokenizer")
     resources:
         **get_rule_resources("train_tokenizer"),
@@ -40,7 +40,7 @@ rule train_tokenizer:
         # A run that starts from a published checkpoint keeps that checkpoint's tokenizer.
         pretrained=config["model"]["pretrained"],
     script:
-        "../../scripts/train_tokenizer.py"
+        "../scripts/train_tokenizer.py"
 
 
 rule init_model:
@@ -51,7 +51,7 @@ rule init_model:
     log:
         "logs/model/init.log",
     conda:
-        "../../envs/train.yaml"
+        "../envs/train.yaml"
     threads: get_rule_threads("init_model")
     resources:
         **get_rule_resources("init_model"),
@@ -59,7 +59,7 @@ rule init_model:
         model=config["model"],
         seed=config["seed"],
     script:
-        "../../scripts/init_model.py"
+        "../scripts/init_model.py"
 
 
 # A checkpoint laid out exactly like the published MiniCPM-2B one (config.json keys, bf16 safetensors names,
@@ -75,7 +75,7 @@ rule rehearsal_checkpoint:
     log:
         "logs/rehearsal/checkpoint.log",
     conda:
-        "../../envs/train.yaml"
+        "../envs/train.yaml"
     threads: get_rule_threads("rehearsal_checkpoint")
     resources:
         **get_rule_resources("rehearsal_checkpoint"),
@@ -86,7 +86,7 @@ rule rehearsal_checkpoint:
         vocab_size=config["tokenizer"]["vocab_size"],
         seed=config["seed"],
     script:
-        "../../scripts/rehearsal_checkpoint.py"
+        "../scripts/rehearsal_checkpoint.py"
 
 
 rule train:
@@ -124,7 +124,7 @@ rule train:
     wildcard_constraints:
         phase="base|cosine|anneal|sft",
     conda:
-        "../../envs/train.yaml"
+        "../envs/train.yaml"
     threads: get_rule_threads("train")
     resources:
         **TRAIN_RESOURCES,
@@ -133,4 +133,4 @@ rule train:
         sft=config["sft"],
         seed=config["seed"],
     script:
-        "../../scripts/train.py"
+        "../scripts/train.py"

@@ -10,7 +10,7 @@ rule rehearsal_code_dump:
     log:
         "logs/rehearsal/code_dump.log",
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("rehearsal_code_dump")
     resources:
         **get_rule_resources("rehearsal_code_dump"),
@@ -18,7 +18,7 @@ rule rehearsal_code_dump:
         code=config["code"],
         seed=config["seed"],
     script:
-        "../../scripts/rehearsal_code_dump.py"
+        "../scripts/rehearsal_code_dump.py"
 
 
 rule rehearsal_math_corpus:
@@ -29,7 +29,7 @@ rule rehearsal_math_corpus:
     wildcard_constraints:
         corpus="|".join(REHEARSAL_MATH_CORPORA),
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("rehearsal_math_corpus")
     resources:
         **get_rule_resources("rehearsal_math_corpus"),
@@ -38,4 +38,4 @@ rule rehearsal_math_corpus:
         documents=get_rehearsal_corpus_size,
         seed=config["seed"],
     script:
-        "../../scripts/rehearsal_math_corpus.py"
+        "../scripts/rehearsal_math_corpus.py"

@@ -23,7 +23,7 @@ rule provenance:
     log:
         "logs/provenance.log",
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("provenance")
     resources:
         **get_rule_resources("provenance"),
@@ -32,7 +32,7 @@ rule provenance:
         rules=RULE_INFO,
         snakefile=workflow.main_snakefile,
     script:
-        "../../scripts/provenance.py"
+        "../scripts/provenance.py"
 
 
 # Included last, after every rule that produces data: each script rule gets its code fingerprint as a

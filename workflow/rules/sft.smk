@@ -18,7 +18,7 @@ rule sft_collect:
     log:
         "logs/sft/collect.log",
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("sft_collect")
     resources:
         **get_rule_resources("sft_collect"),
@@ -26,7 +26,7 @@ rule sft_collect:
         sft=SFT_GENERATION,
         seed=config["seed"],
     script:
-        "../../scripts/sft_collect.py"
+        "../scripts/sft_collect.py"
 
 
 # An LLM rewriter's server (sft.rewriter.backend openai, base_url null, llm_server.engine set) lives inside this
@@ -45,7 +45,7 @@ rule sft_semi_instruct:
     benchmark:
         "benchmarks/rules/sft_semi_instruct.tsv"
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("sft_semi_instruct")
     resources:
         **get_rule_resources("sft_semi_instruct"),
@@ -54,7 +54,7 @@ rule sft_semi_instruct:
         llm_server=get_llm_server_params(config["sft"]["rewriter"]),
         seed=config["seed"],
     script:
-        "../../scripts/sft_semi_instruct.py"
+        "../scripts/sft_semi_instruct.py"
 
 
 rule sft_semdedup:
@@ -77,7 +77,7 @@ rule sft_semdedup:
     benchmark:
         "benchmarks/rules/sft_semdedup.tsv"
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("sft_semdedup")
     resources:
         **get_rule_resources("sft_semdedup"),
@@ -85,7 +85,7 @@ rule sft_semdedup:
         semdedup=config["sft"]["semdedup"],
         seed=config["seed"],
     script:
-        "../../scripts/sft_semdedup.py"
+        "../scripts/sft_semdedup.py"
 
 
 rule sft_dataset:
@@ -98,7 +98,7 @@ rule sft_dataset:
     log:
         "logs/sft/dataset.log",
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("sft_dataset")
     resources:
         **get_rule_resources("sft_dataset"),
@@ -106,4 +106,4 @@ rule sft_dataset:
         sft=SFT_GENERATION,
         seed=config["seed"],
     script:
-        "../../scripts/sft_dataset.py"
+        "../scripts/sft_dataset.py"

@@ -16,7 +16,7 @@ rule text_judge:
         main="logs/text/judge.log",
         server="logs/text/judge.server.log",
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("text_judge")
     resources:
         **get_rule_resources("text_judge"),
@@ -25,7 +25,7 @@ rule text_judge:
         llm_server=get_llm_server_params(config["text"]["judge"]),
         seed=config["seed"],
     script:
-        "../../scripts/text_judge.py"
+        "../scripts/text_judge.py"
 
 
 # llama_cpp serves GGUF files: a model directory in llm_server.model (e.g. one the workflow made) is exported
@@ -38,14 +38,14 @@ rule llm_server_gguf:
     log:
         "logs/llm_server/gguf.log",
     conda:
-        "../../envs/export.yaml"
+        "../envs/export.yaml"
     threads: get_rule_threads("llm_server_gguf")
     resources:
         **get_rule_resources("llm_server_gguf"),
     params:
         model=config["llm_server"]["model"],
     script:
-        "../../scripts/llm_server_gguf.py"
+        "../scripts/llm_server_gguf.py"
 
 
 rule text_classifier_train:
@@ -57,7 +57,7 @@ rule text_classifier_train:
     log:
         "logs/text/classifier_train.log",
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("text_classifier_train")
     resources:
         **get_rule_resources("text_classifier_train"),
@@ -66,7 +66,7 @@ rule text_classifier_train:
         good_score=config["text"]["judge"]["good_score"],
         seed=config["seed"],
     script:
-        "../../scripts/text_classifier_train.py"
+        "../scripts/text_classifier_train.py"
 
 
 rule text_classifier_apply:
@@ -80,14 +80,14 @@ rule text_classifier_apply:
     log:
         "logs/text/classifier_apply.log",
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("text_classifier_apply")
     resources:
         **get_rule_resources("text_classifier_apply"),
     params:
         classifier=config["text"]["classifier"],
     script:
-        "../../scripts/text_classifier_apply.py"
+        "../scripts/text_classifier_apply.py"
 
 
 rule docs_filter:
@@ -100,14 +100,14 @@ rule docs_filter:
     log:
         "logs/text/docs_filter.log",
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("docs_filter")
     resources:
         **get_rule_resources("docs_filter"),
     params:
         docs=config["text"]["docs"],
     script:
-        "../../scripts/docs_filter.py"
+        "../scripts/docs_filter.py"
 
 
 rule text_stats:
@@ -122,9 +122,9 @@ rule text_stats:
     log:
         "logs/text/stats.log",
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: get_rule_threads("text_stats")
     resources:
         **get_rule_resources("text_stats"),
     script:
-        "../../scripts/text_stats.py"
+        "../scripts/text_stats.py"

@@ -19,11 +19,11 @@ rule tokenize:
     wildcard_constraints:
         phase="base|cosine|anneal|sft",
     conda:
-        "../../envs/train.yaml"
+        "../envs/train.yaml"
     threads: get_rule_threads("tokenize")
     resources:
         **get_rule_resources("tokenize"),
     params:
         seq_len=config["pack"]["seq_len"],
     script:
-        "../../scripts/tokenize.py"
+        "../scripts/tokenize.py"

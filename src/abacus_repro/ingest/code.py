@@ -2,9 +2,10 @@
 
 Three sources, chosen by ``code.source``:
 
-* ``python_installation`` (the tiny default): the running interpreter's standard library plus the venv's
-  site-packages. Each top-level package directory is one repository ("stdlib/json", "site-packages/requests");
-  the loose top-level modules of each root form one repository ("stdlib/_modules", "site-packages/_modules").
+* ``python_installation`` (the tiny default): the running interpreter's standard library plus the packages that
+  ``code.packages`` names from the venv's site-packages (a named list, so that installing another dependency never
+  changes the training data). Each top-level package directory is one repository ("stdlib/json",
+  "site-packages/requests"); the standard library's loose top-level modules form one more ("stdlib/_modules").
 * ``repos_dir``: ``code.path`` is a directory whose subdirectories are repositories.
 * ``stack_dump``: ``code.path`` is a JSONL(.gz)/Parquet file, or a directory of them, in The Stack's field layout.
 
@@ -209,6 +210,26 @@ def installation_roots() -> list[tuple[str, Path]]:
     if purelib.is_dir():
         roots.append(("site-packages", purelib))
     return roots
+
+
+def installation_repositories(packages: Iterable[str]) -> list[Repository]:
+    """The standard library's repositories plus one per named site-packages package; a missing name is an error."""
+    repos: list[Repository] = []
+    for label, root in installation_roots():
+        found = repositories_in_root(label, root)
+        if label == "site-packages":
+            by_name = {repo.name.removeprefix("site-packages/"): repo for repo in found}
+            missing = sorted(set(packages) - set(by_name))
+            if missing:
+                raise InputError(
+                    "config code.packages",
+                    f"not installed as a package directory in {root}: {', '.join(missing)}",
+                )
+            found = [by_name[name] for name in sorted(set(packages))]
+        repos.extend(found)
+    if packages and not any(label == "site-packages" for label, _ in installation_roots()):
+        raise InputError("config code.packages", "this interpreter has no site-packages directory")
+    return repos
 
 
 def repositories_in_root(label: str, root: Path) -> list[Repository]:
@@ -479,8 +500,7 @@ def collect_code(settings: Mapping[str, Any], seed: int) -> tuple[list[SourceFil
     source = settings["source"]
     stats: dict[str, Any] = {"source": source}
     if source == "python_installation":
-        repos = [repo for label, root in installation_roots() for repo in repositories_in_root(label, root)]
-        files, docs = _filesystem_files(repos, settings, seed, stats)
+        files, docs = _filesystem_files(installation_repositories(settings["packages"]), settings, seed, stats)
     elif source == "repos_dir":
         if not settings.get("path"):
             raise InputError("config code.path", "source repos_dir needs code.path (a directory of repositories)")

@@ -140,7 +140,7 @@ def code_fingerprint(script: Path | str, source_root: Path | str, repo_root: Pat
     """``{"script", "files": {path: sha256}, "digest": "code-sha256:..."}`` for one rule's script."""
     script, source_root, repo_root = Path(script).resolve(), Path(source_root).resolve(), Path(repo_root).resolve()
     files = module_closure(script, source_root)
-    # Paths are named relative to the checkout (scripts/x.py, src/abacus_repro/io.py) so the same code gives
+    # Paths are named relative to the checkout (workflow/scripts/x.py, src/abacus_repro/io.py) so the same code gives
     # the same fingerprint wherever the repository lives (a cluster node, a conda env's editable install).
     hashes = {_display_path(f, [repo_root, source_root.parent]): sha256_file(f) for f in files}
     return {
@@ -193,10 +193,8 @@ def code_version(repo_dir: Path | str) -> dict[str, Any]:
             "--untracked-files=all",
             "--",
             "src",
-            "scripts",
             "workflow",
             "config",
-            "envs",
             "profiles",
             "pyproject.toml",
             "requirements.lock",

@@ -1,7 +1,7 @@
-"""Write envs/<name>.yaml, the conda environment each rule names, from the code the rules run and requirements.lock.
+"""Write workflow/envs/<name>.yaml, the conda environment each rule names, from the code the rules run and requirements.lock.
 
-    .venv/bin/python envs/update_envs.py          # rewrite the files
-    .venv/bin/python envs/update_envs.py --check  # exit 1 and name the files that are out of date
+    .venv/bin/python workflow/envs/update_envs.py          # rewrite the files
+    .venv/bin/python workflow/envs/update_envs.py --check  # exit 1 and name the files that are out of date
 
 For every environment: the rules that name it (their `conda:`), the scripts those rules run, the abacus_repro
 subpackages the scripts import (whole subpackages: helper modules started as subprocesses are not imported), and
@@ -27,8 +27,8 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-REPO = Path(__file__).resolve().parents[1]
-ENVS = REPO / "envs"
+REPO = Path(__file__).resolve().parents[2]
+ENVS = REPO / "workflow" / "envs"
 RULES = REPO / "workflow" / "rules"
 SRC = REPO / "src"
 PACKAGE = "abacus_repro"
@@ -83,7 +83,7 @@ def rules_by_env(rules_dir: Path = RULES) -> dict[str, dict[str, Path | None]]:
             raise ValueError(f"rule {rule} ({path.name}) names no conda environment")
         env_file = (path.parent / conda).resolve()
         if env_file.parent != ENVS.resolve() or env_file.suffix != ".yaml":
-            raise ValueError(f"rule {rule} names {conda}, not a file envs/<name>.yaml")
+            raise ValueError(f"rule {rule} names {conda}, not a file workflow/envs/<name>.yaml")
         script = directive(block, "script")
         envs.setdefault(env_file.stem, {})[rule] = (path.parent / script).resolve() if script else None
     return envs
@@ -234,7 +234,7 @@ def env_pins(scripts: Iterable[Path], env: str, pins: dict[str, tuple[str, str]]
     roots = distributions_of(third_party_modules(scripts))
     unpinned = sorted(name for name in roots if name not in pins)
     if unpinned:
-        raise ValueError(f"envs/{env}.yaml: the code imports {unpinned}, which requirements.lock does not pin")
+        raise ValueError(f"workflow/envs/{env}.yaml: the code imports {unpinned}, which requirements.lock does not pin")
     runtime = [canonicalize_name(name) for name in RUNTIME_ONLY.get(env, []) if canonicalize_name(name) in pins]
     names = closure([*roots, *runtime], pins, extras)
     lines = []
@@ -249,7 +249,7 @@ def render(env: str, rules: dict[str, Path | None], pip_lines: list[str]) -> str
     purpose = PURPOSE.get(env, "the rules below")
     header = [
         f"# Conda environment for {purpose}.",
-        "# Written by envs/update_envs.py from the rules' code and requirements.lock: do not edit by hand.",
+        "# Written by workflow/envs/update_envs.py from the rules' code and requirements.lock: do not edit by hand.",
         '# Used with `snakemake --sdm conda` (see README, "Scaling out"); the default run uses .venv instead.',
         f"# Rules: {', '.join(sorted(rules))}.",
     ]
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path.relative_to(REPO)}")
     if args.check and stale:
         print(
-            "out of date (run .venv/bin/python envs/update_envs.py): "
+            "out of date (run .venv/bin/python workflow/envs/update_envs.py): "
             + ", ".join(str(p.relative_to(REPO)) for p in stale),
             file=sys.stderr,
         )
