@@ -30,6 +30,25 @@ TRAIN_PHASES = PRETRAIN_PHASES + ["sft"]
 SHARED_DATA = os.environ.get("ABACUS_SHARED_DATA", config["shared_data"])
 
 
+def get_settings(*names):
+    """A rule's `params.settings`: the config sections its stage entry reads (abacus_repro.rules.run_rule).
+
+    One name (dotted for a subsection, e.g. "eval.humaneval") gives that section itself; several give a mapping
+    keyed by each name's last part, e.g. get_settings("seed", "train", "sft") -> {"seed": ..., "train": ...}.
+    A rule's params name only what its job reads, so editing another stage's settings re-runs nothing here.
+    """
+
+    def section(name):
+        value = config
+        for part in name.split("."):
+            value = value[part]
+        return value
+
+    if len(names) == 1:
+        return section(names[0])
+    return {name.split(".")[-1]: section(name) for name in names}
+
+
 def get_rule_threads(rule_name):
     return scheduling.rule_threads(config["resources"], rule_name)
 
