@@ -6,7 +6,8 @@ object (abacus_repro.settings), built here from the rule's ``params.settings`` (
 job's named inputs, outputs and logs, its wildcards, threads and resources. Stage code never sees the Snakemake
 object, so a test, a benchmark or a person calls the same entry with the same two arguments.
 
-A failing entry writes its error to the rule's first log before Snakemake reports the job as failed: an
+A finished job writes its own record (rule, inputs, outputs, params, host, start and end) for the provenance
+manifest: abacus_repro.job_record. A failing entry writes its error to the rule's first log before Snakemake reports the job as failed: an
 :class:`~abacus_repro.errors.InputError` as one line naming the file and what is wrong, anything else with its
 traceback.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .errors import InputError
+from .job_record import job_record, write_job_record
 from .logging_setup import setup_logging
 
 log = logging.getLogger(__name__)
@@ -82,13 +85,18 @@ def build_settings(entry: Callable[..., Any], section: Mapping[str, Any]) -> Bas
 
 
 def run_rule(job: Any, entry: Callable[[Any, RulePaths], Any]) -> Any:
-    """Log to the rule's log, build the entry's settings from ``params.settings``, call it, log any failure."""
+    """Log to the rule's log, build the entry's settings from ``params.settings``, call it, log any failure,
+    and record the finished job."""
+    start = time.time()
     setup_logging(job.log[0] if len(job.log) else None)
+    paths = RulePaths.of_job(job)
     try:
-        return entry(build_settings(entry, job.params.settings), RulePaths.of_job(job))
+        result = entry(build_settings(entry, job.params.settings), paths)
     except InputError as err:
         log.error("%s", err)
         sys.exit(1)
     except Exception:
         log.exception("rule %s failed", job.rule)
         raise
+    write_job_record(job_record(job.rule, paths, dict(job.params.items()), start, time.time()))
+    return result

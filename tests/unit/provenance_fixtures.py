@@ -1,13 +1,14 @@
-"""A finished run as Snakemake leaves it: results, logs and `.snakemake/metadata` records (format 6)."""
+"""A finished run as the workflow leaves it: results, logs and each job's record (logs/jobs/)."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 from pathlib import Path
 
+from abacus_repro.job_record import FORMAT, write_job_record
+
 START = 1.7e9  # 2023-11-14
+TRAIN_OUTPUTS = ["results/train/base/model", "results/train/base/metrics.jsonl"]
 
 
 def sha(data: bytes) -> str:
@@ -16,36 +17,33 @@ def sha(data: bytes) -> str:
 
 def write_record(
     root: Path,
-    output: str,
+    outputs: str | list[str],
     rule: str,
     inputs: list[str],
-    params: list[str],
+    params: dict,
     start: float,
     fingerprint: str = "code-sha256:aaa",
+    wildcards: dict | None = None,
 ) -> None:
-    """A record as Snakemake writes it; input checksums for every input that exists."""
-    checksums = {i: f"sha256:{sha((root / i).read_bytes())}" for i in inputs if (root / i).is_file()}
+    """A finished job's record as run_rule writes it; input checksums for every input that exists."""
     record = {
+        "format": FORMAT,
         "rule": rule,
+        "wildcards": wildcards or {},
         "input": inputs,
+        "output": [outputs] if isinstance(outputs, str) else outputs,
         "log": [f"logs/{rule}.log"],
-        "shellcmd": None,
-        "params": sorted([*params, repr(fingerprint)]),
-        "code": '        "../scripts/x.py"\n',
-        "record_format_version": 6,
-        "conda_env": base64.b64encode(b"channels: [conda-forge]\n").decode(),
-        "container_img_url": None,
-        "software_stack_hash": "d41d8cd98f00b204e9800998ecf8427e",
-        "job_hash": 1,
+        "params": {**params, "code": fingerprint},
+        "threads": 1,
         "starttime": start,
         "endtime": start + 5,
-        "incomplete": False,
+        "host": "node-7",
         "external_jobid": None,
-        "input_checksums": checksums,
+        "python": "/usr/bin/python3",
+        "conda_prefix": None,
+        "input_checksums": {i: f"sha256:{sha((root / i).read_bytes())}" for i in inputs if (root / i).is_file()},
     }
-    meta = root / ".snakemake/metadata"
-    meta.mkdir(parents=True, exist_ok=True)
-    (meta / base64.urlsafe_b64encode(output.encode()).decode()).write_text(json.dumps(record))
+    write_job_record(record, root)
 
 
 def fake_run(root: Path) -> Path:
@@ -64,11 +62,10 @@ def fake_run(root: Path) -> Path:
     for rel, data in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(data)
-    write_record(root, "results/ingest/docs.json", "ingest_math", ["data/in.txt"], ["7", "{'n': 3}"], START)
-    write_record(root, "results/stats.json", "code_funnel", ["results/ingest/docs.json"], [], START + 10)
-    for out in ["results/train/base/model", "results/train/base/metrics.jsonl"]:
-        write_record(root, out, "train", ["results/ingest/docs.json"], ["7"], START + 20)
+    write_record(root, "results/ingest/docs.json", "ingest_math", ["data/in.txt"], {"seed": 7, "n": 3}, START)
+    write_record(root, "results/stats.json", "code_funnel", ["results/ingest/docs.json"], {}, START + 10)
+    write_record(root, TRAIN_OUTPUTS, "train", ["results/ingest/docs.json"], {"seed": 7}, START + 20)
     write_record(
-        root, "results/eval/sft/humaneval/result.json", "eval_code", ["results/train/base/model"], [], START + 30
+        root, "results/eval/sft/humaneval/result.json", "eval_code", ["results/train/base/model"], {}, START + 30
     )
     return root

@@ -48,11 +48,11 @@ def test_manifest_describes_each_output(tmp_path):
     assert docs["rule"] == "ingest_math" and docs["declared"] and docs["deterministic"]
     assert docs["sha256"] == sha(b'{"docs": 3}') and docs["size"] == len(b'{"docs": 3}')
     assert docs["inputs"] == {"data/in.txt": sha(b"input")}
-    assert docs["params"] == sorted(["7", "{'n': 3}", "'code-sha256:aaa'"])
+    assert docs["params"] == {"seed": 7, "n": 3, "code": "code-sha256:aaa"}
     assert docs["code_fingerprint"] == "code-sha256:aaa"
     assert docs["start"].startswith("2023-11-14") and docs["end"] > docs["start"] and docs["runtime_s"] == 5.0
-    assert docs["host"] and docs["host_source"] == "host that ran snakemake"
-    assert docs["log"] == {"logs/ingest_math.log": None} and docs["conda_env_sha256"]  # no log file written
+    assert docs["host"] == "node-7" and docs["attributed_by"] == "job record"  # the job's own account
+    assert docs["log"] == {"logs/ingest_math.log": None} and docs["python"]  # no log file written
     stats = by_path["results/stats.json"]
     assert stats["inputs"] == {"results/ingest/docs.json": docs["sha256"]}  # an input's hash is its output's
     model = by_path["results/train/base/model"]

@@ -30,7 +30,7 @@ from abacus_repro.provenance.audit import (
 )
 
 from ..conftest import REPO_ROOT
-from .provenance_fixtures import START, fake_run, write_record
+from .provenance_fixtures import START, TRAIN_OUTPUTS, fake_run, write_record
 
 # The rule's code as it is now: the audit finds no code change unless a test edits the manifest's record of it.
 CODE = code_fingerprint(REPO_ROOT / "workflow/scripts/ingest_math.py", REPO_ROOT / "src", REPO_ROOT) | {
@@ -96,11 +96,11 @@ def test_missing_output_fails(run):
 
 def test_rerun_with_changed_params_is_explained(run):
     (run / "results/ingest/docs.json").write_text('{"docs": 4}')
-    write_record(run, "results/ingest/docs.json", "ingest_math", ["data/in.txt"], ["7", "{'n': 4}"], START + 100)
+    write_record(run, "results/ingest/docs.json", "ingest_math", ["data/in.txt"], {"seed": 7, "n": 4}, START + 100)
     result, by_path = _audit(run)
     finding = by_path["results/ingest/docs.json"]
     assert finding.status == RERUN and not finding.failure
-    assert any(r.startswith("changed params: was {'n': 3}; now {'n': 4}") for r in finding.reasons), finding.reasons
+    assert any(r.startswith("changed params: n: was 3, now 4") for r in finding.reasons), finding.reasons
     assert not any("changed code" in r for r in finding.reasons)
     assert by_path["results/stats.json"].status == STALE  # its input changed since
     assert result.exit_code() == 0 and result.exit_code(strict=True) == 1
@@ -114,7 +114,7 @@ def test_rerun_with_changed_code_and_inputs_is_explained(run):
         "results/ingest/docs.json",
         "ingest_math",
         ["data/in.txt"],
-        ["7", "{'n': 3}"],
+        {"seed": 7, "n": 3},
         START + 100,
         fingerprint="code-sha256:bbb",
     )
@@ -133,7 +133,7 @@ def test_rerun_with_changed_code_and_inputs_is_explained(run):
 
 def test_rerun_of_nondeterministic_output_is_expected(run):
     (run / "results/train/base/metrics.jsonl").write_text('{"seconds": 1.7}\n')
-    write_record(run, "results/train/base/metrics.jsonl", "train", ["results/ingest/docs.json"], ["7"], START + 100)
+    write_record(run, TRAIN_OUTPUTS, "train", ["results/ingest/docs.json"], {"seed": 7}, START + 100)
     result, by_path = _audit(run)
     finding = by_path["results/train/base/metrics.jsonl"]
     assert finding.status == NONDETERMINISTIC and "wall-clock" in finding.reasons[0]
@@ -142,7 +142,7 @@ def test_rerun_of_nondeterministic_output_is_expected(run):
 
 def test_rerun_of_deterministic_output_that_differs_fails(run):
     (run / "results/stats.json").write_text('{"read": 9}')
-    write_record(run, "results/stats.json", "code_funnel", ["results/ingest/docs.json"], [], START + 100)
+    write_record(run, "results/stats.json", "code_funnel", ["results/ingest/docs.json"], {}, START + 100)
     result, by_path = _audit(run)
     finding = by_path["results/stats.json"]
     assert finding.status == IRREPRODUCIBLE and "marked deterministic" in finding.reasons[0]
@@ -201,7 +201,7 @@ def test_two_runs_compared_by_hash(run):
     by_path["results/train/base/metrics.jsonl"]["sha256"] = "1" * 64  # timings differ: expected
     by_path["results/stats.json"]["sha256"] = "2" * 64  # same everything, other bytes: irreproducible
     by_path["results/ingest/docs.json"]["sha256"] = "3" * 64
-    by_path["results/ingest/docs.json"]["params"] = ["8"]  # another seed: explained
+    by_path["results/ingest/docs.json"]["params"] = {"seed": 8}  # another seed: explained
     result = compare_manifests(ours, theirs)
     status = {f.path: f.status for f in result.findings}
     assert status["results/train/base/metrics.jsonl"] == NONDETERMINISTIC

@@ -85,8 +85,8 @@ def test_real_rule_scripts_reach_their_stage_modules():
 
 
 def test_fingerprint_is_found_among_recorded_params():
-    assert fingerprint_digest_of(["7", "'code-sha256:abc'", "{'a': 1}"]) == "code-sha256:abc"
-    assert fingerprint_digest_of(["7"]) is None and fingerprint_digest_of(None) is None
+    assert fingerprint_digest_of({"seed": 7, "code": "code-sha256:abc", "settings": {"a": 1}}) == "code-sha256:abc"
+    assert fingerprint_digest_of({"seed": 7}) is None and fingerprint_digest_of(None) is None
 
 
 def _git(root, *args):

@@ -380,14 +380,23 @@ def get_phase_documents(wildcards):
     return f"results/mixture/{wildcards.phase}.parquet"
 
 
-def get_code_fingerprints(rules):
-    """Each script rule's code fingerprint (its script plus every package module it imports, by content).
+def get_code_fingerprint(rule_name):
+    """The code fingerprint of a rule: its script workflow/scripts/<rule>.py plus every package module it imports.
 
-    Snakemake notices an edited script only by its mtime and never notices an edited library module; passing
-    the fingerprint as a parameter makes the params trigger re-run a rule exactly when its code changed
-    (see workflow/rules/report.smk and README "Partial re-runs"). The package is read from this checkout.
+    Every rule declares it as its `code` parameter. Snakemake notices an edited script only by its mtime and never
+    notices an edited library module; with the fingerprint among the params, the params trigger re-runs a rule
+    exactly when its code changed (README "Partial re-runs"). The package is read from this checkout.
     """
     from abacus_repro.provenance.code import code_fingerprint  # this checkout's src/ is on sys.path (above)
+
+    repo_dir = Path(workflow.basedir).parent
+    script = Path(workflow.basedir) / "scripts" / f"{rule_name}.py"
+    return code_fingerprint(script, repo_dir / "src", repo_dir)["digest"]
+
+
+def get_code_fingerprints(rules):
+    """Each script rule's full code fingerprint (files and digest), for the provenance manifest."""
+    from abacus_repro.provenance.code import code_fingerprint
 
     repo_dir = Path(workflow.basedir).parent
     found = {}

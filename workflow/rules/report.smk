@@ -28,20 +28,22 @@ rule provenance:
     resources:
         **get_rule_resources("provenance"),
     params:
-        config=config,
-        rules=RULE_INFO,
-        snakefile=workflow.main_snakefile,
+        settings={
+            "config": config,
+            "rules": RULE_INFO,
+            "snakefile": workflow.main_snakefile,
+            "repo_dir": str(Path(workflow.basedir).parent),
+        },
     script:
         "../scripts/provenance.py"
 
 
-# Included last, after every rule that produces data: each script rule gets its code fingerprint as a
-# parameter, so editing its script or a package module the script imports re-runs that rule (the params
-# trigger), while touching a file without changing it does not, with `--rerun-triggers mtime params input
-# software-env` (Snakemake's own `code` trigger re-runs a script rule whenever the script's mtime is newer).
+# Included last, after every rule exists: each script rule's code fingerprint (its files, for the manifest; the
+# rule's own `code` parameter, get_code_fingerprint in common.smk, is what re-runs it when its code changes) and
+# its named parameters. Only read here: no rule is changed after parsing.
 for _rule in list(workflow.rules):
     _code = get_code_fingerprints([_rule]).get(_rule.name)
     if _code is not None:
-        _params = {k: v for k, v in get_static_params(_rule).items() if v is not RULE_INFO}  # not itself
+        # The provenance rule's own params hold RULE_INFO and the whole config: not repeated inside it.
+        _params = get_static_params(_rule) if _rule.name != "provenance" else {}
         RULE_INFO[_rule.name] = {"code": _code, "params": _params}
-        _rule.set_params(code_fingerprint=_code["digest"])

@@ -1,7 +1,7 @@
 """Check a run against its provenance manifest: what drifted, and why.
 
-For each output in the manifest the audit recomputes its sha256 and, when the bytes differ, asks Snakemake's
-record of the job (``.snakemake/metadata``) whether the workflow re-ran it since the manifest was written:
+For each output in the manifest the audit recomputes its sha256 and, when the bytes differ, asks the job's own
+record (``logs/jobs/``, abacus_repro/job_record.py) whether the workflow re-ran it since the manifest was written:
 
 - not re-run, or no record: the file changed outside the workflow -> **modified** (a failure: tampering,
   corruption, a hand edit);
@@ -32,7 +32,6 @@ from .code import changed_files, code_fingerprint, code_version, fingerprint_dig
 from .hashing import output_digest
 from .manifest import HashCache, collect_outputs, installed_distributions
 from .rules import is_data_rule, nondeterminism_reason
-from .snakemake_meta import read_record
 
 OK, STALE, RERUN, NONDETERMINISTIC = "ok", "stale", "rerun", "nondeterministic"
 MODIFIED, MISSING, IRREPRODUCIBLE, UNRECORDED = "modified", "missing", "irreproducible", "unrecorded"
@@ -122,13 +121,20 @@ class CodeState:
         return changed_files(then.get("files", {}), now.get("files", {}))
 
 
-def _params_diff(old: list[str] | None, new: list[str] | None) -> list[str]:
-    old_set, new_set = set(old or []), set(new or [])
-    # The code fingerprint travels as a parameter; it is reported as code, not as a parameter change.
-    drop = {p for p in old_set | new_set if fingerprint_digest_of([p])}
-    removed, added = sorted(old_set - new_set - drop), sorted(new_set - old_set - drop)
-    shorten = lambda text: text if len(text) <= 120 else text[:117] + "..."
-    return [f"was {shorten(r)}" for r in removed] + [f"now {shorten(a)}" for a in added]
+def _params_diff(old: dict[str, Any] | list | None, new: dict[str, Any] | list | None) -> list[str]:
+    """Each parameter whose value differs, by name; the code fingerprint is reported as code, not here."""
+    # Manifests written before job records kept params as an unnamed list: compare those by position.
+    old, new = ({str(i): v for i, v in enumerate(x)} if isinstance(x, list) else x or {} for x in (old, new))
+
+    def shorten(value: Any) -> str:
+        text = json.dumps(value, sort_keys=True, default=str)
+        return text if len(text) <= 120 else text[:117] + "..."
+
+    return [
+        f"{name}: was {shorten(old.get(name))}, now {shorten(new.get(name))}"
+        for name in sorted(set(old) | set(new))
+        if old.get(name) != new.get(name) and not fingerprint_digest_of({name: old.get(name) or new.get(name)})
+    ]
 
 
 def _files_diff(then: dict[str, str], now: dict[str, str]) -> list[str]:
@@ -202,7 +208,7 @@ def audit_output(entry: dict[str, Any], hashes: HashCache, code: CodeState, pack
     reasons = []
     if entry.get("kind") == "directory":
         reasons.append("files differ: " + _listed(_files_diff(entry.get("files", {}), files)))
-    record = read_record(path, workdir) if entry.get("declared", True) else None
+    record = hashes.records.of(path) if entry.get("declared", True) else None
     then_end = _epoch(entry.get("end"))
     if record is None or _same_time(record.get("endtime"), then_end):
         when = datetime.fromtimestamp(full.stat().st_mtime, tz=UTC).isoformat()
@@ -288,10 +294,10 @@ def audit_run(
     hashes = HashCache(workdir)
     findings = [audit_output(entry, hashes, code, packages) for entry in manifest["outputs"]]
     listed = {entry["path"] for entry in manifest["outputs"]}
-    declared, undeclared = collect_outputs(workdir, Path(manifest.get("results_directory", "results")))
+    declared, undeclared = collect_outputs(workdir, Path(manifest.get("results_directory", "results")), hashes.records)
     for path in declared + undeclared:
         if path not in listed:
-            record = read_record(path, workdir) or {}
+            record = hashes.records.of(path) or {}
             findings.append(
                 Finding(
                     path, record.get("rule"), UNRECORDED, ["not in the manifest: made after it was written, or by hand"]

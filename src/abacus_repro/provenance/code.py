@@ -150,12 +150,11 @@ def code_fingerprint(script: Path | str, source_root: Path | str, repo_root: Pat
     }
 
 
-def fingerprint_digest_of(params: list[str] | None) -> str | None:
-    """The code fingerprint among Snakemake's recorded params (their ``repr`` strings), if any."""
-    for value in params or []:
-        text = value.strip("'\"")
-        if text.startswith(FINGERPRINT_PREFIX):
-            return text
+def fingerprint_digest_of(params: dict[str, Any] | None) -> str | None:
+    """The code fingerprint among a job's recorded params (the rule's ``code`` parameter), if any."""
+    for value in (params or {}).values():
+        if isinstance(value, str) and value.startswith(FINGERPRINT_PREFIX):
+            return value
     return None
 
 

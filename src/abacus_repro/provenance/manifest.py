@@ -1,8 +1,9 @@
 """The provenance manifest: for every output of a run, what produced it, from what, with which code and software.
 
 Sources, joined per output:
-- Snakemake's record (``.snakemake/metadata``): rule, inputs, parameter values, start and end, log, cluster job id,
-  conda environment, and the sha256 of small inputs as they were when the job finished.
+- The job's own record (``logs/jobs/``, written by every rule script through ``abacus_repro.rules.run_rule``;
+  see abacus_repro/job_record.py): rule, wildcards, inputs, parameters, start and end, logs, host and cluster job id, the
+  conda environment it ran in, and the sha256 of small inputs as they were when the job finished.
 - The files themselves: sha256 of each output (each file of a directory output) and of each input now.
 - The workflow (when the manifest is written by the ``provenance`` rule): each rule's script, its code
   fingerprint and named parameters.
@@ -16,7 +17,6 @@ import os
 import platform
 import re
 import socket
-import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
@@ -26,10 +26,10 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..job_record import JobRecords, recorded_input_sha256
 from .code import code_fingerprint, code_version, fingerprint_digest_of
 from .hashing import digest_of_hashes, output_digest, sha256_file
 from .rules import kind_of
-from .snakemake_meta import conda_env_text, read_record, recorded_input_sha256, recorded_outputs
 
 FORMAT = "abacus-repro-provenance/1"
 # Written by `snakemake --report` from the manifest, after it: not a rule's output.
@@ -126,6 +126,8 @@ class HashCache:
     def __init__(self, workdir: Path):
         self.workdir = workdir
         self._cache: dict[str, tuple[str, dict[str, str]] | None] = {}
+        # The run's job records, read once (the audit looks up each drifted output's job).
+        self.records = JobRecords(workdir)
 
     def tree(self, path: str) -> tuple[str, dict[str, str]] | None:
         """(digest, {file: sha256}) with files named relative to the run directory; None when absent."""
@@ -143,35 +145,12 @@ class HashCache:
         return found[0] if found else None
 
 
-def slurm_nodes(job_ids: Iterable[str]) -> dict[str, str]:
-    """Node each SLURM job ran on, from accounting; empty when ``sacct`` is missing or accounting is off."""
-    ids = sorted({str(j) for j in job_ids if j})
-    if not ids:
-        return {}
-    try:
-        out = subprocess.run(
-            ["sacct", "-n", "-P", "-X", "-o", "JobID,NodeList", "-j", ",".join(ids)],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
-    nodes = {}
-    for line in out.stdout.splitlines():
-        job, _, node = line.partition("|")
-        if job and node and node != "None assigned":
-            nodes[job.strip()] = node.strip()
-    return nodes
-
-
 def _is_within(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
-def collect_outputs(workdir: Path, results_dir: Path) -> tuple[list[str], list[str]]:
-    """(declared, undeclared): outputs Snakemake recorded that exist, and other files under ``results_dir``.
+def collect_outputs(workdir: Path, results_dir: Path, records: JobRecords) -> tuple[list[str], list[str]]:
+    """(declared, undeclared): outputs a job recorded that exist, and other files under ``results_dir``.
 
     Provenance's own files and `snakemake --report`'s page are left out. A file inside a recorded directory
     output (a model's weights) belongs to that output, not to the undeclared list.
@@ -180,7 +159,7 @@ def collect_outputs(workdir: Path, results_dir: Path) -> tuple[list[str], list[s
     def excluded(path: str) -> bool:
         return path in NOT_RUN_OUTPUTS or _is_within(path, PROVENANCE_DIR)
 
-    declared = [p for p in recorded_outputs(workdir) if (workdir / p).exists() and not excluded(p)]
+    declared = [p for p in records.outputs() if (workdir / p).exists() and not excluded(p)]
     directories = [p for p in declared if (workdir / p).is_dir()]
     declared_set = set(declared)
     undeclared: list[str] = []
@@ -196,7 +175,7 @@ def collect_outputs(workdir: Path, results_dir: Path) -> tuple[list[str], list[s
                 or any(_is_within(rel, d) for d in directories)
             ):
                 continue
-            # Without Snakemake's record, a Hugging Face model directory is still one output, not its files.
+            # Without a job's record, a Hugging Face model directory is still one output, not its files.
             model = next(
                 (p for p in full.parents if _is_within(p.as_posix(), root.as_posix()) and is_model_dir(p)), None
             )
@@ -232,20 +211,18 @@ def describe_output(
     path: str,
     workdir: Path,
     hashes: HashCache,
+    records: JobRecords,
     *,
     declared: bool,
     rule_hint: str | None = None,
-    local_host: str,
-    nodes: dict[str, str],
 ) -> dict[str, Any]:
     full = workdir / path
     digest, files = hashes.tree(path)
-    record = read_record(path, workdir) if declared else None
-    record = record or {}
+    record = (records.of(path) if declared else None) or {}
     rule = record.get("rule") or rule_hint
     reason = kind_of(rule).why_nondeterministic(path)
     inputs = {inp: hashes.digest(inp) for inp in sorted(record.get("input") or [])}
-    # Snakemake saw small inputs' hashes at job end; a different hash now means the output is stale.
+    # The job hashed its small inputs when it ended; a different hash now means the output is stale.
     changed_since = sorted(
         inp
         for inp, now in inputs.items()
@@ -253,13 +230,12 @@ def describe_output(
     )
     params = record.get("params")
     job_id = record.get("external_jobid")
-    env_text = conda_env_text(record)
     start, end = record.get("starttime"), record.get("endtime")
     return {
         "path": path,
         "kind": "directory" if full.is_dir() else "file",
         "declared": declared,
-        "attributed_by": "snakemake record" if record else ("location" if rule else None),
+        "attributed_by": "job record" if record else ("location" if rule else None),
         "rule": rule,
         "sha256": digest,
         "size": sum((workdir / f).stat().st_size for f in files),
@@ -267,28 +243,22 @@ def describe_output(
         "deterministic": reason is None,
         "nondeterministic_reason": reason,
         "params": params,
-        "params_sha256": digest_of_hashes({str(i): p for i, p in enumerate(params)}) if params is not None else None,
+        "params_sha256": digest_of_hashes({"params": json.dumps(params, sort_keys=True)})
+        if params is not None
+        else None,
         "code_fingerprint": fingerprint_digest_of(params),
         "inputs": inputs,
         "inputs_changed_since_run": changed_since,
         "start": iso(start),
         "end": iso(end),
         "runtime_s": round(end - start, 3) if start is not None and end is not None else None,
-        "host": nodes.get(str(job_id)) if job_id else (local_host if record else None),
-        "host_source": (
-            "slurm accounting"
-            if job_id and str(job_id) in nodes
-            else f"cluster job {job_id} (no accounting record)"
-            if job_id
-            else "host that ran snakemake"
-            if record
-            else None
-        ),
+        "host": record.get("host"),
         "external_jobid": job_id,
         # Logs are the job's own account of itself (timestamps included): hashed so they cannot be swapped.
         "log": {log: hashes.digest(log) for log in record.get("log") or []},
-        "conda_env_sha256": digest_of_hashes({"env": env_text}) if env_text else None,
-        "software_stack_hash": record.get("software_stack_hash"),
+        # Snakemake names a conda environment's directory by the hash of its file: the prefix names the software.
+        "conda_prefix": record.get("conda_prefix"),
+        "python": record.get("python"),
     }
 
 
@@ -346,22 +316,19 @@ def build_manifest(
     repo_dir = (repo_dir or Path(__file__).resolve().parents[3]).resolve()
     if rules is None:
         rules = discover_rules(repo_dir)
-    local_host = socket.gethostname()
-    declared, undeclared = collect_outputs(workdir, results_dir)
-    records = {p: read_record(p, workdir) or {} for p in declared}
-    nodes = slurm_nodes(r.get("external_jobid") for r in records.values())
     hashes = HashCache(workdir)
-    outputs = [describe_output(p, workdir, hashes, declared=True, local_host=local_host, nodes=nodes) for p in declared]
+    records = hashes.records
+    declared, undeclared = collect_outputs(workdir, results_dir, records)
+    outputs = [describe_output(p, workdir, hashes, records, declared=True) for p in declared]
     owners = {o["path"]: o["rule"] for o in outputs}
     outputs += [
         describe_output(
             p,
             workdir,
             hashes,
+            records,
             declared=False,
             rule_hint=attribute_by_location(p, owners),
-            local_host=local_host,
-            nodes=nodes,
         )
         for p in undeclared
     ]
