@@ -58,8 +58,15 @@ def resolve_config(
 
 def load_config(path: str | Path | None = None, schema: str | Path = SCHEMA_PATH) -> dict[str, Any]:
     """The config `snakemake --configfile path` runs with (the built-in config/config.yaml when ``path`` is None)."""
+    from .settings import check_config
+
     path = Path(path) if path is not None else DEFAULT_CONFIGFILE
-    return resolve_config(read_config_file(path), schema, source=path)
+    resolved = resolve_config(read_config_file(path), schema, source=path)
+    try:
+        check_config(resolved)
+    except ValueError as err:
+        raise InputError(path, str(err)) from None
+    return resolved
 
 
 def _section_schema(schema: Mapping[str, Any], name: str) -> dict[str, Any]:

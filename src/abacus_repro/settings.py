@@ -10,11 +10,25 @@ What each key means and why it has its value: config/README.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
+# A positive number kept as the config wrote it (12 stays 12, 12.0 stays 12.0): used where the value is written
+# out again (the model's config.json, the training fingerprint), whose bytes must not depend on the typing.
+PositiveNumber = PositiveInt | PositiveFloat
+# Shares that must sum to 1 may miss it by float rounding, no more.
+SHARE_TOLERANCE = 1e-6
+
+
+def _check_shares_sum_to_one(shares: BaseModel) -> None:
+    values = shares.model_dump()
+    total = sum(values.values())
+    if abs(total - 1.0) > SHARE_TOLERANCE:
+        spelled = " + ".join(f"{name} {value:g}" for name, value in values.items())
+        raise ValueError(f"must sum to 1: {spelled} = {total:g}")
 
 
 class Settings(BaseModel):
@@ -138,18 +152,23 @@ class ModelSettings(Settings):
     num_key_value_heads: PositiveInt
     intermediate_size: PositiveInt
     max_position_embeddings: PositiveInt
-    rope_theta: PositiveFloat
-    rms_norm_eps: PositiveFloat
-    scale_emb: PositiveFloat
-    scale_depth: PositiveFloat
+    rope_theta: PositiveNumber
+    rms_norm_eps: PositiveNumber
+    scale_emb: PositiveNumber
+    scale_depth: PositiveNumber
     dim_model_base: PositiveInt
-    init_std: PositiveFloat
+    init_std: PositiveNumber
 
 
 class SharesSettings(Settings):
     code: Fraction
     math: Fraction
     text: Fraction
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> SharesSettings:
+        _check_shares_sum_to_one(self)
+        return self
 
 
 class PhaseTokensSettings(Settings):
@@ -161,6 +180,11 @@ class PhaseTokensSettings(Settings):
 class SftSharesSettings(Settings):
     code: Fraction
     nl: Fraction
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> SftSharesSettings:
+        _check_shares_sum_to_one(self)
+        return self
 
 
 class DecontaminationSettings(Settings):
@@ -227,7 +251,7 @@ class RewriterSettings(Settings):
     base_url: str | None = None
     model: str | None = None
     concurrency: PositiveInt = 8
-    timeout_s: PositiveFloat = 300
+    timeout_s: PositiveNumber = 300
     max_retries: int = Field(default=3, ge=0)
     backoff_s: PositiveFloat = 1.0
     max_tokens: PositiveInt = 1024
@@ -236,7 +260,7 @@ class RewriterSettings(Settings):
 
 
 class SandboxSettings(Settings):
-    timeout_s: PositiveFloat = 5
+    timeout_s: PositiveNumber = 5
     memory_mb: PositiveInt = 512
 
 
@@ -441,3 +465,52 @@ class RunSettings(Settings):
     eval: EvalSettings = Field(default_factory=EvalSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
     resources: ResourcesSettings = Field(default_factory=ResourcesSettings)
+
+    @model_validator(mode="after")
+    def _sections_fit_together(self) -> RunSettings:
+        """Constraints across sections, checked before any job runs (each names the keys involved)."""
+        if self.code.source in ("repos_dir", "stack_dump") and not self.code.path:
+            raise ValueError(f"code.source {self.code.source} needs code.path")
+        rows_per_step = self.train.micro_batch_size * self.train.grad_accum
+        step_tokens = self.pack.seq_len * rows_per_step
+        phases = {"cosine": self.mixture.tokens.cosine, "anneal": self.mixture.tokens.anneal}
+        if not self.model.pretrained:
+            phases = {"base": self.mixture.tokens.base, **phases}
+        for phase, tokens in phases.items():
+            if tokens < step_tokens:
+                raise ValueError(
+                    f"mixture.tokens.{phase} ({tokens}) is less than one optimizer step of pack.seq_len "
+                    f"{self.pack.seq_len} x train.micro_batch_size {self.train.micro_batch_size} x "
+                    f"train.grad_accum {self.train.grad_accum} = {step_tokens} tokens: the phase would not train"
+                )
+        schedule = self.train.schedule
+        if not schedule.lr_final <= schedule.lr_min <= schedule.lr_peak:
+            raise ValueError(
+                "train.schedule needs lr_final <= lr_min <= lr_peak, got "
+                f"{schedule.lr_final:g}, {schedule.lr_min:g}, {schedule.lr_peak:g}"
+            )
+        if self.export.modelfile_from not in self.export.types:
+            raise ValueError(f"export.modelfile_from {self.export.modelfile_from} is not among export.types")
+        names = [model.name for model in self.eval.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"eval.models names must be unique, got {names}")
+        for consumer, key in ((self.text.judge, "text.judge"), (self.sft.rewriter, "sft.rewriter")):
+            if consumer.backend == "openai" and not consumer.base_url and self.llm_server.engine == "none":
+                raise ValueError(
+                    f"{key}.backend openai with no {key}.base_url needs a server: set {key}.base_url or "
+                    "llm_server.engine (llama_cpp or vllm) and llm_server.model"
+                )
+        return self
+
+
+def check_config(config: Mapping[str, Any]) -> RunSettings:
+    """The run's settings from a validated config, or ValueError with one line per problem, naming each key."""
+    try:
+        return RunSettings.model_validate(dict(config))
+    except ValidationError as err:
+        lines = []
+        for problem in err.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            message = problem["msg"].removeprefix("Value error, ")
+            lines.append(f"{where}: {message}" if where else message)
+        raise ValueError("invalid configuration:\n  " + "\n  ".join(lines)) from None
