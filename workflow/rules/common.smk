@@ -19,6 +19,14 @@ prepend_search_path("PYTHONPATH", PACKAGE_SRC)
 if PACKAGE_SRC not in sys.path:
     sys.path.insert(0, PACKAGE_SRC)
 from abacus_repro import scheduling
+from abacus_repro.settings import check_config
+
+# Constraints across keys (shares summing to 1, a phase long enough for one step, a source's path, ...) are
+# checked here, after the schema and before the DAG is built, so a config that cannot work costs no job.
+try:
+    check_config(config)
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
 
 SHARDS = list(range(config["shards"]["code"]))
 # The tiny default builds and briefly pretrains its own base model; the paper-scale run starts from the
