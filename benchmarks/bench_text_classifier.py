@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from abacus_repro.ingest.stackexchange import ingest_stackexchange
+from abacus_repro.settings import ClassifierSettings, JudgeSettings, StackExchangeSettings
 from abacus_repro.text.classifier import apply_classifier, load_encoder, train_classifier
 from abacus_repro.text.judge import client_from_settings, judge_documents
 
@@ -42,19 +43,22 @@ def main() -> None:
         raise SystemExit(f"no *.Posts.xml under {args.shared_data / 'stackexchange'} (set --shared-data)")
 
     start = time.perf_counter()
-    threads, _, ingest = ingest_stackexchange(dumps)
+    threads, _, ingest = ingest_stackexchange(StackExchangeSettings(dumps=[str(path) for path in dumps]))
     ingest_s = time.perf_counter() - start
-    labels, _ = judge_documents(threads, client_from_settings({"backend": "metadata"}), len(threads), seed=0)
-    encoder = load_encoder(MODEL, args.threads)
-    classifier, metrics = train_classifier(labels, MODEL, seed=0, encoder=encoder)
+    judge = JudgeSettings(backend="metadata", sample_size=len(threads))
+    labels, _ = judge_documents(threads, client_from_settings(judge), judge, seed=0)
+    settings = ClassifierSettings(embedding_model=MODEL)
+    encoder = load_encoder(MODEL, args.threads, settings.device)
+    classifier, metrics = train_classifier(labels, settings, good_score=judge.good_score, seed=0, encoder=encoder)
 
-    apply_classifier(threads[:32], classifier, encoder=encoder)  # warm-up: first calls allocate
+    apply_classifier(threads[:32], classifier, settings, encoder=encoder)  # warm-up: first calls allocate
     threads = threads[: args.limit] if args.limit else threads
     start = time.perf_counter()
-    batched = apply_classifier(threads, classifier, batch_size=args.batch_size, encoder=encoder)
+    batched_settings = settings.model_copy(update={"batch_size": args.batch_size})
+    batched = apply_classifier(threads, classifier, batched_settings, encoder=encoder)
     batched_s = time.perf_counter() - start
     start = time.perf_counter()
-    single = apply_classifier(threads, classifier, batch_size=1, encoder=encoder)
+    single = apply_classifier(threads, classifier, settings.model_copy(update={"batch_size": 1}), encoder=encoder)
     single_s = time.perf_counter() - start
 
     p_batched, p_single = probabilities(*batched[:2]), probabilities(*single[:2])

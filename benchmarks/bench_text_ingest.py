@@ -26,6 +26,7 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from abacus_repro.ingest.stackexchange import ingest_stackexchange_to_files, iter_rows
+from abacus_repro.settings import StackExchangeSettings
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = [
@@ -177,7 +178,8 @@ def run_step(step: str, path: str) -> dict:
         rows = sum(1 for _ in iter_rows(path))
     elif step == "ingest":
         with tempfile.TemporaryDirectory() as out:
-            stats = ingest_stackexchange_to_files([path], Path(out) / "qa.parquet", Path(out) / "dropped.parquet")
+            settings = StackExchangeSettings(dumps=[str(path)])
+            stats = ingest_stackexchange_to_files(settings, Path(out) / "qa.parquet", Path(out) / "dropped.parquet")
         rows = next(iter(stats["sites"].values()))["rows"]["read"]
     else:
         raise SystemExit(f"unknown step {step}")

@@ -52,8 +52,21 @@ def resolve_config(
     try:
         validate(resolved, str(Path(schema).resolve()), set_default=True)
     except WorkflowError as err:
-        raise InputError(source, f"invalid configuration: {err}") from err
+        raise InputError(source, "invalid configuration:\n  " + "\n  ".join(schema_problems(config, schema))) from err
     return resolved
+
+
+def schema_problems(config: Mapping[str, Any], schema: str | Path = SCHEMA_PATH) -> list[str]:
+    """One line per way ``config`` breaks the schema, each naming the dotted key (Snakemake's own error prints
+    the whole schema of the section instead)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(yaml.safe_load(Path(schema).read_text(encoding="utf-8")))
+    lines = []
+    for error in sorted(validator.iter_errors(dict(config)), key=lambda e: list(map(str, e.absolute_path))):
+        where = ".".join(str(part) for part in error.absolute_path)
+        lines.append(f"{where}: {error.message}" if where else error.message)
+    return lines or ["the schema refuses it (no detail)"]
 
 
 def load_config(path: str | Path | None = None, schema: str | Path = SCHEMA_PATH) -> dict[str, Any]:

@@ -41,6 +41,12 @@ def content_id(*parts: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def sha256_file(path: str | Path) -> str:
+    """The sha256 of a file's bytes, as hex (read in chunks by the standard library, so any size is fine)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def make_doc(text: str, source: str, meta: Mapping[str, Any] | None = None, id: str | None = None) -> dict:
     """One document record; ``meta`` is serialised with sorted keys so outputs are byte-identical."""
     return {
@@ -85,6 +91,11 @@ def read_docs(path: str | Path, columns: list[str] | None = None) -> list[dict]:
     if columns is None and missing:
         raise InputError(path, f"document shard lacks columns {sorted(missing)}")
     return table.to_pylist()
+
+
+def path_list(value: str | Path | Iterable[str | Path]) -> list[str]:
+    """A rule's named input or output as a list of paths (a name that holds one file arrives as a plain string)."""
+    return [str(value)] if isinstance(value, str | bytes | os.PathLike) else [str(v) for v in value]
 
 
 def read_many(paths: Iterable[str | Path]) -> list[dict]:

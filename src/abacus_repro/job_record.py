@@ -9,7 +9,6 @@ like its outputs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -18,6 +17,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from .io import sha256_file
 
 FORMAT = "abacus-repro-job/1"
 RECORDS_DIR = Path("logs") / "jobs"
@@ -43,8 +44,7 @@ def input_checksums(inputs: Iterable[str], limit: int = CHECKSUM_MAX_BYTES) -> d
     for path in inputs:
         file = Path(path)
         if file.is_file() and file.stat().st_size <= limit:
-            with file.open("rb") as handle:
-                checksums[path] = "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
+            checksums[path] = "sha256:" + sha256_file(file)
     return checksums
 
 

@@ -7,21 +7,26 @@ config with only sizes, paths and endpoints changed and still read every input t
   ``.jsonl.zst`` layout (``text``, ``meta``), built from the seeded, verified word problems of ingest/math.py.
 
 Every writer is deterministic: the same arguments give byte-identical files. The checkpoint in MiniCPM-2B's
-published layout is made by abacus_repro.model (rule rehearsal_checkpoint).
+published layout is made by abacus_repro.model.published_layout (rule rehearsal_checkpoint).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import logging
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import PositiveInt
 
 from .ingest.code import collect_code
 from .ingest.math import generate_problems
+from .rules import RulePaths
+from .settings import CodeSettings, Settings
+
+log = logging.getLogger(__name__)
 
 # The Stack v2 (bigcode/the-stack-v2-dedup) per-file columns that matter downstream, in its own names.
 STACK_COLUMNS = ("blob_id", "repo_name", "path", "language", "detected_licenses", "license_type", "content")
@@ -29,9 +34,9 @@ STACK_COLUMNS = ("blob_id", "repo_name", "path", "language", "detected_licenses"
 STAND_IN_DATE = "2023-09-06T00:00:00"
 
 
-def write_stack_layout_dump(out_path: str | Path, code_settings: Mapping[str, Any], seed: int) -> dict[str, int]:
+def write_stack_layout_dump(out_path: str | Path, code_settings: CodeSettings, seed: int) -> dict[str, int]:
     """The sampled Python installation (code.max_repos etc.) as one Parquet file in The Stack v2's layout."""
-    settings = {**code_settings, "source": "python_installation"}
+    settings = code_settings.model_copy(update={"source": "python_installation"})
     files, _docs, _stats = collect_code(settings, seed)
     rows = {name: [] for name in STACK_COLUMNS}
     for source_file in files:
@@ -93,3 +98,41 @@ def write_algebraic_stack_layout(out_path: str | Path, n_documents: int, seed: i
     payload = ("\n".join(lines) + "\n").encode("utf-8")
     out_path.write_bytes(zstandard.ZstdCompressor(level=10).compress(payload))
     return len(lines)
+
+
+class RehearsalCodeDumpJob(Settings):
+    """What rule rehearsal_code_dump reads: the seed and the ``code:`` section (its sampling sizes)."""
+
+    seed: int
+    code: CodeSettings
+
+
+def run_rehearsal_code_dump(settings: RehearsalCodeDumpJob, paths: RulePaths) -> dict[str, int]:
+    """Rule rehearsal_code_dump: this machine's Python installation as a code dump in The Stack v2's layout."""
+    counts = write_stack_layout_dump(Path(paths.output["dump"]) / "train-00000.parquet", settings.code, settings.seed)
+    log.info("stand-in Stack v2 dump: %s", counts)
+    return counts
+
+
+# Each published math layout: its writer and the name of its one shard.
+MATH_LAYOUTS = {
+    "openwebmath": (write_openwebmath_layout, "train-00000-of-00001.parquet"),
+    "algebraic_stack": (write_algebraic_stack_layout, "python0000.jsonl.zst"),
+}
+
+
+class RehearsalMathCorpusJob(Settings):
+    """What rule rehearsal_math_corpus reads: the seed, the corpus's published layout and its size (the
+    ``max_documents`` of its math.corpus entry)."""
+
+    seed: int
+    layout: Literal["openwebmath", "algebraic_stack"]
+    documents: PositiveInt
+
+
+def run_rehearsal_math_corpus(settings: RehearsalMathCorpusJob, paths: RulePaths) -> int:
+    """Rule rehearsal_math_corpus: seeded word problems in OpenWebMath's or algebraic-stack's published layout."""
+    writer, name = MATH_LAYOUTS[settings.layout]
+    written = writer(Path(paths.output["corpus"]) / name, settings.documents, settings.seed)
+    log.info("stand-in %s corpus: %d documents", settings.layout, written)
+    return written

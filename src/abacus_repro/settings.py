@@ -37,6 +37,10 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class NoSettings(Settings):
+    """The settings of a rule whose job reads no configuration (its rule passes ``settings=get_settings()``)."""
+
+
 class CorpusSettings(Settings):
     name: str = Field(pattern="^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     path: str = Field(min_length=1)
@@ -87,7 +91,6 @@ class JudgeSettings(Settings):
     concurrency: PositiveInt = 8
     timeout_s: PositiveFloat = 60
     max_retries: int = Field(default=3, ge=0)
-    backoff_s: PositiveFloat = 1.0
     max_tokens: PositiveInt = 16
     constrain: Literal["auto", "json_schema", "json_object", "none"] = "auto"
     extra_body: dict[str, Any] | None = None
@@ -253,7 +256,6 @@ class RewriterSettings(Settings):
     concurrency: PositiveInt = 8
     timeout_s: PositiveNumber = 300
     max_retries: int = Field(default=3, ge=0)
-    backoff_s: PositiveFloat = 1.0
     max_tokens: PositiveInt = 1024
     extra_body: dict[str, Any] | None = None
     cache_dir: str = ".cache/abacus-repro/llm"

@@ -53,5 +53,6 @@ def make_tokenizer(directory: Path, vocab_size: int = 4096, max_chars: int = 1_0
 
 def make_model(directory: Path, tokenizer_dir: Path, seed: int = 1234, **overrides) -> Path:
     from abacus_repro.model.init import init_model
+    from abacus_repro.settings import ModelSettings
 
-    return init_model({**TINY_MODEL, **overrides}, tokenizer_dir / "tokenizer.json", directory, seed)
+    return init_model(ModelSettings(**{**TINY_MODEL, **overrides}), tokenizer_dir / "tokenizer.json", directory, seed)

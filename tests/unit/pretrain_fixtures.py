@@ -38,21 +38,22 @@ def build_tokenizer(directory: Path, vocab_size: int = 400):
 def build_model_dir(directory: Path, tokenizer_dir: Path, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
     """A randomly initialised toy MiniCPM plus the tokenizer, written by init_model like results/model/init."""
     from abacus_repro.model.init import init_model
+    from abacus_repro.settings import ModelSettings
 
-    settings = {
-        "hidden_size": hidden,
-        "num_hidden_layers": layers,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 4,
-        "intermediate_size": hidden * 2,
-        "max_position_embeddings": 512,
-        "rope_theta": 10000.0,
-        "rms_norm_eps": 1e-5,
-        "scale_emb": 12,
-        "scale_depth": 1.4,
-        "dim_model_base": hidden // 2,
-        "init_std": 0.1,
-    }
+    settings = ModelSettings(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=512,
+        rope_theta=10000.0,
+        rms_norm_eps=1e-5,
+        scale_emb=12,
+        scale_depth=1.4,
+        dim_model_base=hidden // 2,
+        init_std=0.1,
+    )
     return init_model(settings, tokenizer_dir, directory, seed)
 
 
@@ -76,13 +77,13 @@ def sft_doc(instruction: str, response: str, kind: str = "code") -> dict:
     return doc(f"{instruction}\n{response}", "sft", meta)
 
 
-def training_settings(**train_overrides) -> dict:
-    """The config's train/sft sections at test scale, resolved through the schema as the workflow resolves them.
+def training_settings(seed: int = 5, **train_overrides):
+    """A train job's settings (seed, train and sft sections) at test scale.
 
-    Only the test-scale values are written here; every other key is the schema's default, so train_phase called
-    from a test trains what the workflow's train rule would for a config setting these values.
+    Only the test-scale values are written here; every other key is the settings' default (the schema's), so
+    train_phase called from a test trains what the workflow's train rule would for a config setting these values.
     """
-    from abacus_repro.config import resolved_section
+    from abacus_repro.pretrain.trainer import TrainJob
 
     train = {
         "micro_batch_size": 4,
@@ -97,7 +98,32 @@ def training_settings(**train_overrides) -> dict:
     }
     train.update(train_overrides)
     sft = {"epochs": 2, "lr": 5e-3, "micro_batch_size": 4, "code_nl_ratio": 1.0}
-    return {"train": resolved_section("train", train), "sft": resolved_section("sft", sft)}
+    return TrainJob.model_validate({"seed": seed, "train": train, "sft": sft})
+
+
+def phase_paths(out: Path, phase: str, model_dir: Path, data: Path, job):
+    """The train rule's paths for ``phase`` writing under ``out`` (as under results/train/{phase}/), reading the
+    packed arrays in ``data``; the anneal phase continues the cosine state beside its model as the rule says."""
+    from abacus_repro.pretrain.data import ARRAYS
+    from abacus_repro.rules import RulePaths
+
+    continues = phase == "anneal" and job.train.continue_optimizer
+    out, model_dir, data = Path(out), Path(model_dir), Path(data)
+    return RulePaths(
+        input={
+            "model": str(model_dir),
+            **{name: str(data / f"{name}.npy") for name in ARRAYS},
+            "init_state": str(model_dir.parent / "state") if continues else [],
+        },
+        output={
+            "model": str(out / "model"),
+            "state": str(out / "state"),
+            "metrics": str(out / "metrics.jsonl"),
+            "loss": str(out / "loss.png"),
+            "lr": str(out / "lr.png"),
+        },
+        wildcards={"phase": phase},
+    )
 
 
 def read_metrics(path: Path) -> list[dict]:

@@ -4,10 +4,10 @@ import base64
 import random
 
 from abacus_repro.code.content import judge_data_dense, judge_repetitive, longest_blob
-from abacus_repro.code.settings import CleanSettings
 from abacus_repro.code.syntax import analyse_tree, parse_python
+from abacus_repro.settings import CodeSettings
 
-SETTINGS = CleanSettings()
+SETTINGS = CodeSettings()
 
 NORMAL_CODE = '''"""A small, ordinary module."""
 
@@ -104,7 +104,7 @@ def test_symbol_soup_fails_alnum_fraction():
 def test_thresholds_come_from_settings():
     text = NORMAL_CODE + f'NOTE = "{"n " * 400}"\n'
     assert dense(text) is None
-    assert "string literal" in dense(text, CleanSettings(max_string_literal_chars=500))
+    assert "string literal" in dense(text, CodeSettings(max_string_literal_chars=500))
 
 
 def test_repetitive_file():
@@ -114,4 +114,4 @@ def test_repetitive_file():
     # Short lines ("else:", "return None") do not count, and short files are not judged.
     short_lines = "".join("if a:\n    pass\nelse:\n    pass\n" for _ in range(30))
     assert judge_repetitive(short_lines, SETTINGS) is None
-    assert judge_repetitive(repeated, CleanSettings(max_duplicate_line_fraction=0.99)) is None
+    assert judge_repetitive(repeated, CodeSettings(max_duplicate_line_fraction=0.99)) is None

@@ -8,13 +8,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from abacus_repro.code import REASONS, CleanSettings, check_paths, clean_shard
+from abacus_repro.code import REASONS, check_paths, clean_shard
 from abacus_repro.code.funnel import plot_funnel, summarize_funnel
-from abacus_repro.config import resolved_section
+from abacus_repro.config import REPO_ROOT
 from abacus_repro.errors import InputError
 from abacus_repro.ingest.code import ingest_code, shard_of
 from abacus_repro.io import doc_meta, read_docs, write_docs
+from abacus_repro.settings import CodeSettings
 
 GOOD = "import os\n\n\ndef f():\n    return os.sep\n"
 
@@ -47,6 +49,11 @@ REPOS = {
 }
 
 
+def code_settings(section: dict) -> CodeSettings:
+    """The ``code:`` section a run with these keys gets (every other key at its default)."""
+    return CodeSettings.model_validate(section)
+
+
 def make_repos(root: Path) -> Path:
     for repo, files in REPOS.items():
         for rel, content in files.items():
@@ -60,8 +67,7 @@ def make_repos(root: Path) -> Path:
 
 
 def run_stage(tmp_path: Path, out: str, shards=2, **code):
-    settings = resolved_section(
-        "code",
+    settings = code_settings(
         {
             "source": "repos_dir",
             "path": str(make_repos(tmp_path / "repos")),
@@ -75,7 +81,7 @@ def run_stage(tmp_path: Path, out: str, shards=2, **code):
     ingest_stats = ingest_code(settings, shards, 7, shard_paths, out_dir / "docs.parquet", out_dir / "stats.json")
     parts = []
     for i, path in enumerate(shard_paths):
-        kept, dropped, funnel = clean_shard(read_docs(path), CleanSettings.from_config(settings))
+        kept, dropped, funnel = clean_shard(read_docs(path), settings)
         write_docs(out_dir / f"kept-{i}.parquet", kept)
         write_docs(out_dir / f"dropped-{i}.parquet", dropped, dropped=True)
         parts.append(funnel.to_dict())
@@ -169,8 +175,7 @@ def test_two_runs_are_byte_identical(tmp_path):
 
 
 def test_sampling_is_seeded(tmp_path):
-    settings = resolved_section(
-        "code",
+    settings = code_settings(
         {"source": "repos_dir", "path": str(make_repos(tmp_path / "repos")), "max_repos": 2, "max_files_per_repo": 2},
     )
     runs = []
@@ -199,7 +204,7 @@ def test_stack_dump_source_and_broken_line(tmp_path):
         handle.writelines(json.dumps(row) + "\n" for row in rows)
     out = tmp_path / "out"
     stats = ingest_code(
-        resolved_section("code", {"source": "stack_dump", "path": str(dump)}),
+        code_settings({"source": "stack_dump", "path": str(dump)}),
         1,
         1,
         [out / "s.parquet"],
@@ -207,13 +212,13 @@ def test_stack_dump_source_and_broken_line(tmp_path):
         out / "st.json",
     )
     assert stats["repositories"] == 2 and stats["files"] == 2 and stats["docs_found"] == 1
-    kept, dropped, _funnel = clean_shard(read_docs(out / "s.parquet"), CleanSettings())
+    kept, dropped, _funnel = clean_shard(read_docs(out / "s.parquet"), CodeSettings())
     assert [r["reason"] for r in dropped] == ["python2"] and len(kept) == 1
     broken = tmp_path / "broken.jsonl"
     broken.write_text(json.dumps(rows[0]) + "\n{not json\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"broken\.jsonl: line 2 is not valid JSON"):
         ingest_code(
-            resolved_section("code", {"source": "stack_dump", "path": str(broken)}),
+            code_settings({"source": "stack_dump", "path": str(broken)}),
             1,
             1,
             [out / "s.parquet"],
@@ -245,7 +250,7 @@ def test_python_installation_takes_only_the_named_site_packages():
 
 def test_check_paths_gives_the_workflow_decision(tmp_path):
     repos = make_repos(tmp_path / "repos")
-    decisions = {Path(d["path"]).name: d for d in check_paths([repos / "alpha"], CleanSettings())}
+    decisions = {Path(d["path"]).name: d for d in check_paths([repos / "alpha"], CodeSettings())}
     assert decisions["old.py"]["reason"] == "python2" and not decisions["old.py"]["kept"]
     assert decisions["nul.py"]["reason"] == "nul_bytes"
     assert decisions["util.py"]["kept"] and decisions["util.py"]["reason"] is None
@@ -274,6 +279,27 @@ def test_cli_prints_one_json_line_per_file(tmp_path):
     assert missing.returncode == 2 and "nope.py" in missing.stderr
 
 
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("max_line_lenght: 10", "code: Additional properties are not allowed ('max_line_lenght' was unexpected)"),
+        ("max_line_length: many", "code.max_line_length: 'many' is not of type 'integer'"),
+    ],
+)
+def test_cli_config_names_a_misspelt_key_or_a_wrong_type(tmp_path, line, message):
+    config = (REPO_ROOT / "config" / "config.yaml").read_text(encoding="utf-8")
+    assert "\n  repo_output: files\n" in config
+    path = tmp_path / "config.yaml"
+    path.write_text(config.replace("\n  repo_output: files\n", f"\n  {line}\n"), encoding="utf-8")
+    completed = subprocess.run(
+        [sys.executable, "-m", "abacus_repro.cli", "code", "check", "--config", str(path), str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 2 and message in completed.stderr and "Traceback" not in completed.stderr
+
+
 def test_funnel_refuses_counts_that_do_not_add_up():
     with pytest.raises(AssertionError):
         summarize_funnel([{"read": 3, "kept": 1, "dropped": {"empty": 1}}])
@@ -291,7 +317,7 @@ def test_stack_dump_parquet_directory(tmp_path):
     pq.write_table(table, dumps / "part-0.parquet")
     out = tmp_path / "out"
     stats = ingest_code(
-        resolved_section("code", {"source": "stack_dump", "path": str(dumps)}),
+        code_settings({"source": "stack_dump", "path": str(dumps)}),
         2,
         1,
         [out / "s0.parquet", out / "s1.parquet"],
@@ -300,16 +326,16 @@ def test_stack_dump_parquet_directory(tmp_path):
     )
     assert stats["files"] == 2 and stats["files_per_shard"][shard_of("org/p", 2)] == 2
     docs = read_docs(out / f"s{shard_of('org/p', 2)}.parquet")
-    kept, dropped, _funnel = clean_shard(docs, CleanSettings())
+    kept, dropped, _funnel = clean_shard(docs, CodeSettings())
     assert [doc_meta(r)["path"] for r in dropped] == ["p/b.py"] and dropped[0]["reason"] == "undefined_name"
     assert [doc_meta(r)["path"] for r in kept] == ["p/a.py"]
 
 
-def test_settings_from_config_ignore_ingest_keys_and_name_bad_values():
-    settings = CleanSettings.from_config({"source": "repos_dir", "path": "x", "max_blob_chars": 99})
+def test_settings_take_the_whole_code_section_and_name_bad_values():
+    settings = CodeSettings.model_validate({"source": "repos_dir", "path": "x", "max_blob_chars": 99})
     assert settings.max_blob_chars == 99
-    with pytest.raises(InputError, match="code.repo_output"):
-        CleanSettings.from_config({"repo_output": "tarball"})
+    with pytest.raises(ValidationError, match="repo_output"):
+        CodeSettings.model_validate({"repo_output": "tarball"})
 
 
 def test_same_path_twice_with_different_content_keeps_both():
@@ -317,7 +343,7 @@ def test_same_path_twice_with_different_content_keeps_both():
 
     docs = [make_doc(GOOD + f"\nX = {i}\n", "code", {"repo": "r", "path": "m.py"}, id=f"id{i}") for i in range(2)]
     docs.append(make_doc(GOOD + "\nX = 0\n", "code", {"repo": "r", "path": "m.py"}, id="id9"))
-    kept, dropped, funnel = clean_shard(docs, CleanSettings())
+    kept, dropped, funnel = clean_shard(docs, CodeSettings())
     assert sorted(doc["id"] for doc in kept) == ["id0", "id1"]
     assert [(row["id"], row["reason"]) for row in dropped] == [("id9", "duplicate")]
     assert funnel.to_dict()["kept"] == len(kept) == 2
@@ -334,14 +360,14 @@ def test_check_reads_python_files_as_python_does(tmp_path):
     (tmp_path / ".hidden").mkdir()
     (tmp_path / ".hidden" / "skipped.py").write_text("x = 1\n", encoding="utf-8")
     (tmp_path / "link.py").symlink_to(tmp_path / "generic.py")
-    decisions = {Path(d["path"]).name: d for d in check_paths([tmp_path], CleanSettings())}
+    decisions = {Path(d["path"]).name: d for d in check_paths([tmp_path], CodeSettings())}
     assert set(decisions) == {"latin1_py2.py", "latin1_plain.py", "generic.py", "except_comma.py"}
     assert decisions["latin1_py2.py"]["reason"] == "python2"
     assert decisions["latin1_plain.py"]["reason"] == "non_utf8"
     assert decisions["generic.py"]["kept"] and "ruff" in decisions["generic.py"]["detail"]
     assert decisions["except_comma.py"]["reason"] == "python2"
     # A symlink named explicitly is read.
-    assert check_paths([tmp_path / "link.py"], CleanSettings())[0]["kept"]
+    assert check_paths([tmp_path / "link.py"], CodeSettings())[0]["kept"]
 
 
 def test_decode_source_honours_coding_lines_for_python_only():

@@ -1,7 +1,8 @@
 """Recipe step 3 with the real ruff, in batches: undefined names, star imports, layout fixes."""
 
 from abacus_repro.code.ruff_batch import check_and_fix, may_need_layout_fix, syntax_errors, temp_name
-from abacus_repro.code.settings import CleanSettings
+from abacus_repro.code.settings import FIX_SELECT
+from abacus_repro.settings import CodeSettings
 
 CLEAN = "import os\n\n\ndef f():\n    return os.sep\n"
 UNDEFINED = "def f():\n    return missing_name + 1\n"
@@ -10,7 +11,7 @@ MESSY = "import os   \n\n\n\n\ndef f():\n    x = os.sep  \n    \n    return x\n\
 
 def test_undefined_names_found_in_batches_by_real_ruff():
     texts = [CLEAN, UNDEFINED, CLEAN, "x = y\n", CLEAN]
-    settings = CleanSettings(ruff_batch_size=2)  # three ruff processes for five files
+    settings = CodeSettings(ruff_batch_size=2)  # three ruff processes for five files
     result = check_and_fix(texts, [f"m{i}.py" for i in range(5)], [True] * 5, settings)
     assert [bool(f) for f in result.findings] == [False, True, False, True, False]
     assert result.findings[1] == ["line 2: Undefined name `missing_name`"]
@@ -20,7 +21,7 @@ def test_undefined_names_found_in_batches_by_real_ruff():
 
 
 def test_files_not_judged_are_only_fixed():
-    result = check_and_fix([UNDEFINED], ["m.py"], [False], CleanSettings())
+    result = check_and_fix([UNDEFINED], ["m.py"], [False], CodeSettings())
     assert result.findings == [[]]
     assert result.fixed == [UNDEFINED]
 
@@ -28,7 +29,7 @@ def test_files_not_judged_are_only_fixed():
 def test_package_init_keeps_its_name_for_ruff():
     # __path__ exists in a package's __init__.py only; ruff knows it from the file name.
     text = "__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n"
-    result = check_and_fix([text, text], ["pkg/__init__.py", "pkg/mod.py"], [True, True], CleanSettings())
+    result = check_and_fix([text, text], ["pkg/__init__.py", "pkg/mod.py"], [True, True], CodeSettings())
     assert result.findings[0] == []
     assert result.findings[1] and "__path__" in result.findings[1][0]
     assert temp_name(3, "a/b/__init__.py") == "0000003/__init__.py"
@@ -36,7 +37,7 @@ def test_package_init_keeps_its_name_for_ruff():
 
 
 def test_whitespace_fixes_are_applied():
-    result = check_and_fix([MESSY, CLEAN], ["messy.py", "clean.py"], [True, True], CleanSettings())
+    result = check_and_fix([MESSY, CLEAN], ["messy.py", "clean.py"], [True, True], CodeSettings())
     fixed = result.fixed[0]
     assert fixed != MESSY
     assert "   \n" not in fixed and "  \n" not in fixed  # W291/W293
@@ -47,7 +48,7 @@ def test_whitespace_fixes_are_applied():
 
 def test_crlf_line_endings_survive():
     text = "x = 1\r\ny = 2\r\n"
-    assert check_and_fix([text], ["m.py"], [True], CleanSettings()).fixed == [text]
+    assert check_and_fix([text], ["m.py"], [True], CodeSettings()).fixed == [text]
 
 
 def test_ruff_parser_judges_files_this_interpreter_cannot_parse():
@@ -56,7 +57,7 @@ def test_ruff_parser_judges_files_this_interpreter_cannot_parse():
         'print "python 2"\n',
         "try:\n    pass\nexcept ValueError, err:\n    pass\n",  # Python 3.14 only (PEP 758)
     ]
-    errors = syntax_errors(texts, ["a.py", "b.py", "c.py"], CleanSettings(ruff_batch_size=2))
+    errors = syntax_errors(texts, ["a.py", "b.py", "c.py"], CodeSettings(ruff_batch_size=2))
     assert errors[0] is None
     assert errors[1].startswith("line 1:")
     assert errors[2].startswith("line 3:")
@@ -78,12 +79,12 @@ LAYOUT_CASES = [
 
 
 def test_files_skipped_by_the_layout_prefilter_need_no_fix():
-    default = CleanSettings()
-    unfiltered = CleanSettings(fix_select=tuple(reversed(default.fix_select)))  # not the default: no prefilter
+    settings = CodeSettings()
+    unfiltered = (*FIX_SELECT, FIX_SELECT[0])  # the same fixes, but not the recipe's list: no prefilter
     names = [f"m{i}.py" for i in range(len(LAYOUT_CASES))]
     judge = [False] * len(LAYOUT_CASES)
-    filtered_fixed = check_and_fix(LAYOUT_CASES, names, judge, default).fixed
-    assert filtered_fixed == check_and_fix(LAYOUT_CASES, names, judge, unfiltered).fixed
+    filtered_fixed = check_and_fix(LAYOUT_CASES, names, judge, settings).fixed
+    assert filtered_fixed == check_and_fix(LAYOUT_CASES, names, judge, settings, fix_select=unfiltered).fixed
     for text, fixed in zip(LAYOUT_CASES, filtered_fixed):
         assert may_need_layout_fix(text) or fixed == text
     assert not may_need_layout_fix(CLEAN) and may_need_layout_fix(MESSY)

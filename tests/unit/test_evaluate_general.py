@@ -6,8 +6,14 @@ import pytest
 
 from abacus_repro.config import resolved_section
 from abacus_repro.evaluate import general
+from abacus_repro.settings import EvalSettings
 
 from .evaluate_fixtures import ARCHITECTURES, build_tiny_model, shared_data_dir, shared_file
+
+
+def _job(**eval_settings) -> general.GeneralJob:
+    """The job the workflow would give the general benchmarks with these eval settings (resolved as a config)."""
+    return general.GeneralJob.from_eval(EvalSettings.model_validate(resolved_section("eval", eval_settings)))
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +25,8 @@ def model_dir(tmp_path_factory):
 def test_arc_easy_through_lm_eval(arch, tmp_path):
     model_dir = build_tiny_model(tmp_path / "model", chat=True, arch=arch)
     data = shared_file("eval/arc_easy/arc_easy_first300.jsonl")
-    config = resolved_section("eval", {"batch_size": 8, "general": {"tasks": ["arc_easy"], "limit": 12}})
-    result = general.evaluate_model(model_dir, config, shared_data_dir(), tmp_path / "work", threads=1)
+    job = _job(batch_size=8, general={"tasks": ["arc_easy"], "limit": 12})
+    result = general.evaluate_model(job, model_dir, shared_data_dir(), tmp_path / "work", threads=1)
     arc = result["tasks"]["arc_easy"]
     assert arc["status"] == "ok"
     assert arc["n"] == 12
@@ -33,8 +39,8 @@ def test_arc_easy_through_lm_eval(arch, tmp_path):
 
 def test_mmlu_five_shot_from_csv(model_dir, tmp_path):
     shared_file("eval/mmlu/test/machine_learning_test.csv")
-    config = resolved_section("eval", {"batch_size": 8, "general": {"tasks": ["mmlu"], "limit": 2}})
-    result = general.evaluate_model(model_dir, config, shared_data_dir(), tmp_path / "work", threads=1)
+    job = _job(batch_size=8, general={"tasks": ["mmlu"], "limit": 2})
+    result = general.evaluate_model(job, model_dir, shared_data_dir(), tmp_path / "work", threads=1)
     mmlu = result["tasks"]["mmlu"]
     assert mmlu["status"] == "ok" and mmlu["num_fewshot"] == 5
     subjects = general.mmlu_subjects(shared_data_dir())
@@ -44,9 +50,9 @@ def test_mmlu_five_shot_from_csv(model_dir, tmp_path):
 
 
 def test_missing_data_and_unknown_tasks_are_skipped(tmp_path):
-    config = resolved_section("eval", {"general": {"tasks": ["arc_easy", "mmlu", "gsm8k", "bbh"], "limit": 5}})
+    job = _job(general={"tasks": ["arc_easy", "mmlu", "gsm8k", "bbh"], "limit": 5})
     # No benchmark can run, so the (absent) model is never loaded.
-    result = general.evaluate_model(tmp_path / "no-model", config, tmp_path / "empty", tmp_path / "work")
+    result = general.evaluate_model(job, tmp_path / "no-model", tmp_path / "empty", tmp_path / "work")
     tasks = result["tasks"]
     assert list(tasks) == ["arc_easy", "mmlu", "gsm8k", "bbh"]
     assert all(task["status"] == "skipped" for task in tasks.values())
@@ -71,10 +77,8 @@ def test_rendered_task_files_name_real_paths(tmp_path):
 def test_chinese_and_hellaswag_tasks(model_dir, tmp_path):
     for relative in ("eval/ceval/val", "eval/cmmlu/test", "eval/hellaswag/hellaswag_val_full_first300.txt"):
         shared_file(relative)
-    config = resolved_section(
-        "eval", {"batch_size": 8, "general": {"tasks": ["hellaswag", "ceval", "cmmlu"], "limit": 1}}
-    )
-    result = general.evaluate_model(model_dir, config, shared_data_dir(), tmp_path / "work", threads=1)
+    job = _job(batch_size=8, general={"tasks": ["hellaswag", "ceval", "cmmlu"], "limit": 1})
+    result = general.evaluate_model(job, model_dir, shared_data_dir(), tmp_path / "work", threads=1)
     tasks = result["tasks"]
     assert tasks["hellaswag"]["status"] == "ok" and tasks["hellaswag"]["metric"] == "acc_norm"
     assert tasks["hellaswag"]["n"] == 1

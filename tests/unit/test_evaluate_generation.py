@@ -33,10 +33,12 @@ def test_batched_left_padded_equals_one_by_one(chat_model):
 
 def test_stop_sequences_cut_the_completion(chat_model):
     model, tokenizer = chat_model
-    free = generate_greedy(model, tokenizer, ["def add(a, b):\n"], max_new_tokens=12)[0]
+    free = generate_greedy(model, tokenizer, ["def add(a, b):\n"], max_new_tokens=12, batch_size=8)[0]
     assert len(free) > 2
     stop = free[1:3]
-    cut = generate_greedy(model, tokenizer, ["def add(a, b):\n"], max_new_tokens=12, stop_sequences=[stop])[0]
+    cut = generate_greedy(
+        model, tokenizer, ["def add(a, b):\n"], max_new_tokens=12, batch_size=8, stop_sequences=[stop]
+    )[0]
     assert cut == free[: free.index(stop)]
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from abacus_repro.cli import main as cli_main
 from abacus_repro.evaluate import humaneval as he
+from abacus_repro.settings import EvalSettings
 
 from .evaluate_fixtures import ARCHITECTURES, build_tiny_model, shared_file
 
@@ -22,6 +23,11 @@ def mini_path():
 @pytest.fixture(scope="module")
 def first_five(mini_path):
     return he.load_problems(mini_path)[:5]
+
+
+def _job(dataset: str, **eval_settings) -> he.EvalplusJob:
+    """The job the workflow would give ``dataset`` with these eval settings (the others at their defaults)."""
+    return he.EvalplusJob.from_eval(EvalSettings.model_validate(eval_settings), dataset)
 
 
 def _problem_file(tmp_path, problems):
@@ -47,7 +53,7 @@ def test_find_zero_is_regraded_with_its_oracle(mini_path, tmp_path):
     # applied in our sandbox, passes the canonical solution and fails a wrong one.
     problems = [p for p in he.load_problems(mini_path) if p["task_id"] in ("HumanEval/31", "HumanEval/32")]
     samples = he.canonical_samples(problems)
-    results = he.run_evalplus(he.get_benchmark("humaneval"), _problem_file(tmp_path, problems), samples, tmp_path / "e")
+    results = he.run_evalplus(he.get_dataset("humaneval"), _problem_file(tmp_path, problems), samples, tmp_path / "e")
     assert he.pass_at_1(results, ["HumanEval/32"])["tasks"]["HumanEval/32"]["base"] == "fail"  # evalplus alone
     regraded = he.regrade_with_oracle(results, problems, samples, he.EvalplusLimits(), "0.3.1")
     assert list(regraded) == ["HumanEval/32"] and "PR #241" in regraded["HumanEval/32"]
@@ -63,7 +69,7 @@ def test_find_zero_is_regraded_with_its_oracle(mini_path, tmp_path):
 
 
 def test_wrong_solutions_score_zero_and_reruns_never_wait_on_stdin(first_five, tmp_path):
-    benchmark = he.get_benchmark("humaneval")
+    benchmark = he.get_dataset("humaneval")
     problems_file = _problem_file(tmp_path, first_five)
     work_dir = tmp_path / "evalplus"
     # First run leaves samples_eval_results.json behind; evalplus would ask on stdin before overwriting it.
@@ -80,10 +86,9 @@ def test_wrong_solutions_score_zero_and_reruns_never_wait_on_stdin(first_five, t
 def test_missing_data_is_skipped_not_failed(tmp_path):
     samples = tmp_path / "samples.jsonl"
     result = he.evaluate_model(
+        _job("humaneval", humaneval={"limit": 3}),
         tmp_path / "no-model",
-        "humaneval",
         tmp_path / "absent.jsonl.gz",
-        {"humaneval": {"limit": 3}},
         tmp_path / "work",
         samples_path=samples,
     )
@@ -129,8 +134,8 @@ def test_chat_answer_restating_the_function_is_kept(first_five):
 def test_model_samples_are_scored_end_to_end(arch, mini_path, tmp_path):
     model_dir = build_tiny_model(tmp_path / "model", chat=True, arch=arch)
     samples = tmp_path / "samples.jsonl"
-    config = {"max_new_tokens": 12, "batch_size": 4, "prompt_style": "auto", "humaneval": {"limit": 3}}
-    result = he.evaluate_model(model_dir, "humaneval", mini_path, config, tmp_path / "work", samples_path=samples)
+    job = _job("humaneval", max_new_tokens=12, batch_size=4, prompt_style="auto", humaneval={"limit": 3})
+    result = he.evaluate_model(job, model_dir, mini_path, tmp_path / "work", samples_path=samples)
     assert result["status"] == "ok" and result["prompt_style"] == "chat"
     assert result["n"] == 3
     assert 0.0 <= result["pass@1"]["plus"] <= result["pass@1"]["base"] <= 1.0

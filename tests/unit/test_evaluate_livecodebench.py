@@ -18,6 +18,7 @@ from abacus_repro.cli import main as cli_main
 from abacus_repro.errors import InputError
 from abacus_repro.evaluate import _lcb_check
 from abacus_repro.evaluate import livecodebench as lcb
+from abacus_repro.settings import EvalSettings
 
 from .evaluate_fixtures import REPO_ROOT, build_tiny_model, shared_data_dir
 
@@ -26,6 +27,11 @@ PROBLEMS = DATA / "livecodebench_sample.jsonl"
 SOLUTIONS = DATA / "livecodebench_sample_solutions.jsonl"
 # Short limits: the programs here are tiny, and a program that never ends costs one limit (CPU, 4x on the wall).
 LIMITS = lcb.GradingLimits(timeout_s=0.5, memory_mb=512)
+
+
+def _job(**eval_settings) -> lcb.LiveCodeBenchJob:
+    """The job the workflow would give LiveCodeBench with these eval settings (the others at their defaults)."""
+    return lcb.LiveCodeBenchJob.from_eval(EvalSettings.model_validate(eval_settings))
 
 
 @pytest.fixture(scope="module")
@@ -172,10 +178,9 @@ def test_bad_release_file_names_the_file_and_line(tmp_path):
 
 
 def test_missing_or_empty_window_is_skipped(tmp_path):
-    assert lcb.evaluate_model("no-model", None, {}, None)["status"] == "skipped"
-    result = lcb.evaluate_model(
-        "no-model", [PROBLEMS], {"livecodebench": {"start_date": "2030-01-01", "end_date": "2030-12-31"}}, None
-    )
+    assert lcb.evaluate_model(_job(), "no-model", None, None)["status"] == "skipped"
+    job = _job(livecodebench={"start_date": "2030-01-01", "end_date": "2030-12-31"})
+    result = lcb.evaluate_model(job, "no-model", [PROBLEMS], None)
     assert result["status"] == "skipped" and "2030-01-01..2030-12-31" in result["reason"]
 
 
@@ -183,9 +188,9 @@ def test_missing_or_empty_window_is_skipped(tmp_path):
 def test_model_samples_are_graded_end_to_end(chat, tmp_path):
     model_dir = build_tiny_model(tmp_path / "model", chat=chat)
     samples = tmp_path / "samples.jsonl"
-    config = {"max_new_tokens": 12, "batch_size": 2, "livecodebench": {"limit": 4, "timeout_s": 2}}
+    job = _job(max_new_tokens=12, batch_size=2, livecodebench={"limit": 4, "timeout_s": 2})
     result = lcb.evaluate_model(
-        model_dir, [PROBLEMS], config, shared_data_dir() / "eval" / "livecodebench", samples, threads=2
+        job, model_dir, [PROBLEMS], shared_data_dir() / "eval" / "livecodebench", samples, threads=2
     )
     if not chat and result["status"] == "skipped":
         pytest.skip(result["reason"])  # base prompts need the shared exemplars

@@ -9,6 +9,7 @@ import pytest
 from abacus_repro.cli import main as cli_main
 from abacus_repro.evaluate import humaneval as he
 from abacus_repro.evaluate import mbpp
+from abacus_repro.settings import EvalSettings
 
 from .evaluate_fixtures import build_tiny_model, shared_data_dir, shared_file
 
@@ -69,7 +70,7 @@ def _plus_problem() -> dict:
 def test_plus_tests_catch_what_base_tests_miss(tmp_path):
     problems_file = tmp_path / "MbppPlus-sample.jsonl"
     he.write_jsonl(problems_file, [_plus_problem()])
-    benchmark = he.get_benchmark("mbpp")
+    benchmark = he.get_dataset("mbpp")
     canonical = he.run_evalplus(benchmark, problems_file, he.canonical_samples([_plus_problem()]), tmp_path / "a")
     assert he.pass_at_1(canonical, ["Mbpp/9001"])["tasks"]["Mbpp/9001"] == {"base": "pass", "plus": "pass"}
     # Right on the base tests, wrong on the empty list: MBPP base passes, MBPP+ fails.
@@ -92,14 +93,16 @@ def test_resource_bound_tasks_are_named_only_under_default_limits():
     roomy = he.EvalplusLimits(max_memory_mb=he.RESOURCE_BOUND_MEMORY_MB)
     assert he.unpassable_tasks(["Mbpp/255", "Mbpp/630"], roomy) == {}
     assert list(he.unpassable_tasks(["Mbpp/599"], roomy)) == ["Mbpp/599"]  # evalplus's fixed 60 s
-    assert he.EvalplusLimits.from_config({"max_memory_mb": 8192}) == he.EvalplusLimits(1.0, 4.0, 8192)
+    configured = EvalSettings.model_validate({"evalplus": {"max_memory_mb": 8192}}).evalplus
+    assert configured == he.EvalplusLimits(min_time_limit=1.0, gt_time_limit_factor=4.0, max_memory_mb=8192)
 
 
 def test_model_samples_on_mbpp_base_prompts(google_path, tmp_path):
     model_dir = build_tiny_model(tmp_path / "model", chat=False)
     samples = tmp_path / "samples.jsonl"
-    config = {"max_new_tokens": 8, "batch_size": 4, "mbpp": {"limit": 3}}
-    result = he.evaluate_model(model_dir, "mbpp", google_path, config, tmp_path / "work", samples_path=samples)
+    config = EvalSettings.model_validate({"max_new_tokens": 8, "batch_size": 4, "mbpp": {"limit": 3}})
+    job = he.EvalplusJob.from_eval(config, "mbpp")
+    result = he.evaluate_model(job, model_dir, google_path, tmp_path / "work", samples_path=samples)
     assert result["status"] == "ok" and result["prompt_style"] == "base" and result["n"] == 3
     assert result["pass@1"]["plus"] is None and 0.0 <= result["pass@1"]["base"] <= 1.0
     assert result["limits"] == {"min_time_limit": 1.0, "gt_time_limit_factor": 4.0, "max_memory_mb": 4096}

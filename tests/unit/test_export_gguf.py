@@ -8,19 +8,18 @@ import math
 import numpy as np
 import pytest
 
-from abacus_repro.config import resolved_section, section_defaults
+from abacus_repro.config import resolved_section
 from abacus_repro.errors import InputError
-from abacus_repro.export import ExportVerificationError, export_all, verify_exports, verify_settings, write_gguf
-from abacus_repro.export.gguf import (
-    export_gguf,
-    gguf_metadata,
-    gguf_tensor_types,
-    parse_fallback_warnings,
-    plan_written_type,
-    rope_rows_from_interleaved,
-    rope_rows_to_interleaved,
-)
-from abacus_repro.export.verify import check_report
+from abacus_repro.export import ExportVerificationError, verify_exports, write_gguf
+from abacus_repro.export.quantize import parse_fallback_warnings
+from abacus_repro.export.reader import gguf_metadata, gguf_tensor_types
+from abacus_repro.export.stage import export_gguf_files
+from abacus_repro.export.tensor_types import plan_written_type
+from abacus_repro.export.tensors import export_plan, rope_rows_from_interleaved, rope_rows_to_interleaved
+from abacus_repro.export.verify import check_report, type_thresholds
+from abacus_repro.export.writer import export_gguf
+from abacus_repro.rules import RulePaths
+from abacus_repro.settings import ExportSettings, Thresholds, VerifySettings
 
 from .model_fixtures import make_model, make_tokenizer
 
@@ -40,7 +39,9 @@ def exported(model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("gguf")
     types = ["F16", "Q8_0", "Q4_K_M"]
     paths = [out / f"model-{t}.gguf" for t in types]
-    report = export_all(model_dir, paths, types, out / "verify.json", resolved_section("export", {"types": types}))
+    # Through the rule's entry point, as Snakemake's job would call it.
+    job = RulePaths(input={"model": str(model_dir)}, output={"gguf": paths, "verify": out / "verify.json"}, threads=2)
+    report = export_gguf_files(ExportSettings(types=types), job)
     return out, paths, report
 
 
@@ -73,6 +74,29 @@ def test_rope_permutation_turns_rotate_half_into_adjacent_pairs():
         assert np.isclose(
             rope_rotate_half(hf[h]) @ rope_rotate_half(k_hf[h]), rope_adjacent(gg[h]) @ rope_adjacent(k_gg[h])
         )
+
+
+def test_tensor_names_and_order_are_llama_cpps_minicpm():
+    """gguf's name map, restricted to what our MiniCPM has: the output projection only when it is not tied."""
+    from types import SimpleNamespace
+
+    layer = ["input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "mlp.down_proj", "post_attention_layernorm"]
+    names = ["lm_head.weight", "model.norm.weight", "model.embed_tokens.weight"]
+    names += [f"model.layers.{i}.{p}.weight" for i in (1, 0) for p in layer]
+    state_dict = {name: np.zeros((4, 4)) for name in names}
+    config = SimpleNamespace(num_hidden_layers=2, tie_word_embeddings=False)
+    per_layer = ["attn_norm", "ffn_down", "ffn_norm", "attn_k", "attn_q"]  # by Hugging Face name within a layer
+    assert [gguf_name for _, gguf_name, _ in export_plan(state_dict, config)] == [
+        "token_embd.weight",
+        *(f"blk.{i}.{suffix}.weight" for i in (0, 1) for suffix in per_layer),
+        "output.weight",
+        "output_norm.weight",
+    ]
+    tied = SimpleNamespace(num_hidden_layers=2, tie_word_embeddings=True)
+    assert "output.weight" not in [gguf_name for _, gguf_name, _ in export_plan(state_dict, tied)]
+    # gguf's map knows a mixture-of-experts router for this architecture; our MiniCPM has none to write.
+    with pytest.raises(InputError, match="mlp.gate.weight has no place"):
+        export_plan({**state_dict, "model.layers.0.mlp.gate.weight": np.zeros((4, 4))}, config)
 
 
 def test_metadata_is_what_llama_cpp_minicpm_reads(exported):
@@ -160,7 +184,7 @@ def test_k_quants_where_rows_fit_and_the_paper_like_ffn_down(model_dir, tmp_path
     from .model_fixtures import make_model
 
     wide = make_model(tmp_path / "wide", model_dir, hidden_size=256, intermediate_size=352, num_hidden_layers=2)
-    with caplog.at_level(logging.INFO, logger="abacus_repro.export.gguf"):
+    with caplog.at_level(logging.INFO, logger="abacus_repro.export.tensor_types"):
         records = export_gguf(wide, tmp_path / "wide-Q4_K_M.gguf", "Q4_K_M")
     by_name = {row["name"]: row for row in records}
     for name, row in by_name.items():
@@ -200,24 +224,24 @@ def test_our_q8_0_falls_back_to_f16_when_rows_do_not_fit():
 
 def test_verification_fails_loudly(model_dir, exported, tmp_path):
     _, paths, _ = exported
-    strict_f16 = {"min_top1": 1.0, "max_abs_diff": 1e-6, "greedy_equal": True}
-    strict = verify_settings(resolved_section("export", {"verify": {"F16": strict_f16}}))
+    strict = VerifySettings(F16=Thresholds(min_top1=1.0, max_abs_diff=1e-6, greedy_equal=True))
     with pytest.raises(ExportVerificationError, match=r"max \|logit diff\| .* > max_abs_diff 1e-06"):
-        verify_exports([paths[0]], model_dir, tmp_path / "v.json", strict)
+        verify_exports([paths[0]], model_dir, tmp_path / "v.json", strict, threads=2)
     saved = json.loads((tmp_path / "v.json").read_text())
     assert saved["passed"] is False and saved["files"]["F16"]["passed"] is False
     # A type without thresholds fails too, rather than passing unchecked.
     q8_report = exported[2]["files"]["Q8_0"]
-    defaults = verify_settings(section_defaults("export"))
-    assert check_report(q8_report, defaults) == []
-    assert check_report(q8_report, {**defaults, "Q8_0": None}) == [
-        "model-Q8_0.gguf: no min_top1, max_abs_diff, greedy_equal threshold for type Q8_0 in export.verify"
+    defaults = VerifySettings()
+    assert check_report(q8_report, defaults, type_thresholds(defaults)) == []
+    without_q8 = {name: own for name, own in type_thresholds(defaults).items() if name != "Q8_0"}
+    assert check_report(q8_report, defaults, without_q8) == [
+        "model-Q8_0.gguf: no thresholds for type Q8_0 in export.verify"
     ]
     # A type the config gives replaces the schema's thresholds for it whole; the other types keep the schema's.
     own = {"min_top1": 0.5, "max_abs_diff": 1e-6, "greedy_equal": False}
-    configured = verify_settings(resolved_section("export", {"verify": {"Q8_0": own}}))
-    assert configured["Q8_0"] == own and configured["F16"] == defaults["F16"]
-    assert "max |logit diff|" in check_report(q8_report, configured)[0]
+    configured = ExportSettings.model_validate(resolved_section("export", {"verify": {"Q8_0": own}})).verify
+    assert configured.Q8_0 == Thresholds(**own) and configured.F16 == defaults.F16
+    assert "max |logit diff|" in check_report(q8_report, configured, type_thresholds(configured))[0]
 
 
 def test_cli_verify(model_dir, exported, capsys):
@@ -278,7 +302,7 @@ def test_near_ties_are_named_and_decisive_disagreements_fail():
     theirs[3] = [0.0, 2.0, 0.5]  # a decisive flip: our margin 1.0
     result = compare_logits(ours, theirs, tie_margin=0.03)
     assert result["top1_agreement"] == 0.5 and result["top1_agreement_beyond_ties"] == 0.75
-    assert compare_logits(ours, theirs)["top1_agreement_beyond_ties"] == 0.5  # no margin: every one counts
+    assert compare_logits(ours, theirs, 0.0)["top1_agreement_beyond_ties"] == 0.5  # no margin: every one counts
 
     step_logits = np.array([[0.0, 4.0, 1.0], [2.0, 1.995, 0.0], [0.0, 0.0, 9.0]], dtype=np.float32)
     assert compare_greedy([1, 0, 2], step_logits, [1, 0, 2], 0.03)["equal"]
@@ -291,15 +315,16 @@ def test_near_ties_are_named_and_decisive_disagreements_fail():
 
 def test_check_report_holds_f16_to_agreement_beyond_ties(exported):
     report = json.loads(json.dumps(exported[2]["files"]["F16"]))
-    settings = verify_settings(section_defaults("export"))
+    settings = VerifySettings()
+    thresholds = type_thresholds(settings)
     near_tie = {"equal": False, "diverged_at": 3, "ours": 5, "llama_cpp": 6, "margin": 0.01, "near_tie": True}
     report["prompts"][0].update(greedy_equal=False, greedy_divergence=near_tie)
     report.update(greedy_equal=False, greedy_equal_up_to_ties=True)
     report["vs_hf"].update(top1_agreement=0.99, top1_agreement_beyond_ties=1.0)
-    assert check_report(report, settings) == []
+    assert check_report(report, settings, thresholds) == []
     report["vs_hf"]["top1_agreement_beyond_ties"] = 0.99
     report["prompts"][0]["greedy_divergence"] = {**near_tie, "margin": 0.5, "near_tie": False}
     report["greedy_equal_up_to_ties"] = False
-    failures = check_report(report, settings)
+    failures = check_report(report, settings, thresholds)
     assert failures[0].startswith("model-F16.gguf: top-1 agreement beyond near ties (our margin <= 0.03) 0.9900")
     assert "greedy generation differs from the model's beyond near ties on 1 prompt(s)" in failures[1]

@@ -11,9 +11,8 @@ import logging
 
 import pytest
 
-from abacus_repro.config import section_defaults
-from abacus_repro.export import export_all, write_gguf
-from abacus_repro.export.gguf import gguf_metadata
+from abacus_repro.export import export_all, gguf_metadata, write_gguf
+from abacus_repro.settings import ExportSettings, ModelSettings
 
 from .model_fixtures import TINY_MODEL, corpus_texts
 
@@ -91,7 +90,7 @@ def sp_model(tmp_path_factory):
     if len(tokenizer) != 1000:
         pytest.skip("transformers did not read the SentencePiece model (see its warnings)")
     model_dir = root / "model"
-    build_model(config_from_settings(TINY_MODEL, tokenizer), seed=1234).save_pretrained(str(model_dir))
+    build_model(config_from_settings(ModelSettings(**TINY_MODEL), tokenizer), seed=1234).save_pretrained(str(model_dir))
     tokenizer.save_pretrained(str(model_dir))
     _set_legacy(model_dir, True)
     return model_dir, spm.SentencePieceProcessor(model_file=str(root / "sp.model"))
@@ -127,9 +126,7 @@ def test_sentencepiece_vocabulary_is_written_as_llama(sp_model, tmp_path):
 def test_llama_cpp_reproduces_the_sentencepiece_model(sp_model, tmp_path):
     """Tokenization equal on the fixed prompts (code, indentation, Chinese, chat turns), logits, greedy text."""
     model_dir, _ = sp_model
-    report = export_all(
-        model_dir, [tmp_path / "m-F16.gguf"], ["F16"], tmp_path / "verify.json", section_defaults("export")
-    )
+    report = export_all(model_dir, [tmp_path / "m-F16.gguf"], tmp_path / "verify.json", ExportSettings(), threads=2)
     f16 = report["files"]["F16"]
     assert report["passed"] and f16["tokenization_equal"]
     assert f16["vs_hf"]["top1_agreement_beyond_ties"] == 1.0 and f16["greedy_equal_up_to_ties"]
@@ -147,10 +144,10 @@ def test_prefix_only_at_the_start_is_flagged(sp_model, tmp_path, caplog):
     shutil.copytree(model_dir, copy)
     _set_legacy(copy, None)
     with (
-        caplog.at_level(logging.WARNING, logger="abacus_repro.export.gguf"),
+        caplog.at_level(logging.WARNING, logger="abacus_repro.export.vocab"),
         pytest.raises(ExportVerificationError, match="tokenizes differently"),
     ):
-        export_all(copy, [tmp_path / "m-F16.gguf"], ["F16"], tmp_path / "verify.json", section_defaults("export"))
+        export_all(copy, [tmp_path / "m-F16.gguf"], tmp_path / "verify.json", ExportSettings(), threads=2)
     assert "prepend_scheme 'first'" in caplog.text
     prompts = json.loads((tmp_path / "verify.json").read_text())["files"]["F16"]["prompts"]
     assert {p["prompt"].startswith("<用户>") for p in prompts if not p["tokenization_equal"]} == {True}

@@ -25,6 +25,7 @@ from abacus_repro.ingest import corpus as corpus_module
 from abacus_repro.ingest.corpus import CorpusReader, corpus_files, corpus_specs
 from abacus_repro.ingest.math import ingest_math, write_math
 from abacus_repro.io import content_id, doc_meta, read_docs
+from abacus_repro.settings import MathSettings, MixtureSettings
 
 from ..conftest import REPO_ROOT, micro_config
 
@@ -32,12 +33,12 @@ SCHEMA = REPO_ROOT / "workflow/schemas/config.schema.yaml"
 THEOREM = "Theorem. For every prime $p > 2$, $p$ is odd. Proof: an even number greater than 2 has the factor 2."
 
 
-def resolved_math(math: dict) -> dict:
+def resolved_math(math: dict) -> MathSettings:
     """The math section as the workflow sees it: validated by the schema, which fills every default."""
     config = micro_config()
     config["math"] = copy.deepcopy(math)
     validate(config, str(SCHEMA))
-    return config["math"]
+    return MathSettings.model_validate(config["math"])
 
 
 def owm_text(i: int) -> str:
@@ -250,16 +251,16 @@ def test_caps_stop_reading_in_file_order(corpora):
 
 
 def test_paths_expand_to_sorted_files(corpora):
-    by_glob = corpus_files(str(corpora / "open-web-math/data/*.parquet"), "k")
-    by_dir = corpus_files(str(corpora / "open-web-math"), "k")
+    by_glob = corpus_files(str(corpora / "open-web-math/data/*.parquet"), "k", "auto")
+    by_dir = corpus_files(str(corpora / "open-web-math"), "k", "auto")
     assert by_glob == by_dir == sorted(by_glob) and len(by_glob) == 2
     (corpora / "proof-pile-2/.cache").mkdir(exist_ok=True)
     (corpora / "proof-pile-2/.cache/partial.jsonl.zst").write_bytes(b"")
-    assert len(corpus_files(str(corpora / "proof-pile-2"), "k")) == 2  # hidden download caches are skipped
+    assert len(corpus_files(str(corpora / "proof-pile-2"), "k", "auto")) == 2  # hidden download caches are skipped
     with pytest.raises(InputError, match=r"config math\.corpus\[1\]\.path: .*matches files"):
-        corpus_files(str(corpora / "nowhere"), "math.corpus[1].path")
+        corpus_files(str(corpora / "nowhere"), "math.corpus[1].path", "auto")
     with pytest.raises(InputError, match=r"config k: .* holds no corpus files"):
-        corpus_files(str(corpora / "*.csv"), "k")
+        corpus_files(str(corpora / "*.csv"), "k", "auto")
 
 
 def test_config_errors_name_the_key(corpora):
@@ -274,9 +275,11 @@ def test_config_errors_name_the_key(corpora):
     twice = paper_like_math(corpora)
     twice["corpus"][1]["name"] = "open-web-math"
     with pytest.raises(InputError, match=r"math\.corpus: corpus names must be unique; repeated: \['open-web-math'\]"):
-        corpus_specs(resolved_math(twice)["corpus"], "math.corpus")
-    with pytest.raises(InputError, match=r"config math\.corpus\[0\]: keys \['format'"):
-        corpus_specs([{"name": "a", "path": "x"}], "math.corpus")
+        corpus_specs(resolved_math(twice).corpus, "math.corpus")
+    with pytest.raises(InputError, match=r"config math\.corpus\[0\]: txt_field: Extra inputs are not permitted"):
+        corpus_specs([{"name": "a", "path": "x", "txt_field": "t"}], "math.corpus")
+    with pytest.raises(InputError, match=r"config math\.corpus\[0\]: meta_fields \['record'\] are set by the reader"):
+        corpus_specs([{"name": "a", "path": "x", "meta_fields": ["record"]}], "math.corpus")
 
 
 def test_paper_config_reads_openwebmath_and_algebraic_stack():
@@ -303,8 +306,8 @@ def test_mixture_samples_many_long_corpus_documents(corpora, tmp_path):
     write_math(math, 0, tmp_path / "math.parquet")
     write_docs(tmp_path / "code.parquet", synthetic_corpus(400, CODE_SNIPPETS, "code"))
     write_docs(tmp_path / "text.parquet", synthetic_corpus(200, TEXT_SNIPPETS, "text"))
-    settings = {"shares": {"code": 0.7, "math": 0.1, "text": 0.2}, "tokens": {"cosine": 40000},
-                "anneal_sft_fraction": 0.2}  # fmt: skip
+    settings = MixtureSettings(shares={"code": 0.7, "math": 0.1, "text": 0.2},
+                               tokens={"base": 40000, "cosine": 40000, "anneal": 40000})  # fmt: skip
     sources = {name: [str(tmp_path / f"{name}.parquet")] for name in ("code", "math", "text")}
     docs, stats = build_mixture(sources, "cosine", settings, tokenizer, seed=3)
     math_stats = stats["sources"]["math"]
@@ -336,6 +339,6 @@ def test_rule_reads_the_corpus_files_as_inputs(corpora, tmp_path):
 
 
 def test_reader_stats_need_a_full_pass(corpora):
-    reader = CorpusReader(corpus_specs(resolved_math(paper_like_math(corpora))["corpus"], "math.corpus"), "math")
+    reader = CorpusReader(corpus_specs(resolved_math(paper_like_math(corpora)).corpus, "math.corpus"), "math")
     with pytest.raises(RuntimeError):
         reader.stats()

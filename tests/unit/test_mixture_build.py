@@ -7,10 +7,10 @@ import random
 
 import pytest
 
-from abacus_repro.config import resolved_section
 from abacus_repro.errors import InputError
 from abacus_repro.io import write_docs
 from abacus_repro.mixture import build_mixture, collect_phase_stats, phase_targets, sample_to_budget
+from abacus_repro.settings import MixtureSettings
 from abacus_repro.tokenization import count_tokens
 
 from .pretrain_fixtures import (
@@ -22,14 +22,16 @@ from .pretrain_fixtures import (
     synthetic_corpus,
 )
 
-SETTINGS = resolved_section(
-    "mixture",
-    {
-        "shares": {"code": 0.7, "math": 0.1, "text": 0.2},
-        "tokens": {"base": 6000, "cosine": 8000, "anneal": 5000},
-        "anneal_sft_fraction": 0.2,
-    },
+SETTINGS = MixtureSettings(
+    shares={"code": 0.7, "math": 0.1, "text": 0.2},
+    tokens={"base": 6000, "cosine": 8000, "anneal": 5000},
+    anneal_sft_fraction=0.2,
 )
+
+
+def mixture_settings(**changes) -> MixtureSettings:
+    """SETTINGS with some keys changed, validated as a config's ``mixture:`` section is."""
+    return MixtureSettings.model_validate({**SETTINGS.model_dump(), **changes})
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,7 @@ def test_phase_targets_follow_shares_and_anneal_fraction():
     assert anneal["sft"] == 1000
     assert anneal["code"] == 2800 and anneal["math"] == 400 and anneal["text"] == 800
     with pytest.raises(ValueError, match="sum to 1"):
-        phase_targets("cosine", {**SETTINGS, "shares": {"code": 0.5, "math": 0.1, "text": 0.2}})
+        phase_targets("cosine", mixture_settings(shares={"code": 0.5, "math": 0.1, "text": 0.2}))
 
 
 def counter(lengths, calls=None):
@@ -117,7 +119,7 @@ def test_sample_to_budget_closes_a_gap_with_a_long_document():
 def test_cosine_mixture_reaches_configured_shares(sources, tokenizer):
     docs, stats = build_mixture(sources, "cosine", SETTINGS, tokenizer, seed=7)
     assert stats["phase"] == "cosine" and stats["docs"] == len(docs)
-    for name, share in SETTINGS["shares"].items():
+    for name, share in SETTINGS.shares.model_dump().items():
         entry = stats["sources"][name]
         assert entry["configured_share"] == pytest.approx(share)
         assert entry["achieved_share"] == pytest.approx(share, abs=0.02)
@@ -125,7 +127,7 @@ def test_cosine_mixture_reaches_configured_shares(sources, tokenizer):
     # The tokens the stats claim are the tokens the documents cost (ids + </s>).
     lengths = count_tokens(tokenizer, [d["text"] for d in docs])
     assert sum(lengths) == stats["tokens"]
-    assert stats["tokens"] == pytest.approx(SETTINGS["tokens"]["cosine"], rel=0.02)
+    assert stats["tokens"] == pytest.approx(SETTINGS.tokens.cosine, rel=0.02)
     # Math has ~6 short docs for 800 tokens: it must repeat, and the repeats are counted and marked.
     assert stats["sources"]["math"]["repeats"] > 0 and stats["sources"]["code"]["repeats"] == 0
     metas = [json.loads(d["meta"]) for d in docs]
@@ -152,14 +154,15 @@ def test_anneal_mixture_renders_sft_pairs_as_chat(sources, tokenizer):
     _, other = build_mixture(
         sources,
         "anneal",
-        {**SETTINGS, "anneal_sft_fraction": 0.3, "sft_shares": {"code": 0.7, "nl": 0.3}},
+        mixture_settings(anneal_sft_fraction=0.3, sft_shares={"code": 0.7, "nl": 0.3}),
         tokenizer,
         seed=7,
     )
     assert other["sources"]["sft"]["achieved_share"] == pytest.approx(0.3, abs=0.01)
     assert other["sources"]["sft"]["parts"]["code"]["achieved_share"] == pytest.approx(0.7, abs=0.02)
-    pretrain = {n: stats["sources"][n]["achieved_pretrain_share"] for n in SETTINGS["shares"]}
-    for name, share in SETTINGS["shares"].items():
+    shares = SETTINGS.shares.model_dump()
+    pretrain = {n: stats["sources"][n]["achieved_pretrain_share"] for n in shares}
+    for name, share in shares.items():
         assert pretrain[name] == pytest.approx(share, abs=0.03)
 
 
@@ -193,12 +196,12 @@ def test_collect_phase_stats_orders_phases(sources, tokenizer):
 
 def test_stats_json_shares_are_within_one_percent_of_the_configuration(sources, tokenizer):
     """What results/mixture/stats.json reports, for every phase: achieved within 1% of configured, SFT split too."""
-    settings = {**SETTINGS, "tokens": {"base": 20000, "cosine": 20000, "anneal": 12000}}
+    settings = mixture_settings(tokens={"base": 20000, "cosine": 20000, "anneal": 12000})
     merged = collect_phase_stats(
         [build_mixture(sources, phase, settings, tokenizer, 5)[1] for phase in ("base", "cosine", "anneal")]
     )
     for phase, stats in merged["phases"].items():
-        assert stats["tokens"] == pytest.approx(settings["tokens"][phase], rel=0.01), phase
+        assert stats["tokens"] == pytest.approx(getattr(settings.tokens, phase), rel=0.01), phase
         for name, entry in stats["sources"].items():
             assert abs(entry["achieved_share"] - entry["configured_share"]) < 0.01, (phase, name, entry)
             for kind, part in entry.get("parts", {}).items():

@@ -13,6 +13,7 @@ import pytest
 from abacus_repro.io import make_doc, write_docs
 from abacus_repro.mixture import build_index, decontaminate_sources, scan_sources, words
 from abacus_repro.mixture.decontaminate import REASON, informative
+from abacus_repro.settings import DecontaminationSettings
 
 SHARED = Path(os.environ.get("ABACUS_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 
@@ -88,11 +89,13 @@ def test_sources_from_shards_and_disabled_or_missing_evaluation_data(index, tmp_
     clean = make_doc("", "sft", {"instruction": "Say hi.", "response": "print('hi')", "kind": "code"})
     write_docs(tmp_path / "sft.parquet", [leak, clean])
     roots = [SHARED / "code_eval"]
-    settings = {"enabled": True, "ngram": 13, "min_matches": 1}
+    settings = DecontaminationSettings(enabled=True, ngram=13, min_matches=1)
     dropped, stats = decontaminate_sources({"sft": [str(tmp_path / "sft.parquet")]}, roots, settings)
     assert [d["id"] for d in dropped] == [leak["id"]]  # SFT pairs are checked on instruction + response
     assert stats["by_benchmark"] and stats["missing_eval_roots"] == []
-    off, off_stats = decontaminate_sources({"sft": [str(tmp_path / "sft.parquet")]}, roots, {**settings, "enabled": 0})
+    off, off_stats = decontaminate_sources(
+        {"sft": [str(tmp_path / "sft.parquet")]}, roots, DecontaminationSettings(enabled=False)
+    )
     assert off == [] and off_stats["kept"] == 2 and off_stats["enabled"] is False
     none, none_stats = decontaminate_sources({"sft": [str(tmp_path / "sft.parquet")]}, [tmp_path / "no"], settings)
     assert none == [] and none_stats["missing_eval_roots"] == ["no"] and "note" in none_stats

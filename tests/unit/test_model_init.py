@@ -9,6 +9,7 @@ import torch
 
 from abacus_repro.errors import InputError
 from abacus_repro.model.init import init_model
+from abacus_repro.settings import ModelSettings
 
 from .model_fixtures import TINY_MODEL, make_model, make_tokenizer
 
@@ -46,7 +47,9 @@ def test_init_is_seeded_and_complete(tokenizer_dir, tmp_path):
 
 def test_pretrained_checkpoint_is_resaved(tokenizer_dir, tmp_path):
     source = make_model(tmp_path / "published", tokenizer_dir, seed=9)
-    out = init_model({"pretrained": str(source)}, tokenizer_dir / "tokenizer.json", tmp_path / "init", seed=0)
+    settings = ModelSettings(**TINY_MODEL, pretrained=str(source))
+    out = init_model(settings, tokenizer_dir / "tokenizer.json", tmp_path / "init", seed=0)
     assert (out / "model.safetensors").read_bytes() == (source / "model.safetensors").read_bytes()
+    nowhere = settings.model_copy(update={"pretrained": str(tmp_path / "nowhere")})
     with pytest.raises(InputError, match="local checkpoint"):
-        init_model({"pretrained": str(tmp_path / "nowhere")}, tokenizer_dir, tmp_path / "x", seed=0)
+        init_model(nowhere, tokenizer_dir, tmp_path / "x", seed=0)

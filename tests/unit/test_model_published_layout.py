@@ -14,7 +14,6 @@ import pytest
 import torch
 import yaml
 
-from abacus_repro.config import section_defaults
 from abacus_repro.errors import InputError
 from abacus_repro.model.init import check_pretrained_config, init_model, load_pretrained
 from abacus_repro.model.published_layout import PUBLISHED_CONFIG, write_published_layout
@@ -25,6 +24,7 @@ from abacus_repro.model.tokenizer import (
     load_tokenizer,
     read_sentencepiece_model,
 )
+from abacus_repro.settings import ModelSettings
 
 from .model_fixtures import TINY_MODEL
 
@@ -77,7 +77,7 @@ def tokenizer_dir(layout, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def initialised(layout, tokenizer_dir, tmp_path_factory) -> Path:
-    settings = {**SETTINGS, "pretrained": str(layout)}
+    settings = ModelSettings(**{**SETTINGS, "pretrained": str(layout)})
     return init_model(settings, tokenizer_dir / "tokenizer.json", tmp_path_factory.mktemp("init") / "model", 0)
 
 
@@ -238,11 +238,11 @@ def test_older_published_config_loads_without_remote_code(layout, tmp_path):
         AutoModelForCausalLM.from_pretrained(copy, trust_remote_code=False)
     model = load_pretrained(copy)
     assert (model.config.rope_theta, model.config.tie_word_embeddings, model.dtype) == (10000.0, True, torch.bfloat16)
-    check_pretrained_config(model.config, SETTINGS, copy)
+    check_pretrained_config(model.config, ModelSettings(**SETTINGS), copy)
 
 
 def test_mismatch_with_config_names_field_and_values(layout, tokenizer_dir, tmp_path):
-    settings = {**SETTINGS, "pretrained": str(layout), "hidden_size": 256, "init_std": 0.02}
+    settings = ModelSettings(**{**SETTINGS, "pretrained": str(layout), "hidden_size": 256, "init_std": 0.02})
     with pytest.raises(InputError) as error:
         init_model(settings, tokenizer_dir, tmp_path / "x", 0)
     message = str(error.value)
@@ -255,11 +255,11 @@ def test_paper_config_documents_the_published_numbers():
     """config/abacus-2.7b.yaml's model section passes the check against the published config.json."""
     from abacus_repro.model.configuration import MiniCPMConfig
 
-    paper = yaml.safe_load((REPO / "config" / "abacus-2.7b.yaml").read_text())["model"]
-    check_pretrained_config(MiniCPMConfig.from_dict(dict(PUBLISHED_CONFIG)), paper, Path(paper["pretrained"]))
+    paper = ModelSettings(**yaml.safe_load((REPO / "config" / "abacus-2.7b.yaml").read_text())["model"])
+    check_pretrained_config(MiniCPMConfig.from_dict(dict(PUBLISHED_CONFIG)), paper, Path(paper.pretrained))
     with pytest.raises(InputError, match="num_hidden_layers is 24 but the checkpoint's num_hidden_layers is 40"):
-        check_pretrained_config(MiniCPMConfig.from_dict(dict(PUBLISHED_CONFIG)), {**paper, "num_hidden_layers": 24},
-                                Path(paper["pretrained"]))  # fmt: skip
+        check_pretrained_config(MiniCPMConfig.from_dict(dict(PUBLISHED_CONFIG)),
+                                paper.model_copy(update={"num_hidden_layers": 24}), Path(paper.pretrained))  # fmt: skip
 
 
 def test_missing_tensor_is_refused(layout, tmp_path):
@@ -278,12 +278,10 @@ def test_gguf_export_of_the_published_layout(initialised, tmp_path):
     """The LLM server serves a GGUF of this checkpoint: bf16 weights and the converted SentencePiece tokenizer
     export, and llama.cpp tokenizes and predicts as transformers does."""
     pytest.importorskip("llama_cpp")
-    from abacus_repro.export import export_all
-    from abacus_repro.export.gguf import gguf_metadata
+    from abacus_repro.export import export_all, gguf_metadata
+    from abacus_repro.settings import ExportSettings
 
-    report = export_all(
-        initialised, [tmp_path / "m-F16.gguf"], ["F16"], tmp_path / "verify.json", section_defaults("export")
-    )
+    report = export_all(initialised, [tmp_path / "m-F16.gguf"], tmp_path / "verify.json", ExportSettings(), threads=2)
     f16 = report["files"]["F16"]
     assert report["passed"] and f16["tokenization_equal"]
     assert f16["vs_hf"]["top1_agreement_beyond_ties"] == 1.0 and f16["greedy_equal_up_to_ties"]

@@ -18,12 +18,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from abacus_repro.imports import import_statements
 from abacus_repro.model import MiniCPMForCausalLM
 from abacus_repro.model.init import init_model
 from abacus_repro.model.tokenizer import AI_TAG, CHAT_TEMPLATE, USER_TAG
 from abacus_repro.pretrain.trainer import save_model
+from abacus_repro.settings import ModelSettings
 
-from .model_fixtures import make_model, make_tokenizer
+from .model_fixtures import TINY_MODEL, make_model, make_tokenizer
 
 CODE_FILES = {"modeling.py", "configuration.py", "attention.py"}
 AUTO_MAP = {
@@ -181,14 +183,12 @@ def assert_self_contained(model_dir: Path) -> None:
     saved = {path.stem for path in model_dir.glob("*.py")}
     allowed = set(sys.stdlib_module_names) | {"torch", "transformers"}
     for path in model_dir.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.level:
-                assert node.level == 1 and node.module in saved, f"{path.name}: from {'.' * node.level}{node.module}"
-            elif isinstance(node, ast.ImportFrom):
-                assert node.module.split(".")[0] in allowed, f"{path.name}: from {node.module}"
-            elif isinstance(node, ast.Import):
-                for alias in node.names:
-                    assert alias.name.split(".")[0] in allowed, f"{path.name}: import {alias.name}"
+        for statement in import_statements(ast.parse(path.read_text(encoding="utf-8"))):
+            where = f"{path.name}: {statement.kind} {'.' * statement.level}{statement.module}"
+            if statement.level:
+                assert statement.level == 1 and statement.module in saved, where
+            else:
+                assert statement.module.split(".")[0] in allowed, where
 
 
 def test_saved_tokenizer_carries_the_chat_template(model_dir):
@@ -258,7 +258,8 @@ def test_published_map_is_replaced_and_training_saves_carry_code(model_dir, toke
     config = json.loads((published / "config.json").read_text(encoding="utf-8"))
     (published / "config.json").write_text(json.dumps({**config, "auto_map": PUBLISHED_AUTO_MAP}), encoding="utf-8")
 
-    init = init_model({"pretrained": str(published)}, tokenizer_dir, tmp_path / "init", seed=0)
+    settings = ModelSettings(**{**TINY_MODEL, "scale_emb": 1, "pretrained": str(published)})  # model_dir's numbers
+    init = init_model(settings, tokenizer_dir, tmp_path / "init", seed=0)
     assert json.loads((init / "config.json").read_text(encoding="utf-8"))["auto_map"] == AUTO_MAP
 
     # A training phase's output: the trainer loads the previous directory and writes through save_model.

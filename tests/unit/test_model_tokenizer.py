@@ -12,6 +12,7 @@ from abacus_repro.model.tokenizer import (
     tokenizer_from_shards,
     train_tokenizer,
 )
+from abacus_repro.settings import TokenizerSettings
 
 from .model_fixtures import corpus_texts
 
@@ -71,7 +72,7 @@ def test_sample_respects_budget_and_seed(tmp_path):
 def test_tokenizer_from_shards_and_bad_input(tmp_path):
     docs = [make_doc(text, "text") for text in corpus_texts(60_000)]
     write_docs(tmp_path / "docs.parquet", docs)
-    settings = {"vocab_size": 600, "train_chars": 50_000}
+    settings = TokenizerSettings(vocab_size=600, train_chars=50_000)
     out = tokenizer_from_shards([tmp_path / "docs.parquet"], settings, tmp_path / "t", 3)
     assert len(load_tokenizer(out)) == 600
     (tmp_path / "broken.parquet").write_bytes(b"not parquet at all")

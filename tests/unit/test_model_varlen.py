@@ -180,9 +180,9 @@ def test_varlen_under_bf16_autocast_follows_the_block_mask():
 
 
 def test_auto_attention_is_varlen_on_gpu_and_the_block_mask_on_cpu():
-    assert packed_attention_mode({"attention": "auto"}, torch.device("cpu")) == "block_mask"
-    assert packed_attention_mode({"attention": "auto"}, torch.device("cuda")) == "varlen"
-    assert packed_attention_mode({"attention": "varlen"}, torch.device("cpu")) == "varlen"
+    assert packed_attention_mode("auto", torch.device("cpu")) == "block_mask"
+    assert packed_attention_mode("auto", torch.device("cuda")) == "varlen"
+    assert packed_attention_mode("varlen", torch.device("cpu")) == "varlen"
 
 
 def test_varlen_needs_segments():

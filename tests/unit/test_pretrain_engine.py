@@ -14,7 +14,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from abacus_repro.config import resolved_section, section_defaults
 from abacus_repro.errors import InputError
 from abacus_repro.pretrain.engine import load_deepspeed_config, world_from_env
 from abacus_repro.pretrain.launch import (
@@ -25,7 +24,9 @@ from abacus_repro.pretrain.launch import (
     plan_from_resources,
     run_phase,
 )
-from abacus_repro.pretrain.trainer import rank_micro_batches, train_phase
+from abacus_repro.pretrain.step import rank_micro_batches
+from abacus_repro.pretrain.trainer import train_phase
+from abacus_repro.settings import LaunchSettings
 from abacus_repro.tokenization import tokenize_and_pack, write_packed
 
 from .pretrain_fixtures import (
@@ -33,6 +34,7 @@ from .pretrain_fixtures import (
     TEXT_SNIPPETS,
     build_model_dir,
     build_tokenizer,
+    phase_paths,
     read_metrics,
     synthetic_corpus,
     training_settings,
@@ -40,13 +42,13 @@ from .pretrain_fixtures import (
 
 REPO = Path(__file__).resolve().parents[2]
 DEEPSPEED_CONFIGS = sorted((REPO / "config" / "deepspeed").glob("*.json"))
-TRAIN = {"grad_clip": 1.0, "precision": "bf16"}
-# train.launch as a config that sets only the given keys resolves it.
-LAUNCH = section_defaults("train.launch")
+TRAIN = training_settings(grad_clip=1.0, precision="bf16").train
+# train.launch as a config that sets only the given keys gives it.
+LAUNCH = LaunchSettings()
 
 
-def launch(**overrides) -> dict:
-    return resolved_section("train.launch", overrides)
+def launch(**overrides) -> LaunchSettings:
+    return LaunchSettings(**overrides)
 
 
 def test_repository_has_zero2_and_zero3_configs_that_fill_from_train():
@@ -59,7 +61,7 @@ def test_repository_has_zero2_and_zero3_configs_that_fill_from_train():
         assert config["train_micro_batch_size_per_gpu"] == 4 and config["gradient_accumulation_steps"] == 9
         assert config["train_batch_size"] == 4 * 9 * 64
         assert config["bf16"]["enabled"] is True and config["fp16"]["enabled"] is False
-        fp32 = load_deepspeed_config(path, {**TRAIN, "precision": "fp32"}, 2, 1, 1)
+        fp32 = load_deepspeed_config(path, TRAIN.model_copy(update={"precision": "fp32"}), 2, 1, 1)
         assert fp32["bf16"]["enabled"] is False
 
 
@@ -185,27 +187,25 @@ def reference(tmp_path_factory):
 
 
 def make_spec(root, init, data, name, **train) -> dict:
-    return {
-        "phase": "cosine",
-        "model_dir": str(init),
-        "data_dir_or_paths": str(data),
-        "out_dir": str(root / name / "model"),
-        "metrics_path": str(root / name / "metrics.jsonl"),
-        "settings": training_settings(**train),
-        "seed": 3,
-    }
+    """train_phase's arguments (``train_phase(**spec)``): a cosine phase written under root/name."""
+    job = training_settings(3, **train)
+    return {"settings": job, "paths": phase_paths(root / name, "cosine", init, data, job)}
+
+
+def out_dir(spec: dict) -> Path:
+    return Path(spec["paths"].output["model"])
 
 
 def launched(spec: dict, plan: LaunchPlan) -> dict:
     try:
-        return run_phase(spec, plan)
+        return run_phase(spec["settings"], spec["paths"], plan)
     except subprocess.CalledProcessError as err:
         pytest.fail(f"launched training failed: {err}")
 
 
 def assert_same_weights(spec: dict, other: dict, atol: float = 0.0) -> None:
-    mine = load_file(str(Path(spec["out_dir"]) / "model.safetensors"))
-    theirs = load_file(str(Path(other["out_dir"]) / "model.safetensors"))
+    mine = load_file(str(out_dir(spec) / "model.safetensors"))
+    theirs = load_file(str(out_dir(other) / "model.safetensors"))
     assert mine.keys() == theirs.keys()
     for name, value in theirs.items():
         if atol:
@@ -239,12 +239,12 @@ def test_deepspeed_zero_engine_trains_like_the_plain_one(reference, stage):
     )
     state = launched(spec, LaunchPlan(nodes=1, procs_per_node=1))  # DeepSpeed always runs under torchrun
     assert state["phase_steps"] == reference["state"]["phase_steps"]
-    steps = [m for m in read_metrics(Path(spec["metrics_path"])) if m["kind"] == "train"]
-    first = next(m for m in read_metrics(Path(reference["spec"]["metrics_path"])) if m["kind"] == "train")
+    steps = [m for m in read_metrics(out_dir(spec).parent / "metrics.jsonl") if m["kind"] == "train"]
+    first = next(m for m in read_metrics(out_dir(reference["spec"]).parent / "metrics.jsonl") if m["kind"] == "train")
     assert steps[0]["loss"] == pytest.approx(first["loss"], rel=1e-6)  # same data, same start
     assert steps[-1]["loss"] < steps[0]["loss"] - 1.0
     # DeepSpeed writes its own checkpoint layout for the next phase (ZeRO shards per rank).
-    assert (Path(spec["out_dir"]).parent / "state" / "pytorch_model").is_dir()
+    assert (out_dir(spec).parent / "state" / "pytorch_model").is_dir()
     if stage == 2:
         assert_same_weights(spec, reference["spec"])  # same arithmetic on one rank: bit for bit
     else:
@@ -270,6 +270,6 @@ def test_deepspeed_zero2_across_two_cpu_ranks_is_one_data_parallel_run(reference
     )
     state = launched(spec, LaunchPlan(nodes=1, procs_per_node=2))
     assert state["world_size"] == 2 and state["phase_steps"] == reference["state"]["phase_steps"]
-    assert (Path(spec["out_dir"]).parent / "state" / "pytorch_model").is_dir()
+    assert (out_dir(spec).parent / "state" / "pytorch_model").is_dir()
     # Gradients are averaged over the ranks by an all-reduce: the same sums in another order.
     assert_same_weights(spec, reference["spec"], atol=1e-5)

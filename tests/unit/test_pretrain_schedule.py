@@ -7,9 +7,11 @@ import math
 
 import pytest
 
-from abacus_repro.pretrain import base_lr, cosine_cut_lr, phase_lr, sft_lr, wcl_lr
+from abacus_repro.pretrain import base_lr, cosine_cut_lr, pretrain_lr, wcl_lr
+from abacus_repro.settings import BasePhaseSettings, ScheduleSettings, TrainSettings
+from abacus_repro.sft.train import sft_lr
 
-PAPER = {"lr_peak": 1e-3, "lr_min": 1e-4, "lr_final": 1e-4, "warmup_steps": 1000, "cosine_horizon": 21000}
+PAPER = ScheduleSettings(lr_peak=1e-3, lr_min=1e-4, lr_final=1e-4, warmup_steps=1000, cosine_horizon=21000)
 
 
 def test_paper_scale_values():
@@ -29,7 +31,7 @@ def test_paper_scale_values():
 
 
 def test_wcl_shape():
-    settings = {"schedule": dict(PAPER, warmup_steps=10, cosine_horizon=200)}  # the train section works too
+    settings = PAPER.model_copy(update={"warmup_steps": 10, "cosine_horizon": 200})
     lrs = [wcl_lr(step, settings, 120, 30) for step in range(150)]
     warmup, cosine, anneal = lrs[:10], lrs[10:120], lrs[120:]
     assert all(b > a for a, b in itertools.pairwise(warmup))
@@ -43,7 +45,7 @@ def test_wcl_shape():
 
 
 def test_base_and_sft_schedules():
-    base = {"lr": 3e-3, "warmup_steps": 30}
+    base = BasePhaseSettings(lr=3e-3, warmup_steps=30)
     lrs = [base_lr(step, base, 300) for step in range(300)]
     assert lrs[29] == pytest.approx(3e-3) and lrs[-1] == pytest.approx(3e-4)
     assert all(b <= a for a, b in itertools.pairwise(lrs[29:]))
@@ -55,8 +57,8 @@ def test_base_and_sft_schedules():
 
 
 def test_phase_lr_continues_the_global_step_into_the_anneal_phase():
-    settings = {"train": {"schedule": PAPER, "base": {"lr": 1e-3, "warmup_steps": 5}}, "sft": {"lr": 1e-4}}
-    assert phase_lr("anneal", 0, settings, 1000, cosine_steps=10000) == wcl_lr(10000, PAPER, 10000, 1000)
-    assert phase_lr("cosine", 5000, settings, 10000) == wcl_lr(5000, PAPER, 10000, 0)
+    train = TrainSettings(schedule=PAPER, base=BasePhaseSettings(lr=1e-3, warmup_steps=5))
+    assert pretrain_lr("anneal", 0, train, 1000, cosine_steps=10000) == wcl_lr(10000, PAPER, 10000, 1000)
+    assert pretrain_lr("cosine", 5000, train, 10000, cosine_steps=None) == wcl_lr(5000, PAPER, 10000, 0)
     with pytest.raises(ValueError, match="cosine phase"):
-        phase_lr("anneal", 0, settings, 1000)
+        pretrain_lr("anneal", 0, train, 1000, cosine_steps=None)

@@ -1,4 +1,5 @@
-"""The rule scripts (mixture, mixture_stats, tokenize, train) read exactly the rule's inputs and write its outputs."""
+"""The rule scripts (decontaminate, mixture, mixture_stats; tokenize, train) read exactly the rule's inputs and
+write its outputs."""
 
 from __future__ import annotations
 
@@ -22,16 +23,20 @@ from .pretrain_fixtures import (
     training_settings,
 )
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+SCRIPTS = Path(__file__).resolve().parents[2] / "workflow" / "scripts"
 
 
 class Named(list):
-    """Snakemake's Namedlist in miniature: a list whose named entries are also attributes."""
+    """Snakemake's Namedlist in miniature: a list whose named entries are also attributes (and items())."""
 
     def __init__(self, **named):
         super().__init__(named.values())
+        self._names = dict(named)
         for key, value in named.items():
             setattr(self, key, value)
+
+    def items(self):
+        return self._names.items()
 
 
 def run_script(
@@ -41,15 +46,15 @@ def run_script(
     snakemake.input, snakemake.output, snakemake.params = Named(**input), Named(**output), Named(**params)
     snakemake.wildcards = Named(**wildcards)
     snakemake.resources = Named(**(resources or {"nodes": 1, "gpus": 0, "gres": ""}))
-    snakemake.log = [str(tmp / "logs" / f"{name}.log")]
+    snakemake.log = Named(log=str(tmp / "logs" / f"{name}.log"))
     snakemake.threads = 1
+    snakemake.rule = name
     (tmp / "logs").mkdir(exist_ok=True)
     runpy.run_path(str(SCRIPTS / f"{name}.py"), init_globals={"snakemake": snakemake}, run_name="__main__")
 
 
-def test_rule_scripts_chain_from_sources_to_a_trained_model(tmp_path):
+def test_decontamination_and_mixture_scripts_chain_from_sources(tmp_path):
     build_tokenizer(tmp_path / "model" / "tokenizer")
-    init = build_model_dir(tmp_path / "model" / "init", tmp_path / "model" / "tokenizer")
     code = [str(tmp_path / f"code{i}.parquet") for i in range(2)]
     corpus = synthetic_corpus(80, CODE_SNIPPETS, "code")
     write_docs(code[0], corpus[:40])
@@ -83,7 +88,9 @@ def test_rule_scripts_chain_from_sources_to_a_trained_model(tmp_path):
     }.items():
         out = {name: str(tmp_path / "decontamination" / f"{group}.{name}") for name in ("dropped", "stats")}
         out = {"dropped": out["dropped"] + ".parquet", "stats": out["stats"] + ".json"}
-        params = {"decontamination": decontamination, "absent_eval_data": [str(tmp_path / "no-such-eval")]}
+        params = {
+            "settings": {"decontamination": decontamination, "absent_eval_data": [str(tmp_path / "no-such-eval")]}
+        }
         inputs = {**inputs, "eval_data": [str(eval_dir)]}
         run_script("decontaminate", tmp_path, {"group": group}, inputs, out, params)
         dropped[group] = out
@@ -108,7 +115,7 @@ def test_rule_scripts_chain_from_sources_to_a_trained_model(tmp_path):
             "docs": str(tmp_path / "mixture" / f"{phase}.parquet"),
             "stats": str(tmp_path / "mixture" / f"{phase}.stats.json"),
         }
-        run_script("mixture", tmp_path, {"phase": phase}, sources, out, {"mixture": mixture, "seed": 3})
+        run_script("mixture", tmp_path, {"phase": phase}, sources, out, {"settings": {"mixture": mixture, "seed": 3}})
         mixed = read_docs(out["docs"])
         assert mixed and json.loads(Path(out["stats"]).read_text())["phase"] == phase
         assert not any(d["id"].split(".r")[0] == "leak" for d in mixed)
@@ -119,12 +126,18 @@ def test_rule_scripts_chain_from_sources_to_a_trained_model(tmp_path):
         {},
         {"stats": stats, "decontamination": [dropped[g]["stats"] for g in ("pretrain", "sft")]},
         {"stats": str(tmp_path / "mixture" / "stats.json")},
-        {},
+        {"settings": {}},
     )
     summary = json.loads((tmp_path / "mixture" / "stats.json").read_text())
     assert set(summary["phases"]) == {"base", "anneal"}
     assert summary["decontamination"]["pretrain"]["dropped"] == {"eval_ngram_overlap": 1}
 
+
+def test_tokenize_and_train_scripts_write_the_rule_outputs(tmp_path):
+    build_tokenizer(tmp_path / "model" / "tokenizer")
+    init = build_model_dir(tmp_path / "model" / "init", tmp_path / "model" / "tokenizer")
+    tokenizer_json = str(tmp_path / "model" / "tokenizer" / "tokenizer.json")
+    write_docs(tmp_path / "mixture" / "base.parquet", synthetic_corpus(120, CODE_SNIPPETS + TEXT_SNIPPETS, "mixed"))
     tokenized = {
         name: str(tmp_path / "tokenized" / "base" / f"{name}.npy") for name in ("tokens", "segments", "loss_mask")
     }
@@ -134,11 +147,11 @@ def test_rule_scripts_chain_from_sources_to_a_trained_model(tmp_path):
         {"phase": "base"},
         {"docs": str(tmp_path / "mixture" / "base.parquet"), "tokenizer": tokenizer_json, "contaminated": []},
         {**tokenized, "meta": str(tmp_path / "tokenized" / "base" / "meta.json")},
-        {"seq_len": 64},
+        {"settings": {"seq_len": 64}},
     )
     assert np.load(tokenized["tokens"], mmap_mode="r").shape[1] == 64
 
-    settings = training_settings()
+    settings = training_settings(seed=3)
     train_out = {
         "model": str(tmp_path / "train" / "base" / "model"),
         "metrics": str(tmp_path / "train" / "base" / "metrics.jsonl"),
@@ -152,7 +165,7 @@ def test_rule_scripts_chain_from_sources_to_a_trained_model(tmp_path):
         {"phase": "base"},
         {"model": str(init), **tokenized, "init_state": []},
         train_out,
-        {"train": settings["train"], "sft": settings["sft"], "seed": 3},
+        {"settings": settings.model_dump(mode="json")},
     )
     for path in train_out.values():
         assert Path(path).exists(), path

@@ -17,6 +17,7 @@ from .pretrain_fixtures import (
     TEXT_SNIPPETS,
     build_model_dir,
     build_tokenizer,
+    phase_paths,
     read_metrics,
     sft_doc,
     synthetic_corpus,
@@ -46,15 +47,8 @@ def workspace(tmp_path_factory):
 
 def run(workspace, phase, model_dir, data, name, seed=5, **train_overrides):
     out = workspace["root"] / "runs" / name
-    state = train_phase(
-        phase,
-        model_dir,
-        workspace["data"][data],
-        out / "model",
-        out / "metrics.jsonl",
-        training_settings(**train_overrides),
-        seed,
-    )
+    job = training_settings(seed, **train_overrides)
+    state = train_phase(job, phase_paths(out, phase, model_dir, workspace["data"][data], job))
     return out, state
 
 
@@ -141,12 +135,12 @@ def test_anneal_continues_the_cosine_schedule_and_sft_runs_its_epochs(workspace)
     anneal_out, anneal_state = run(workspace, "anneal", cosine_out / "model", "pretrain", "chain_anneal")
     cosine_steps = cosine_state["phase_steps"]
     assert anneal_state["global_step_start"] == cosine_steps
-    schedule = training_settings()["train"]["schedule"]
+    schedule = training_settings().train.schedule
     steps = [m for m in read_metrics(anneal_out / "metrics.jsonl") if m["kind"] == "train"]
     for record in steps:
         expected = wcl_lr(record["global_step"] - 1, schedule, cosine_steps, anneal_state["phase_steps"])
         assert record["lr"] == pytest.approx(expected)
-    assert steps[-1]["lr"] == pytest.approx(schedule["lr_final"])
+    assert steps[-1]["lr"] == pytest.approx(schedule.lr_final)
 
     sft_out, sft_state = run(workspace, "sft", anneal_out / "model", "sft", "chain_sft")
     assert sft_state["epochs"] == 2 and sft_state["phase_steps"] == 2 * sft_state["steps_per_epoch"]

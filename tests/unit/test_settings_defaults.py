@@ -30,10 +30,12 @@ DATA_RECEIVERS = {
     "doc": "a Parquet document record (source, meta)",
     "item.doc": "a Parquet document record",
     "result": "a benchmark result JSON",
+    "eval_results": "evalplus's *_eval_results.json",
     "paths": "the eval summary's {benchmark: result files}",
     "stats": "a stage's stats JSON",
     "listed": "an OpenAI /v1/models reply",
     "manifest": "a provenance manifest",
+    "env": "a provenance manifest's environment block (installed packages)",
     "info": "a rule's entry in a provenance manifest",
     "o": "an output's entry in a provenance manifest",
     "record": "Snakemake's job record",
@@ -47,10 +49,7 @@ DATA_RECEIVERS = {
     "resolved": "an already resolved config (dry run)",
 }
 # Files the scan leaves to the helper restructuring them (issue 15): remove an entry when its file is done.
-PENDING = {
-    "src/abacus_repro/evaluate/humaneval.py": "EvalplusLimits/settings.get: the benchmark contract rework",
-    "src/abacus_repro/evaluate/livecodebench.py": "the benchmark contract rework",
-}
+PENDING: dict[str, str] = {}
 
 
 def _defaulted_keys() -> set[str]:

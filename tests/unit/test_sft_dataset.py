@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from abacus_repro.io import make_doc, read_docs, read_json, write_docs
+from abacus_repro.settings import SftSettings
 from abacus_repro.sft.dataset import build_dataset, nl_pair, split_qa_text
 
 from .sft_fixtures import COLLECTABLE, write_code_shard
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+SCRIPTS = Path(__file__).resolve().parents[2] / "workflow" / "scripts"
 
 
 def _se_doc(i: int, title: str | None = None, answer: str = "Use a list comprehension.") -> dict:
@@ -43,7 +44,7 @@ def test_mix_dedup_and_counts():
     code = [_code_doc(i, tests=i % 3 + 1) for i in range(4)] + [_code_doc(9, 1, "Write a Python function `f0(x)`.")]
     nl = [_se_doc(i) for i in range(10)] + [make_doc(_se_doc(3)["text"], "stackexchange", {"question_id": 99})]
     nl.append(make_doc("no answer at all", "stackexchange", {}))
-    dataset, stats = build_dataset(code, nl, code_nl_ratio=1.0, seed=0)
+    dataset, stats = build_dataset(code, nl, SftSettings(), seed=0)
     kinds = [json.loads(d["meta"])["kind"] for d in dataset]
     assert kinds.count("code") == 4 and kinds.count("nl") == 4
     assert stats["read"] == len(code) + len(nl) == stats["kept"] + sum(stats["dropped"].values())
@@ -53,19 +54,19 @@ def test_mix_dedup_and_counts():
     for doc in dataset:
         meta = json.loads(doc["meta"])
         assert doc["text"] == f"<用户>{meta['instruction']}<AI>{meta['response']}"
-    again, _ = build_dataset(code, nl, code_nl_ratio=1.0, seed=0)
+    again, _ = build_dataset(code, nl, SftSettings(), seed=0)
     assert again == dataset
 
 
 def test_scarce_nl_keeps_every_code_pair_and_reports_the_ratio():
     code = [_code_doc(i, tests=t) for i, t in enumerate([1, 2, 3, 4, 5])]
-    dataset, stats = build_dataset(code, [_se_doc(1), _se_doc(2)], code_nl_ratio=1.0, seed=0, nl_shortfall="keep")
+    dataset, stats = build_dataset(code, [_se_doc(1), _se_doc(2)], SftSettings(nl_shortfall="keep"), seed=0)
     kinds = [json.loads(d["meta"])["kind"] for d in dataset]
     assert kinds.count("code") == 5 and kinds.count("nl") == 2
     assert stats["dropped"] == {} and stats["ratio_met"] is False and stats["achieved_nl_per_code"] == 0.4
     tests = [json.loads(d["meta"])["tests_passed"] for d in dataset if json.loads(d["meta"])["kind"] == "code"]
     assert tests == [1, 2, 3, 4, 5]  # the curriculum order survives the interleaving
-    half, half_stats = build_dataset(code, [_se_doc(i) for i in range(10)], code_nl_ratio=0.4, seed=0)
+    half, half_stats = build_dataset(code, [_se_doc(i) for i in range(10)], SftSettings(code_nl_ratio=0.4), seed=0)
     assert [json.loads(d["meta"])["kind"] for d in half].count("nl") == 2
     assert half_stats["ratio_met"] is True and half_stats["dropped"] == {"ratio_excess": 8}
 
@@ -73,7 +74,7 @@ def test_scarce_nl_keeps_every_code_pair_and_reports_the_ratio():
 def test_scarce_nl_is_repeated_by_seeded_sampling_to_meet_the_ratio():
     code = [_code_doc(i, tests=1) for i in range(7)]
     nl = [_se_doc(i) for i in range(3)]
-    dataset, stats = build_dataset(code, nl, code_nl_ratio=1.0, seed=0)  # default: repeat
+    dataset, stats = build_dataset(code, nl, SftSettings(), seed=0)  # default: repeat
     nl_rows = [d for d in dataset if json.loads(d["meta"])["kind"] == "nl"]
     assert len(nl_rows) == 7 and stats["ratio_met"] is True
     assert stats["nl_unique"] == 3 and stats["nl_repeated"] == 4 and stats["rows"] == 14
@@ -86,20 +87,20 @@ def test_scarce_nl_is_repeated_by_seeded_sampling_to_meet_the_ratio():
     # Two whole rounds of all three, then one pair drawn for the remainder.
     counts = sorted(sum(d["text"] == text for d in nl_rows) for text in originals.values())
     assert counts == [2, 2, 3]
-    assert build_dataset(code, nl, code_nl_ratio=1.0, seed=0)[0] == dataset
-    assert build_dataset(code, nl, code_nl_ratio=1.0, seed=1)[0] != dataset
+    assert build_dataset(code, nl, SftSettings(), seed=0)[0] == dataset
+    assert build_dataset(code, nl, SftSettings(), seed=1)[0] != dataset
 
 
 def test_scarce_nl_can_trim_code_instead_keeping_the_curriculum_order():
     code = [_code_doc(i, tests=t) for i, t in enumerate([1, 2, 3, 4, 5, 6])]
-    dataset, stats = build_dataset(code, [_se_doc(1), _se_doc(2)], code_nl_ratio=1.0, seed=0, nl_shortfall="trim_code")
+    dataset, stats = build_dataset(code, [_se_doc(1), _se_doc(2)], SftSettings(nl_shortfall="trim_code"), seed=0)
     kinds = [json.loads(d["meta"])["kind"] for d in dataset]
     assert kinds.count("code") == 2 and kinds.count("nl") == 2 and stats["ratio_met"] is True
     assert stats["dropped"] == {"ratio_excess": 4} and stats["read"] == 8
     tests = [json.loads(d["meta"])["tests_passed"] for d in dataset if json.loads(d["meta"])["kind"] == "code"]
     assert tests == sorted(tests)
     with pytest.raises(ValueError, match="nl_shortfall"):
-        build_dataset(code, [], code_nl_ratio=1.0, seed=0, nl_shortfall="upsample")
+        SftSettings(nl_shortfall="upsample")
 
 
 class _Named(dict):
@@ -109,13 +110,16 @@ class _Named(dict):
 class _Logs(list):
     """Snakemake's log: by position, and by name (sft_semi_instruct's second log is its LLM server's)."""
 
+    def items(self):
+        return {"main": self[0], "server": self[1]}.items()
 
-def _run_script(name, tmp, input, output, params, threads=1):
+
+def _run_script(name, tmp, input, output, settings, threads=1):
     snakemake = type("Snakemake", (), {})()
-    snakemake.input, snakemake.output, snakemake.params = _Named(**input), _Named(**output), _Named(**params)
-    snakemake.log = _Logs([str(tmp / f"{name}.log")])
-    snakemake.log.server = str(tmp / f"{name}.server.log")
-    snakemake.threads = threads
+    snakemake.input, snakemake.output = _Named(**input), _Named(**output)
+    snakemake.params, snakemake.wildcards, snakemake.resources = _Named(settings=settings), _Named(), _Named()
+    snakemake.log = _Logs([str(tmp / f"{name}.log"), str(tmp / f"{name}.server.log")])
+    snakemake.threads, snakemake.rule = threads, name
     runpy.run_path(str(SCRIPTS / f"{name}.py"), init_globals={"snakemake": snakemake}, run_name="__main__")
 
 
@@ -128,12 +132,14 @@ def test_rule_scripts_end_to_end(tmp_path, threads):
     sft = {"max_functions": 400, "max_tests_per_function": 3, "code_nl_ratio": 1.0, "nl_shortfall": "repeat",
            "sandbox": {"timeout_s": 5, "memory_mb": 512}, "rewriter": {"backend": "metadata"}}  # fmt: skip
     out = tmp_path / "sft"
-    params = {"sft": sft, "seed": 1234, "llm_server": None}  # the template rewriter needs no server
+    collect = {"seed": 1234, "max_functions": sft["max_functions"]}
     _run_script("sft_collect", tmp_path, {"code": [str(shard)]},
-                {"natural": str(out / "natural.parquet"), "stats": str(out / "natural.stats.json")}, params)  # fmt: skip
+                {"natural": str(out / "natural.parquet"), "stats": str(out / "natural.stats.json")}, collect)  # fmt: skip
+    semi_instruct = {"seed": 1234, "llm_server": None,  # the template rewriter needs no server
+                     **{key: sft[key] for key in ("rewriter", "sandbox", "max_tests_per_function")}}  # fmt: skip
     _run_script("sft_semi_instruct", tmp_path, {"natural": str(out / "natural.parquet")},
                 {"kept": str(out / "semi.parquet"), "dropped": str(out / "semi.dropped.parquet"),
-                 "stats": str(out / "semi.stats.json")}, params, threads=threads)  # fmt: skip
+                 "stats": str(out / "semi.stats.json")}, semi_instruct, threads=threads)  # fmt: skip
     # The NL side asks one question twice in other words: SemDeDup (the real encoder) removes one of them.
     dedup = {"semdedup": {"clusters": 2, "eps": 0.05, "eps_list": [0.02, 0.05], "max_tokens": 64}, "seed": 1234}
     semdedup_out = {name: str(out / "semdedup" / f"{name}.parquet") for name in ("code", "nl", "dropped")}
@@ -141,11 +147,12 @@ def test_rule_scripts_end_to_end(tmp_path, threads):
     _run_script("sft_semdedup", tmp_path, {"code": str(out / "semi.parquet"), "nl": str(nl_path)}, semdedup_out,
                 dedup, threads=threads)  # fmt: skip
     dedup_stats = read_json(out / "semdedup" / "stats.json")
+    dataset_settings = {"seed": 1234, "sft": sft}
     assert dedup_stats["nl_read"] == 7 and dedup_stats["nl_kept"] == 6
     assert dedup_stats["read"] == dedup_stats["kept"] + len(read_docs(out / "semdedup" / "dropped.parquet"))
     assert (out / "semdedup" / "plot.png").stat().st_size > 0
     _run_script("sft_dataset", tmp_path, {"code": semdedup_out["code"], "nl": semdedup_out["nl"]},
-                {"dataset": str(out / "dataset.parquet"), "stats": str(out / "stats.json")}, params)  # fmt: skip
+                {"dataset": str(out / "dataset.parquet"), "stats": str(out / "stats.json")}, dataset_settings)  # fmt: skip
     assert read_json(out / "natural.stats.json")["kept"] == len(COLLECTABLE)
     semi = read_json(out / "semi.stats.json")
     assert semi["kept"] + sum(semi["dropped"].values()) == len(COLLECTABLE)
@@ -156,5 +163,5 @@ def test_rule_scripts_end_to_end(tmp_path, threads):
     assert kinds.count("nl") == min(6, semi["kept"])
     first = (out / "dataset.parquet").read_bytes()
     _run_script("sft_dataset", tmp_path, {"code": semdedup_out["code"], "nl": semdedup_out["nl"]},
-                {"dataset": str(out / "dataset.parquet"), "stats": str(out / "stats.json")}, params)  # fmt: skip
+                {"dataset": str(out / "dataset.parquet"), "stats": str(out / "stats.json")}, dataset_settings)  # fmt: skip
     assert (out / "dataset.parquet").read_bytes() == first

@@ -10,6 +10,7 @@ import pytest
 
 from abacus_repro.errors import InputError
 from abacus_repro.io import doc_meta, make_doc, write_docs
+from abacus_repro.settings import SftSettings
 from abacus_repro.sft.dataset import build_dataset, nl_pair
 from abacus_repro.sft.nl_data import read_nl_source, record_pair
 
@@ -44,7 +45,7 @@ def test_jsonl_and_gzip_files_and_directories_become_pair_documents(tmp_path):
     assert doc_meta(docs[2])["origin"] == "nl_instruct:ii-42"
     assert docs[0]["text"] == "<用户>Add two numbers.\n\n2 and 3<AI>5"
     assert read_nl_source(tmp_path / "set") == docs  # deterministic ids and order
-    dataset, stats = build_dataset([], docs, code_nl_ratio=1.0, seed=0)
+    dataset, stats = build_dataset([], docs, SftSettings(), seed=0)
     assert stats["nl"] == 4 and {doc_meta(d)["origin"] for d in dataset} >= {"nl_instruct:ii-42"}
 
 
@@ -52,7 +53,7 @@ def test_stackexchange_shard_is_read_as_it_is(tmp_path):
     doc = make_doc("# Q?\n\nBody.\n\n## Accepted answer\n\nA.", "stackexchange", {"question_id": 5})
     write_docs(tmp_path / "kept.parquet", [doc])
     assert read_nl_source(tmp_path / "kept.parquet") == [doc]
-    dataset, _ = build_dataset([], [doc], code_nl_ratio=1.0, seed=0)
+    dataset, _ = build_dataset([], [doc], SftSettings(), seed=0)
     assert doc_meta(dataset[0])["origin"] == f"stackexchange:{doc['id']}"
 
 

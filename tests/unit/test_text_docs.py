@@ -11,6 +11,7 @@ from abacus_repro.cli import main as cli_main
 from abacus_repro.errors import InputError
 from abacus_repro.ingest.docs import ingest_docs
 from abacus_repro.io import make_doc, write_docs
+from abacus_repro.settings import DocsSettings
 from abacus_repro.text.docs_filter import check_page, filter_docs, markdown_blocks, parses_as_python, rst_blocks
 
 SAMPLES = "data/samples/docs"
@@ -60,7 +61,7 @@ def test_sample_pages_decisions(repo_root):
     assert {f.name for f in files} == set(EXPECTED_SAMPLES)
     for path in files:
         fmt = "rst" if path.suffix == ".rst" else "md"
-        decision = check_page(path.read_text(encoding="utf-8"), fmt)
+        decision = check_page(path.read_text(encoding="utf-8"), fmt, DocsSettings())
         assert (decision.keep, decision.reason, decision.language) == EXPECTED_SAMPLES[path.name], path.name
         if decision.keep:
             assert sum(decision.python_blocks.values()) > 0
@@ -69,13 +70,13 @@ def test_sample_pages_decisions(repo_root):
 @pytest.mark.parametrize("name", sorted(CORPUS_PAGES))
 def test_real_corpus_pages(corpus, name):
     path = corpus / name
-    decision = check_page(path.read_text(encoding="utf-8"), "rst" if path.suffix == ".rst" else "md")
+    decision = check_page(path.read_text(encoding="utf-8"), "rst" if path.suffix == ".rst" else "md", DocsSettings())
     assert (decision.keep, decision.reason, decision.language) == CORPUS_PAGES[name], decision.to_dict()
 
 
 def test_literal_and_doctest_blocks_found_in_real_rst(corpus):
     text = (corpus / "requests/docs/user/quickstart.rst").read_text(encoding="utf-8")
-    decision = check_page(text, "rst")
+    decision = check_page(text, "rst", DocsSettings())
     assert decision.python_blocks["literal"] >= 10 and decision.python_blocks.get("doctest", 0) >= 1
 
 
@@ -90,12 +91,13 @@ def test_ingest_then_filter_accounts_for_every_page(repo_root, tmp_path):
         make_doc("Plain readme without code. " * 20, "docs", {"repo": "tool", "path": "README", "format": "text"}),
     ]
     write_docs(from_code, pages + [dict(pages[0], id="copy-of-readme")])
-    docs, stats = ingest_docs(from_code, _sample_files(repo_root), repo_root / SAMPLES, use_code_repos=True)
+    settings = DocsSettings(sample_dir=str(repo_root / SAMPLES), from_code_repos=True)
+    docs, stats = ingest_docs(from_code, _sample_files(repo_root), settings)
     assert stats["read"] == stats["kept"] == len(docs) == len(EXPECTED_SAMPLES) + 3
     assert stats["by_origin_format"]["code_repos/md"] == 2
     assert json.loads(docs[0]["meta"])["path"] == "de_einfuehrung_listen.md"  # relative to the sample dir
 
-    kept, dropped, funnel = filter_docs(docs, ["zh", "en", "mixed"], min_chars=200)
+    kept, dropped, funnel = filter_docs(docs, DocsSettings(languages=["zh", "en", "mixed"], min_chars=200))
     assert funnel["read"] == len(docs) == len(kept) + len(dropped)
     assert funnel["dropped"]["duplicate"] == 1
     assert funnel["dropped"]["no_python_code"] == 2  # the shell-only sample and the plain readme
@@ -103,7 +105,8 @@ def test_ingest_then_filter_accounts_for_every_page(repo_root, tmp_path):
     assert all(json.loads(d["meta"])["python_blocks"] for d in kept)
     assert all(d["reason"] and d["detail"] for d in dropped)
 
-    only_samples, _ = ingest_docs(from_code, _sample_files(repo_root), repo_root / SAMPLES, use_code_repos=False)
+    samples_only = settings.model_copy(update={"from_code_repos": False})
+    only_samples, _ = ingest_docs(from_code, _sample_files(repo_root), samples_only)
     assert len(only_samples) == len(EXPECTED_SAMPLES)
 
 
@@ -111,11 +114,11 @@ def test_bad_sample_pages_are_input_errors(tmp_path):
     latin1 = tmp_path / "page.md"
     latin1.write_bytes("Größe".encode("latin-1"))
     with pytest.raises(InputError, match="not UTF-8"):
-        ingest_docs(None, [latin1])
+        ingest_docs(None, [latin1], DocsSettings(sample_dir=None))
     empty = tmp_path / "empty.rst"
     empty.write_text("  \n")
     with pytest.raises(InputError, match="empty"):
-        ingest_docs(None, [empty])
+        ingest_docs(None, [empty], DocsSettings(sample_dir=None))
 
 
 @pytest.mark.parametrize("code", ["import os", "x: int = 1", "def f():\n    return 1", "print('hi')", "a = [1]"])

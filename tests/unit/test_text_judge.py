@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 
-from abacus_repro.config import resolved_section
 from abacus_repro.errors import InputError
 from abacus_repro.ingest.stackexchange import ingest_stackexchange
 from abacus_repro.llm import METADATA_NAME, MetadataClient
+from abacus_repro.settings import JudgeSettings, StackExchangeSettings
 from abacus_repro.text.judge import (
     RUBRIC_PATH,
     build_prompt,
@@ -28,7 +29,7 @@ SAMPLE = "data/samples/stackexchange/python.sample.stackexchange.com.Posts.xml"
 
 @pytest.fixture(scope="module")
 def threads():
-    docs, _, _ = ingest_stackexchange([SAMPLE])
+    docs, _, _ = ingest_stackexchange(StackExchangeSettings(dumps=[SAMPLE]))
     return docs
 
 
@@ -71,32 +72,27 @@ def test_parse_score_rejects_json_that_is_not_a_score(reply):
     assert parse_score(reply) is None  # a reply cut by max_tokens, a wrong key or type: counted, never guessed
 
 
-def _judge(server_engine: str | None = None, **keys) -> dict:
-    """A text.judge section as the run resolves it; server_engine as consumer_endpoint adds it."""
-    settings = resolved_section("text.judge", keys)
-    return settings if server_engine is None else {**settings, "server_engine": server_engine}
-
-
 def test_constraint_follows_backend_server_and_the_users_own():
-    served_by_llama_cpp = _judge("llama_cpp", backend="openai")
-    assert constraint_for(served_by_llama_cpp) == "json_object"
-    assert constraint_for(_judge("vllm", backend="openai")) == "json_schema"
-    assert constraint_for(_judge(backend="openai", base_url="http://x/v1")) == "json_schema"  # external server
-    assert constraint_for({**served_by_llama_cpp, "extra_body": {"grammar": "root ::= [1-5]"}}) == "none"
-    assert constraint_for(_judge(backend="openai", extra_body={"guided_choice": ["1", "2"]})) == "none"
-    assert constraint_for(_judge(backend="openai", constrain="json_object")) == "json_object"
-    assert constraint_for(_judge(backend="metadata", constrain="json_schema")) == "none"
-    assert reply_format_for(_judge(backend="openai", constrain="none")) == "plain"
-    with pytest.raises(InputError, match="text.judge.constrain must be one of"):
-        constraint_for({**_judge(backend="openai"), "constrain": "regex"})  # what the schema refuses, by hand
+    openai = JudgeSettings(backend="openai")
+    assert constraint_for(openai, server_engine="llama_cpp") == "json_object"  # the job serves with llama_cpp
+    assert constraint_for(openai, server_engine="vllm") == "json_schema"
+    assert constraint_for(JudgeSettings(backend="openai", base_url="http://x/v1")) == "json_schema"  # external
+    grammar = JudgeSettings(backend="openai", extra_body={"grammar": "root ::= [1-5]"})
+    assert constraint_for(grammar, server_engine="llama_cpp") == "none"
+    assert constraint_for(JudgeSettings(backend="openai", extra_body={"guided_choice": ["1", "2"]})) == "none"
+    assert constraint_for(JudgeSettings(backend="openai", constrain="json_object")) == "json_object"
+    assert constraint_for(JudgeSettings(backend="metadata", constrain="json_schema")) == "none"
+    assert reply_format_for(JudgeSettings(backend="openai", constrain="none")) == "plain"
+    with pytest.raises(ValidationError, match="constrain"):
+        JudgeSettings(backend="openai", constrain="regex")  # what the schema refuses
     # The user's grammar is sent as it is, with no response_format beside it.
-    settings = _judge(backend="openai", base_url="http://x/v1", model="m", extra_body={"grammar": "g"})
+    settings = JudgeSettings(backend="openai", base_url="http://x/v1", model="m", extra_body={"grammar": "g"})
     assert client_from_settings(settings).extra_body == {"grammar": "g"}
 
 
 def test_metadata_fallback_labels_are_named_and_have_both_classes(threads):
-    client = client_from_settings(_judge(backend="metadata"))
-    labels, stats = judge_documents(threads, client, sample_size=400, seed=7, good_score=3)
+    client = client_from_settings(JudgeSettings(backend="metadata"))
+    labels, stats = judge_documents(threads, client, JudgeSettings(sample_size=400, good_score=3), seed=7)
     assert stats["sampled"] == len(threads) == stats["labelled"]  # min(sample_size, available)
     assert stats["read"] == stats["kept"] + sum(stats["dropped"].values())
     metas = [json.loads(doc["meta"]) for doc in labels]
@@ -119,7 +115,7 @@ def test_sample_is_seeded_and_independent_of_input_order(threads):
 def test_unparseable_replies_are_counted_not_guessed(threads):
     replies = iter(["5", "probably a 4", "2", "7"] * 100)
     client = MetadataClient(responder=lambda prompt: next(replies))
-    labels, stats = judge_documents(threads[:8], client, sample_size=8, seed=1)
+    labels, stats = judge_documents(threads[:8], client, JudgeSettings(sample_size=8), seed=1)
     assert stats["labelled"] == len(labels) == 4 and stats["rejected"] == 4
     assert stats["dropped"] == {"unparseable_score": 4}
     assert {ex["reply"] for ex in stats["rejected_examples"]} == {"probably a 4", "7"}

@@ -3,20 +3,22 @@
 The openai backend's normal life (concurrency, cache, resume, timeouts, a dying server, garbage replies, a
 refused prompt) is tested against the real llama.cpp server in test_text_llm_server.py. What stays here needs
 exact HTTP statuses that llama-cpp-python's server never sends when asked: 503 then success (retries), 429
-forever (gives up, nothing cached), and a Retry-After header; plus a port with nothing listening.
+forever (gives up, nothing cached), and a Retry-After header (the OpenAI SDK under our client waits as asked);
+plus a port with nothing listening.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from abacus_repro.config import resolved_section
 from abacus_repro.errors import InputError
 from abacus_repro.llm import LLMError, get_client
+from abacus_repro.settings import JudgeSettings
 from abacus_repro.text.judge import client_from_settings
 
 
@@ -30,6 +32,7 @@ class _ChatServer(ThreadingHTTPServer):
         self.requests = 0
         self.fail_next = 0
         self.fail_status = 503
+        self.retry_after: str | None = None  # the Retry-After header of a failing reply
         self.lock = threading.Lock()
 
 
@@ -48,7 +51,8 @@ class _ChatHandler(BaseHTTPRequestHandler):
         if self.path != "/v1/chat/completions" or "model" not in body:
             self._send(404, {"error": "not found"})
         elif failing:
-            self._send(server.fail_status, {"error": {"message": "try later"}})
+            headers = {"Retry-After": server.retry_after} if server.retry_after else {}
+            self._send(server.fail_status, {"error": {"message": "try later"}}, headers)
         else:
             reply = f"{body['model']}:{prompt[::-1]}"
             self._send(
@@ -62,9 +66,11 @@ class _ChatHandler(BaseHTTPRequestHandler):
                 },
             )
 
-    def _send(self, status, payload):
+    def _send(self, status, payload, headers=None):
         data = json.dumps(payload).encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -87,7 +93,6 @@ def _client(server, tmp_path, **kw):
         "model": "judge-7b",
         "cache_dir": tmp_path / "cache",
         "retries": 2,
-        "backoff": 0.01,
         "timeout": 5,
     }
     settings.update(kw)
@@ -108,19 +113,33 @@ def test_openai_backend_gives_up_after_retries(server, tmp_path):
     with pytest.raises(LLMError, match="giving up after 3 attempts"):
         client.complete(["hello"])
     assert server.requests == 3
-    assert not list((tmp_path / "cache").rglob("*.json"))  # failures are never cached
+    assert client.cached_count() == 0  # failures are never cached
 
 
-def test_backoff_grows_and_honours_retry_after():
-    client = get_client("openai", base_url="http://127.0.0.1:9/v1", model="m", backoff=1.0, max_backoff=30)
-    first, third = client._delay(1, None), client._delay(3, None)
-    assert 0.5 <= first <= 1.5 and 2.0 <= third <= 6.0  # 1 s then 4 s, each with +-50% jitter
-    assert client._delay(1, "7") >= 7  # the server asked for 7 s
-    assert client._delay(10, "3600") <= 30  # capped
+def test_retry_after_is_honoured(server, tmp_path):
+    """A 429 asking for 2 s: the retry waits that long (the SDK's own first back-off is at most 0.5 s)."""
+    server.fail_next = 1
+    server.fail_status = 429
+    server.retry_after = "2"
+    client = _client(server, tmp_path, retries=1)
+    started = time.monotonic()
+    assert client.complete(["hello"]) == ["judge-7b:olleh"]
+    assert time.monotonic() - started >= 2.0
+    assert client.requests_sent == 2 and client.cache_hits == 0
+
+
+def test_answers_are_cached_across_clients(server, tmp_path):
+    """A cached reply is reused by a new client on the same cache directory (a re-run): no request is sent."""
+    first = _client(server, tmp_path)
+    assert first.complete(["hello", "world"]) == ["judge-7b:olleh", "judge-7b:dlrow"]
+    again = _client(server, tmp_path)
+    assert again.complete(["world", "hello"]) == ["judge-7b:dlrow", "judge-7b:olleh"]
+    assert again.requests_sent == 0 and again.cache_hits == 2 and again.cached_count() == 2
+    assert server.requests == 2
 
 
 def test_openai_backend_unreachable_server(tmp_path):
-    client = get_client("openai", base_url="http://127.0.0.1:9/v1", model="m", retries=1, backoff=0.01, timeout=2)
+    client = get_client("openai", base_url="http://127.0.0.1:9/v1", model="m", retries=1, timeout=2)
     with pytest.raises(LLMError, match="giving up"):
         client.complete(["x"])
 
@@ -137,7 +156,7 @@ def test_backend_errors_are_clear():
     with pytest.raises(InputError, match="model_dir"):
         get_client("transformers", model_dir="/nonexistent/model")
     with pytest.raises(InputError, match="text.judge.base_url"):
-        client_from_settings(resolved_section("text.judge", {"backend": "openai", "model": "m"}))
+        client_from_settings(JudgeSettings(backend="openai", model="m"))
 
 
 def test_transformers_backend_generates_greedily_from_a_local_model(tmp_path):

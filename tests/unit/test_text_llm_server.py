@@ -9,7 +9,6 @@ context (HTTP 400: counted, not fatal).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -21,11 +20,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from diskcache import Cache
 
-from abacus_repro.config import resolved_section
 from abacus_repro.ingest.stackexchange import ingest_stackexchange
 from abacus_repro.io import doc_meta, make_doc
 from abacus_repro.llm import LLMError, PromptRejected, get_client
+from abacus_repro.settings import JudgeSettings, StackExchangeSettings
 from abacus_repro.text.judge import client_from_settings, judge_documents
 
 from .model_fixtures import make_model, make_tokenizer
@@ -119,18 +119,17 @@ def server(gguf, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def threads():
-    docs, _, _ = ingest_stackexchange([SAMPLE])
+    docs, _, _ = ingest_stackexchange(StackExchangeSettings(dumps=[SAMPLE]))
     return docs
 
 
-def _settings(base_url: str, cache_dir: Path, **overrides) -> dict:
+def _settings(base_url: str, cache_dir: Path, **overrides) -> JudgeSettings:
     settings = {
         "backend": "openai",
         "base_url": base_url,
         "model": "tiny-minicpm",
         "timeout_s": 20,
         "max_retries": 2,
-        "backoff_s": 0.05,
         "concurrency": 4,
         "cache_dir": str(cache_dir),
         "max_chars": 1500,
@@ -138,14 +137,13 @@ def _settings(base_url: str, cache_dir: Path, **overrides) -> dict:
         "constrain": "none",
     }
     settings.update(overrides)
-    return resolved_section("text.judge", settings)
+    return JudgeSettings(**settings)
 
 
-def _judge(docs, settings: dict, sample_size: int, seed: int = 3):
+def _judge(docs, settings: JudgeSettings, sample_size: int, seed: int = 3):
     client = client_from_settings(settings)
-    labels, stats = judge_documents(
-        docs, client, sample_size=sample_size, seed=seed, max_chars=settings["max_chars"], batch_size=8
-    )
+    judge = settings.model_copy(update={"sample_size": sample_size, "batch_size": 8})
+    labels, stats = judge_documents(docs, client, judge, seed=seed)
     return labels, stats, client
 
 
@@ -190,7 +188,7 @@ def test_prompt_longer_than_the_context_is_rejected_not_fatal(server, threads, t
     assert client.requests_sent == 1  # a refused request is not retried
     rejected = client.try_complete([huge])
     assert isinstance(rejected[0], PromptRejected)
-    assert not list((tmp_path / "c").rglob("*.json"))  # refusals are never cached
+    assert client.cached_count() == 0  # refusals are never cached
 
     # In a judge run the long thread is counted as request_rejected; the rest are scored.
     long_thread = make_doc("# long\n\n" + huge, "stackexchange", {"site": "x", "question_id": 0}, id="0000-long")
@@ -203,16 +201,14 @@ def test_prompt_longer_than_the_context_is_rejected_not_fatal(server, threads, t
 
 def test_slow_server_times_out_and_retries_with_backoff(server, tmp_path):
     """A frozen server (SIGSTOP) accepts connections but never answers: the client times out and retries."""
-    client = get_client(
-        "openai", base_url=server.base_url, model="m", timeout=0.4, retries=1, backoff=0.05, extra_body=SCORE_GRAMMAR
-    )
+    client = get_client("openai", base_url=server.base_url, model="m", timeout=0.4, retries=1, extra_body=SCORE_GRAMMAR)
     server.pause()
     try:
         with pytest.raises(LLMError, match=r"giving up after 2 attempts: Timeout"):
             client.complete(["frozen"])
         assert client.requests_sent == 2
         patient = get_client(
-            "openai", base_url=server.base_url, model="m", timeout=0.4, retries=6, backoff=0.1, extra_body=SCORE_GRAMMAR
+            "openai", base_url=server.base_url, model="m", timeout=0.4, retries=6, extra_body=SCORE_GRAMMAR
         )
         threading.Timer(0.6, server.resume).start()  # the server wakes up while the client is retrying
         reply = patient.complete(["slow then fine"])
@@ -222,10 +218,18 @@ def test_slow_server_times_out_and_retries_with_backoff(server, tmp_path):
     assert patient.requests_sent >= 2  # at least one attempt timed out first
 
 
+def _cached(cache_dir: Path) -> int:
+    """How many answers the judge's on-disk cache holds (read as another process would)."""
+    if not cache_dir.is_dir():
+        return 0
+    with Cache(str(cache_dir), eviction_policy="none") as cache:  # the client's own setting, not reset here
+        return len(cache)
+
+
 def _wait_for_cache(cache_dir: Path, at_least: int, timeout: float = 30.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        count = len(list(cache_dir.glob("??/*.json")))
+        count = _cached(cache_dir)
         if count >= at_least:
             return count
         time.sleep(0.005)
@@ -259,12 +263,13 @@ def test_server_dies_mid_run_then_the_rerun_resumes_from_the_cache(gguf, threads
     assert "error" in outcome, "the run finished before the server was killed"
     message = str(outcome["error"])
     assert "stopped after" in message and "of 16 sampled threads" in message and "re-run" in message
-    cached = len(list(cache.glob("??/*.json")))
-    assert 3 <= cached < 16 and not list(cache.glob("??/*.tmp"))
+    cached = _cached(cache)
+    assert 3 <= cached < 16
 
     second = LlamaServer(gguf, tmp_path / "server2.log").start()  # a new server, on another port
     try:
-        _labels, stats, _ = _judge(threads, {**settings, "base_url": second.base_url}, sample_size=16)
+        restarted = settings.model_copy(update={"base_url": second.base_url})
+        _labels, stats, _ = _judge(threads, restarted, sample_size=16)
     finally:
         second.stop()
     assert stats["requests"]["from_cache"] == cached
@@ -275,24 +280,25 @@ def test_server_dies_mid_run_then_the_rerun_resumes_from_the_cache(gguf, threads
 KILLED_CLIENT = """
 import sys
 from abacus_repro.ingest.stackexchange import ingest_stackexchange
+from abacus_repro.settings import JudgeSettings, StackExchangeSettings
 from abacus_repro.text.judge import client_from_settings, judge_documents
-import json
-settings = json.loads(sys.argv[1])
-docs, _, _ = ingest_stackexchange([sys.argv[2]])
-judge_documents(docs, client_from_settings(settings), sample_size=16, seed=3, max_chars=1500, batch_size=8)
+settings = JudgeSettings.model_validate_json(sys.argv[1])
+docs, _, _ = ingest_stackexchange(StackExchangeSettings(dumps=[sys.argv[2]]))
+judge_documents(docs, client_from_settings(settings), settings, seed=3)
 """
 
 
 def test_judge_killed_mid_run_resumes_where_it_stopped(server, threads, tmp_path):
     cache = tmp_path / "cache"
     settings = _settings(server.base_url, cache, extra_body=SLOW_REPLIES, max_tokens=160, concurrency=2)
-    child = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT, json.dumps(settings), SAMPLE])
+    child_settings = settings.model_copy(update={"sample_size": 16, "batch_size": 8}).model_dump_json()
+    child = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT, child_settings, SAMPLE])
     try:
         _wait_for_cache(cache, 3)
     finally:
         child.kill()  # SIGKILL: no clean-up of any kind
         child.wait()
-    cached = len(list(cache.glob("??/*.json")))
+    cached = _cached(cache)
     assert 3 <= cached < 16, "the judge finished before it was killed"
 
     _, stats, _ = _judge(threads, settings, sample_size=16)
@@ -308,8 +314,8 @@ def test_transformers_backend_batches_our_minicpm(tiny_model, threads):
     replies = batched.complete(prompts)
     one_by_one = get_client("transformers", model_dir=str(tiny_model), batch_size=1, max_new_tokens=6)
     assert replies == one_by_one.complete(prompts)  # left padding does not change greedy output
-    settings = resolved_section("text.judge", {"backend": "transformers", "model": str(tiny_model), "concurrency": 4})
-    labels, stats = judge_documents(threads, client_from_settings(settings), sample_size=6, seed=1, max_chars=600)
+    settings = JudgeSettings(backend="transformers", model=str(tiny_model), concurrency=4, sample_size=6, max_chars=600)
+    labels, stats = judge_documents(threads, client_from_settings(settings), settings, seed=1)
     assert stats["judge"] == f"transformers:{tiny_model.name}"
     assert stats["labelled"] + stats["rejected"] == 6 == stats["sampled"]
     assert len(labels) == stats["labelled"]

@@ -7,14 +7,15 @@ import re
 from fractions import Fraction
 
 import pytest
+from pydantic import ValidationError
 
-from abacus_repro.errors import InputError
 from abacus_repro.ingest.math import TEMPLATES, evaluate_expression, ingest_math, verify_solution
+from abacus_repro.settings import MathSettings
 
 
 @pytest.fixture(scope="module")
 def problems():
-    docs, stats = ingest_math({"source": "generated", "n_problems": 400}, seed=1234)
+    docs, stats = ingest_math(MathSettings(source="generated", n_problems=400), seed=1234)
     return docs, stats, [json.loads(d["meta"]) for d in docs]
 
 
@@ -58,9 +59,9 @@ def test_answers_recomputed_from_the_question_text(problems):
 
 
 def test_generation_is_seeded():
-    first, _ = ingest_math({"source": "generated", "n_problems": 30}, seed=5)
-    assert first == ingest_math({"source": "generated", "n_problems": 30}, seed=5)[0]
-    assert first != ingest_math({"source": "generated", "n_problems": 30}, seed=6)[0]
+    first, _ = ingest_math(MathSettings(n_problems=30), seed=5)
+    assert first == ingest_math(MathSettings(n_problems=30), seed=5)[0]
+    assert first != ingest_math(MathSettings(n_problems=30), seed=6)[0]
 
 
 @pytest.mark.parametrize(
@@ -84,11 +85,13 @@ def test_evaluator_is_exact():
 
 def test_gsm8k_jsonl_source(shared_data):
     path = shared_data / "eval" / "gsm8k" / "train_first20.jsonl"
-    docs, stats = ingest_math({"source": "jsonl", "path": str(path), "n_problems": 400}, seed=0)
+    docs, stats = ingest_math(MathSettings(source="jsonl", path=str(path), n_problems=400), seed=0)
     assert stats["read"] == 20 == stats["kept"] + sum(stats["dropped"].values())
     assert all("#### " in d["text"] for d in docs)
 
 
-def test_unknown_source_is_an_input_error():
-    with pytest.raises(InputError, match="math.source"):
-        ingest_math({"source": "wikipedia"}, seed=0)
+def test_unknown_source_or_a_source_without_its_input_is_refused():
+    with pytest.raises(ValidationError, match="source"):
+        MathSettings(source="wikipedia")
+    with pytest.raises(ValidationError, match="math.source jsonl needs math.path"):
+        MathSettings(source="jsonl")

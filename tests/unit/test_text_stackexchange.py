@@ -10,6 +10,7 @@ import pytest
 from abacus_repro.errors import InputError
 from abacus_repro.ingest.html2md import html_to_markdown
 from abacus_repro.ingest.stackexchange import ingest_stackexchange, parse_dump, parse_tags, site_from_path
+from abacus_repro.settings import StackExchangeSettings
 
 SAMPLE = "data/samples/stackexchange/python.sample.stackexchange.com.Posts.xml"
 BIO = "stackexchange/bioinformatics.stackexchange.com.Posts.xml"
@@ -38,7 +39,9 @@ def _check_accounting(stats):
     ],
 )
 def test_real_dumps_parse_with_counts_adding_up(shared_data, dump, rows, questions, answers, other, tag_sample):
-    docs, dropped, stats = ingest_stackexchange([shared_data / dump], answers_per_question=2)
+    docs, dropped, stats = ingest_stackexchange(
+        StackExchangeSettings(dumps=[str(shared_data / dump)], answers_per_question=2)
+    )
     _check_accounting(stats)
     site = next(iter(stats["sites"].values()))
     assert (site["rows"]["read"], site["rows"]["questions"], site["rows"]["answers"]) == (rows, questions, answers)
@@ -58,14 +61,14 @@ def test_real_dumps_parse_with_counts_adding_up(shared_data, dump, rows, questio
 
 
 def test_real_dump_keeps_code_blocks(shared_data):
-    docs, _, _ = ingest_stackexchange([shared_data / BIO])
+    docs, _, _ = ingest_stackexchange(StackExchangeSettings(dumps=[str(shared_data / BIO)]))
     with_code = [d for d, m in zip(docs, _metas(docs), strict=True) if m["has_code"]]
     assert len(with_code) > 100
     assert all("```" in d["text"] for d in with_code)
 
 
 def test_sample_dump_funnel_and_both_tag_layouts():
-    docs, _dropped, stats = ingest_stackexchange([SAMPLE], answers_per_question=2)
+    docs, _dropped, stats = ingest_stackexchange(StackExchangeSettings(dumps=[SAMPLE], answers_per_question=2))
     _check_accounting(stats)
     rows = stats["sites"]["python.sample.stackexchange.com"]["rows"]
     assert rows["questions"] == 61 and rows["answers"] == 121 and rows["other_types"] == 2
@@ -75,7 +78,7 @@ def test_sample_dump_funnel_and_both_tag_layouts():
     assert all("python" in m["tags"] for m in metas)  # angle-bracket tags (first half) and pipe tags (second)
     assert any(m["closed"] for m in metas) and any(m["score"] < 0 for m in metas)
     assert min(m["question_id"] for m in metas) > 0
-    again, _, _ = ingest_stackexchange([SAMPLE], answers_per_question=2)
+    again, _, _ = ingest_stackexchange(StackExchangeSettings(dumps=[SAMPLE], answers_per_question=2))
     assert again == docs  # deterministic, ids included
 
 
@@ -108,7 +111,7 @@ def test_malformed_rows_are_counted_not_lost(tmp_path):
     ]
     path = tmp_path / "odd.Posts.xml"
     path.write_text("<posts>" + "".join(rows) + "</posts>", encoding="utf-8")
-    _docs, dropped, stats = ingest_stackexchange([path])
+    _docs, dropped, stats = ingest_stackexchange(StackExchangeSettings(dumps=[str(path)]))
     _check_accounting(stats)
     assert stats["kept"] == 1 and stats["dropped"] == {"malformed_row": 2}
     assert stats["sites"]["odd"]["rows"]["answers_detail"]["malformed"] == 1
@@ -120,7 +123,7 @@ def test_truncated_xml_is_an_input_error_naming_the_file(tmp_path):
     path = tmp_path / "cut.stackexchange.com.Posts.xml"
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError) as err:
-        parse_dump(path)
+        parse_dump(path, 2)
     assert str(path) in str(err.value) and "line" in str(err.value) and "column" in str(err.value)
 
 
@@ -132,7 +135,7 @@ def test_bad_dumps_are_input_errors(tmp_path, content, problem):
     path = tmp_path / "bad.Posts.xml"
     path.write_bytes(content)
     with pytest.raises(InputError, match=problem):
-        parse_dump(path)
+        parse_dump(path, 2)
 
 
 def test_tags_and_site_names():
@@ -199,7 +202,9 @@ def _expected_threads(path: Path, per_question: int) -> tuple[dict[int, list[int
 def test_every_answered_question_comes_out_once_with_the_right_answers(shared_data, dump, per_question):
     """The issue's check on real site dumps: each question with answers exactly once, its answers attached."""
     path = shared_data / dump
-    docs, dropped, stats = ingest_stackexchange([path], answers_per_question=per_question)
+    docs, dropped, stats = ingest_stackexchange(
+        StackExchangeSettings(dumps=[str(path)], answers_per_question=per_question)
+    )
     expected, bodies = _expected_threads(path, per_question)
     metas = _metas(docs)
     got = {meta["question_id"]: meta["answer_ids"] for meta in metas}
@@ -234,8 +239,8 @@ def test_site_7z_archive_is_read_straight_from_the_archive(tmp_path):
         tmp_path / "python.sample.stackexchange.com.7z",
         {"Badges.xml": b"<badges />", "Posts.xml": Path(SAMPLE), "Users.xml": b"<users />"},
     )
-    plain = ingest_stackexchange([SAMPLE])
-    packed = ingest_stackexchange([archive])
+    plain = ingest_stackexchange(StackExchangeSettings(dumps=[SAMPLE]))
+    packed = ingest_stackexchange(StackExchangeSettings(dumps=[str(archive)]))
     assert packed[0] == plain[0] and packed[1] == plain[1]  # same documents, same ids, same drops
     assert list(packed[2]["sites"]) == ["python.sample.stackexchange.com"]
     assert (
@@ -255,14 +260,14 @@ def test_broken_7z_archives_are_input_errors(tmp_path):
     for name, (content, problem) in cases.items():
         (tmp_path / name).write_bytes(content)
         with pytest.raises(InputError, match=problem) as err:
-            parse_dump(tmp_path / name)
+            parse_dump(tmp_path / name, 2)
         assert name in str(err.value)
     no_posts = _seven_zip(tmp_path / "b.7z", {"Users.xml": b"<users />"})
     with pytest.raises(InputError, match=r"no Posts.xml \(members: Users.xml\)"):
-        parse_dump(no_posts)
+        parse_dump(no_posts, 2)
     cut = _seven_zip(tmp_path / "c.7z", {"Posts.xml": sample[:5000]})
     with pytest.raises(InputError, match=r"c.7z:Posts.xml: corrupt or truncated XML at line \d+, column \d+"):
-        parse_dump(cut)
+        parse_dump(cut, 2)
     # Stored uncompressed, one flipped byte decodes fine but fails the member's CRC at its end.
     py7zr = pytest.importorskip("py7zr")
     stored = _seven_zip(tmp_path / "d.7z", {"Posts.xml": sample}, filters=[{"id": py7zr.FILTER_COPY}])
@@ -270,25 +275,29 @@ def test_broken_7z_archives_are_input_errors(tmp_path):
     stored[stored.index(b"virtualenv vs venv")] ^= 0x20
     (tmp_path / "d.7z").write_bytes(bytes(stored))
     with pytest.raises(InputError, match="d.7z: 7z archive is corrupt or truncated in Posts.xml .*Crc"):
-        parse_dump(tmp_path / "d.7z")
+        parse_dump(tmp_path / "d.7z", 2)
 
 
 def test_streamed_parquet_output_equals_the_lists(tmp_path):
     from abacus_repro.ingest.stackexchange import ingest_stackexchange_to_files
     from abacus_repro.io import read_docs
 
-    docs, dropped, stats = ingest_stackexchange([SAMPLE])
-    streamed = ingest_stackexchange_to_files([SAMPLE], tmp_path / "qa.parquet", tmp_path / "dropped.parquet")
+    docs, dropped, stats = ingest_stackexchange(StackExchangeSettings(dumps=[SAMPLE]))
+    streamed = ingest_stackexchange_to_files(
+        StackExchangeSettings(dumps=[SAMPLE]), tmp_path / "qa.parquet", tmp_path / "dropped.parquet"
+    )
     assert streamed == stats
     assert read_docs(tmp_path / "qa.parquet") == docs
     kept_again = tmp_path / "again.parquet"
-    ingest_stackexchange_to_files([SAMPLE], kept_again, tmp_path / "dropped2.parquet")
+    ingest_stackexchange_to_files(StackExchangeSettings(dumps=[SAMPLE]), kept_again, tmp_path / "dropped2.parquet")
     assert kept_again.read_bytes() == (tmp_path / "qa.parquet").read_bytes()  # byte-identical re-run
     assert [{k: d[k] for k in ("id", "reason", "detail")} for d in read_docs(tmp_path / "dropped.parquet")] == [
         {k: d[k] for k in ("id", "reason", "detail")} for d in dropped
     ]
     with pytest.raises(InputError, match="does-not-exist"):
-        ingest_stackexchange_to_files(["does-not-exist.Posts.xml"], tmp_path / "x.parquet", tmp_path / "y.parquet")
+        ingest_stackexchange_to_files(
+            StackExchangeSettings(dumps=["does-not-exist.Posts.xml"]), tmp_path / "x.parquet", tmp_path / "y.parquet"
+        )
     assert not (tmp_path / "x.parquet").exists() and not list(tmp_path.glob("*.tmp"))
 
 
@@ -303,7 +312,7 @@ def test_answers_before_their_question_and_duplicate_answer_rows(tmp_path):
     ]
     path = tmp_path / "order.stackexchange.com.Posts.xml"
     path.write_text("<posts>" + "".join(rows) + "</posts>", encoding="utf-8")
-    docs, _, rows_stats = parse_dump(path)
+    docs, _, rows_stats = parse_dump(path, 2)
     assert [json.loads(d["meta"])["answer_ids"] for d in docs] == [[9]]
     assert rows_stats["answers_detail"] == {
         "used": 1,

@@ -87,7 +87,20 @@ def test_schema_fills_defaults():
         "seed": 1,
         "code": {"source": "python_installation"},
         "text": {"stackexchange": {"dumps": ["x"]}},
-        "model": {"hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 1, "intermediate_size": 8},
+        "model": {
+            "hidden_size": 8,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 1,
+            "num_key_value_heads": 1,
+            "intermediate_size": 8,
+            "max_position_embeddings": 64,
+            "rope_theta": 10000.0,
+            "rms_norm_eps": 1e-5,
+            "scale_emb": 12,
+            "scale_depth": 1.4,
+            "dim_model_base": 8,
+            "init_std": 0.1,
+        },
         "mixture": {"shares": {"code": 0.7, "math": 0.1, "text": 0.2}, "tokens": {"base": 1, "cosine": 1, "anneal": 1}},
         "train": {
             "schedule": {"lr_peak": 1e-3, "lr_min": 1e-4, "lr_final": 1e-4, "warmup_steps": 1, "cosine_horizon": 10}
@@ -104,3 +117,40 @@ def test_scripts_exist_for_every_rule():
         script = re.search(r"script:\n\s+\"(.+?)\"", body).group(1)
         assert (REPO_ROOT / "workflow/rules" / script).resolve().is_file(), (filename, rule, script)
     assert Path(REPO_ROOT / "workflow/Snakefile").read_text().count("include:") == len(RULE_FILES)
+
+
+SCRIPT_SHAPE = re.compile(
+    r'^"""Rule (?P<rule>\w+): [^\n].*?"""\n\n'
+    r"(?P<imports>(?:from abacus_repro\.[\w.]+ import \w+\n){2})\n"
+    r"run_rule\(snakemake, (?P<entry>\w+)\)  # noqa: F821  \(injected by Snakemake's script directive\)\n$",
+    re.DOTALL,
+)
+
+
+@pytest.mark.parametrize("script", sorted((REPO_ROOT / "workflow/scripts").glob("*.py")), ids=lambda p: p.name)
+def test_every_rule_script_is_the_same_few_lines(script):
+    """A script only hands the job to its stage entry (settings, paths); everything else is in the package."""
+    match = SCRIPT_SHAPE.match(script.read_text())
+    assert match, f"{script.name} is not: docstring, the entry's import, run_rule's import, run_rule(snakemake, entry)"
+    assert match["rule"] == script.stem
+    # The two imports in ruff's order: the stage's entry and run_rule.
+    imported = set(re.findall(r"import (\w+)", match["imports"]))
+    assert imported == {match["entry"], "run_rule"}, match["imports"]
+    assert "from abacus_repro.rules import run_rule\n" in match["imports"]
+
+
+def test_every_rule_declares_its_code_and_settings_as_params():
+    """Editing a rule's code re-runs it through its own `code` parameter; its config arrives as `settings`."""
+    for filename, rule, body in _rule_blocks():
+        params = re.search(r"\n    params:\n(.*?)(?=\n    \w+:|\Z)", body, flags=re.DOTALL)
+        assert params, f"{filename}: rule {rule} has no params"
+        assert f'code=get_code_fingerprint("{rule}")' in params.group(1), f"{filename}: rule {rule}"
+        assert "settings=" in params.group(1), f"{filename}: rule {rule}"
+
+
+def test_no_rule_is_changed_after_parsing():
+    for path in [*RULE_FILES, REPO_ROOT / "workflow/Snakefile"]:
+        text = path.read_text()
+        assert "set_params" not in text and ".snakemake/" not in text, path.name
+    for path in (REPO_ROOT / "src").rglob("*.py"):
+        assert ".snakemake/metadata" not in path.read_text(), path

@@ -27,6 +27,8 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from abacus_repro.imports import ImportStatement, absolute_module, import_statements, package_of
+
 REPO = Path(__file__).resolve().parents[2]
 ENVS = REPO / "workflow" / "envs"
 RULES = REPO / "workflow" / "rules"
@@ -89,21 +91,16 @@ def rules_by_env(rules_dir: Path = RULES) -> dict[str, dict[str, Path | None]]:
     return envs
 
 
-def _imports(path: Path) -> Iterable[tuple[str, int, tuple[str, ...]]]:
-    """(module, relative level, imported names) for every import statement, at any depth (lazy imports too)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                yield alias.name, 0, ()
-        elif isinstance(node, ast.ImportFrom):
-            yield node.module or "", node.level, tuple(alias.name for alias in node.names)
+def _imports(path: Path) -> list[ImportStatement]:
+    """Every import statement, at any depth (lazy imports too)."""
+    return import_statements(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
 
 
-def _module_package(path: Path) -> list[str]:
-    """The dotted package a source file under src/ belongs to."""
-    parts = list(path.relative_to(SRC).with_suffix("").parts)
-    return parts if path.name == "__init__.py" else parts[:-1]
+def _module_package(path: Path) -> str:
+    """The dotted package a source file under src/ belongs to ("" for a script outside it)."""
+    if not path.is_relative_to(SRC):
+        return ""
+    return package_of(".".join(path.relative_to(SRC).with_suffix("").parts), path.name == "__init__.py")
 
 
 def _subpackage_files(subpackage: str) -> list[Path]:
@@ -119,23 +116,23 @@ def third_party_modules(scripts: Iterable[Path]) -> set[str]:
     found: set[str] = set()
     seen_files: set[Path] = set()
     queue = [path for path in scripts if path is not None]
-    # The package's top-level modules (logging_setup, io, errors) come with every script.
-    queue += sorted(p for p in (SRC / PACKAGE).glob("*.py"))
+    # Importing anything from the package runs its __init__; its top-level modules (rules, io, settings) come
+    # along only where an import reaches them, like subpackages.
+    queue.append(SRC / PACKAGE / "__init__.py")
     while queue:
         path = queue.pop()
         if path in seen_files or not path.is_file():
             continue
         seen_files.add(path)
-        for module, level, names in _imports(path):
-            if level:
-                base = _module_package(path)[: len(_module_package(path)) - (level - 1)]
-                dotted = [*base, *(module.split(".") if module else [])]
-            else:
-                dotted = module.split(".")
+        for statement in _imports(path):
+            absolute = absolute_module(statement.module, statement.level, _module_package(path))
+            if absolute is None:
+                continue
+            dotted = absolute.split(".")
             top = dotted[0]
             if top == PACKAGE:
                 # A whole subpackage: its subprocess helpers and siblings come along.
-                targets = [dotted[1]] if len(dotted) > 1 else list(names)
+                targets = [dotted[1]] if len(dotted) > 1 else list(statement.names)
                 for subpackage in targets:
                     queue.extend(_subpackage_files(subpackage))
             elif top and top not in sys.stdlib_module_names and top not in NOT_DISTRIBUTIONS:

@@ -18,7 +18,8 @@ rule code_clean:
     resources:
         **get_rule_resources("code_clean"),
     params:
-        code=config["code"],
+        code=get_code_fingerprint("code_clean"),
+        settings=get_settings("code"),
     script:
         "../scripts/code_clean.py"
 
@@ -40,5 +41,8 @@ rule code_funnel:
     threads: get_rule_threads("code_funnel")
     resources:
         **get_rule_resources("code_funnel"),
+    params:
+        code=get_code_fingerprint("code_funnel"),
+        settings=get_settings(),
     script:
         "../scripts/code_funnel.py"

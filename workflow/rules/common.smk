@@ -202,18 +202,23 @@ def get_phase_model(wildcards):
     return previous[wildcards.phase]
 
 
-# The eval.* settings each benchmark's harness reads: a rule gets only its own benchmark's, so editing another
-# benchmark's settings re-runs nothing.
-EVAL_SETTINGS_READ = {
-    "humaneval": ["humaneval", "evalplus", "prompt_style", "max_new_tokens", "batch_size"],
-    "mbpp": ["mbpp", "evalplus", "prompt_style", "max_new_tokens", "batch_size"],
-    "livecodebench": ["livecodebench", "prompt_style", "max_new_tokens", "batch_size"],
-    "general": ["general", "batch_size"],
-}
+def get_eval_job_settings(benchmark, *shared):
+    """Params function, an evaluation rule's `params.settings`: get_settings of its benchmark's section
+    ("{benchmark}": the wildcard's) and of the shared eval settings it reads, plus its model's eval.models entry
+    and every configured data location by name (get_eval_data_locations: those that exist are also inputs, a
+    missing one is reported skipped by its path). Only its own benchmark's: editing another's, or adding a
+    model, re-runs nothing here."""
 
+    def settings(wildcards):
+        name = benchmark.format(**wildcards)
+        sections = get_settings(f"eval.{name}", *(f"eval.{key}" for key in shared))
+        model = next(entry for entry in config["eval"]["models"] if entry["name"] == wildcards.model)
+        job = {**sections, "model": model, "data": get_eval_data_locations(name)}
+        if name == "general":
+            job["shared_data"] = SHARED_DATA  # the folder eval.general.data's locations name
+        return job
 
-def get_eval_settings(benchmark):
-    return {key: config["eval"][key] for key in EVAL_SETTINGS_READ[benchmark]}
+    return settings
 
 
 def get_eval_data_locations(benchmark):
@@ -247,23 +252,13 @@ def eval_data_exists(location):
 def get_eval_data(benchmark=None):
     """Input function for an evaluation rule: the data locations of ``benchmark`` (else of the {benchmark}
     wildcard) that exist, by name. A missing one is no input, so the job still runs and reports the benchmark
-    skipped, naming the path it looked for (get_absent_eval_data)."""
+    skipped, naming the path it looked for (its settings have every location: get_eval_job_settings)."""
 
     def present(wildcards):
         locations = get_eval_data_locations(benchmark or wildcards.benchmark)
         return {name: path for name, path in locations.items() if eval_data_exists(path)}
 
     return present
-
-
-def get_absent_eval_data(benchmark=None):
-    """Params function, the complement of get_eval_data: the configured data locations that do not exist."""
-
-    def absent(wildcards):
-        locations = get_eval_data_locations(benchmark or wildcards.benchmark)
-        return {name: path for name, path in locations.items() if not eval_data_exists(path)}
-
-    return absent
 
 
 def get_decontamination_roots():
@@ -289,10 +284,6 @@ def get_eval_model_input(wildcards):
     """The model as a rule input when it is a directory (made by the workflow or on disk); a hub id is not."""
     ref = get_eval_models()[wildcards.model]
     return {"model": ref} if ref.startswith("results/") or os.path.isdir(ref) else {}
-
-
-def get_eval_model_ref(wildcards):
-    return get_eval_models()[wildcards.model]
 
 
 # The OpenAI-compatible server of the judge and the Semi-Instruct rewriter (config llm_server). Each consumer job

@@ -26,10 +26,9 @@ rule eval_code:
     resources:
         **get_rule_resources("eval_code"),
     params:
+        code=get_code_fingerprint("eval_code"),
         # This benchmark's settings only: editing the other's, or adding a model, re-runs nothing here.
-        eval=lambda wildcards: get_eval_settings(wildcards.benchmark),
-        absent=get_absent_eval_data(),
-        model=get_eval_model_ref,
+        settings=get_eval_job_settings("{benchmark}", "evalplus", "prompt_style", "max_new_tokens", "batch_size"),
     script:
         "../scripts/eval_code.py"
 
@@ -51,10 +50,8 @@ rule eval_livecodebench:
     resources:
         **get_rule_resources("eval_livecodebench"),
     params:
-        # This benchmark's settings only: editing another's, or adding a model, re-runs nothing here.
-        eval=get_eval_settings("livecodebench"),
-        absent=get_absent_eval_data("livecodebench"),
-        model=get_eval_model_ref,
+        code=get_code_fingerprint("eval_livecodebench"),
+        settings=get_eval_job_settings("livecodebench", "prompt_style", "max_new_tokens", "batch_size"),
     script:
         "../scripts/eval_livecodebench.py"
 
@@ -75,12 +72,8 @@ rule eval_general:
     resources:
         **get_rule_resources("eval_general"),
     params:
-        # These benchmarks' settings only: editing another's, or adding a model, re-runs nothing here.
-        eval=get_eval_settings("general"),
-        absent=get_absent_eval_data("general"),
-        # Where the harness's default locations are (every location the tasks read is named above or an input).
-        shared_data=SHARED_DATA,
-        model=get_eval_model_ref,
+        code=get_code_fingerprint("eval_general"),
+        settings=get_eval_job_settings("general", "batch_size"),
     script:
         "../scripts/eval_general.py"
 
@@ -105,6 +98,7 @@ rule eval_summary:
     resources:
         **get_rule_resources("eval_summary"),
     params:
-        models=list(get_eval_models()),
+        code=get_code_fingerprint("eval_summary"),
+        settings={"models": get_settings("eval.models")},
     script:
         "../scripts/eval_summary.py"

@@ -15,7 +15,8 @@ rule export_gguf:
     resources:
         **get_rule_resources("export_gguf"),
     params:
-        export=config["export"],
+        code=get_code_fingerprint("export_gguf"),
+        settings=get_settings("export"),
     script:
         "../scripts/export_gguf.py"
 
@@ -33,6 +34,7 @@ rule export_modelfile:
     resources:
         **get_rule_resources("export_modelfile"),
     params:
-        export=config["export"],
+        code=get_code_fingerprint("export_modelfile"),
+        settings=get_settings("export"),
     script:
         "../scripts/export_modelfile.py"

@@ -18,9 +18,8 @@ rule ingest_code:
     resources:
         **get_rule_resources("ingest_code"),
     params:
-        code=config["code"],
-        shards=config["shards"]["code"],
-        seed=config["seed"],
+        code=get_code_fingerprint("ingest_code"),
+        settings=get_settings("seed", "shards", "code"),
     script:
         "../scripts/ingest_code.py"
 
@@ -40,7 +39,8 @@ rule ingest_stackexchange:
     resources:
         **get_rule_resources("ingest_stackexchange"),
     params:
-        stackexchange=config["text"]["stackexchange"],
+        code=get_code_fingerprint("ingest_stackexchange"),
+        settings=get_settings("text.stackexchange"),
     script:
         "../scripts/ingest_stackexchange.py"
 
@@ -60,7 +60,8 @@ rule ingest_docs:
     resources:
         **get_rule_resources("ingest_docs"),
     params:
-        docs=config["text"]["docs"],
+        code=get_code_fingerprint("ingest_docs"),
+        settings=get_settings("text.docs"),
     script:
         "../scripts/ingest_docs.py"
 
@@ -79,7 +80,7 @@ rule ingest_math:
     resources:
         **get_rule_resources("ingest_math"),
     params:
-        math=config["math"],
-        seed=config["seed"],
+        code=get_code_fingerprint("ingest_math"),
+        settings=get_settings("seed", "math"),
     script:
         "../scripts/ingest_math.py"

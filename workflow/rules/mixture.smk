@@ -1,7 +1,6 @@
 # Per-phase mixtures by token shares (cosine: code/math/text; anneal: pretraining plus SFT data), after
 # decontamination: documents sharing long n-grams with an evaluation set are listed once and left out everywhere.
 
-DECONTAMINATION = config["mixture"]["decontamination"]
 # Two lists, so the pretraining mixtures need not wait for the SFT data: the pretraining sources (what every
 # mixture draws from) and the SFT data set (the anneal mixture's SFT part and the SFT phase).
 DECONTAMINATION_INPUTS = {
@@ -33,9 +32,12 @@ rule decontaminate:
     resources:
         **get_rule_resources("decontaminate"),
     params:
-        decontamination=DECONTAMINATION,
-        # A missing evaluation root is reported in the stats, not fatal, like the evaluation rules themselves.
-        absent_eval_data=get_absent_decontamination_roots,
+        code=get_code_fingerprint("decontaminate"),
+        # The evaluation roots that do not exist are named in the stats, not fatal, like the evaluation rules.
+        settings=lambda wildcards: {
+            "decontamination": get_settings("mixture.decontamination"),
+            "absent_eval_data": get_absent_decontamination_roots(wildcards),
+        },
     script:
         "../scripts/decontaminate.py"
 
@@ -60,8 +62,8 @@ rule mixture:
     resources:
         **get_rule_resources("mixture"),
     params:
-        mixture=config["mixture"],
-        seed=config["seed"],
+        code=get_code_fingerprint("mixture"),
+        settings=get_settings("seed", "mixture"),
     script:
         "../scripts/mixture.py"
 
@@ -79,5 +81,8 @@ rule mixture_stats:
     threads: get_rule_threads("mixture_stats")
     resources:
         **get_rule_resources("mixture_stats"),
+    params:
+        code=get_code_fingerprint("mixture_stats"),
+        settings=get_settings(),
     script:
         "../scripts/mixture_stats.py"

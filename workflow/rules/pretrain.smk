@@ -1,5 +1,6 @@
 # Tokenizer and tiny base model (the full config loads MiniCPM-2B instead), then the training phases:
-# base (brief pretraining of the tiny model), cosine, anneal; SFT shares the same trainer (sft.smk).
+# base (brief pretraining of the tiny model), cosine, anneal, and SFT: one train rule runs every phase with the same
+# trainer (abacus_repro.pretrain.trainer; the SFT phase's batch, epochs and schedule: abacus_repro.sft.train).
 
 # Training resources come from train.launch: one node and no GPU runs in the job's own process (the tiny
 # default); GPUs per node start torchrun; several nodes start one torchrun per node with srun inside the SLURM
@@ -35,10 +36,9 @@ rule train_tokenizer:
     resources:
         **get_rule_resources("train_tokenizer"),
     params:
-        tokenizer=config["tokenizer"],
-        seed=config["seed"],
-        # A run that starts from a published checkpoint keeps that checkpoint's tokenizer.
-        pretrained=config["model"]["pretrained"],
+        code=get_code_fingerprint("train_tokenizer"),
+        # A run that starts from a published checkpoint (model.pretrained) keeps that checkpoint's tokenizer.
+        settings=get_settings("seed", "tokenizer", "model.pretrained"),
     script:
         "../scripts/train_tokenizer.py"
 
@@ -56,8 +56,8 @@ rule init_model:
     resources:
         **get_rule_resources("init_model"),
     params:
-        model=config["model"],
-        seed=config["seed"],
+        code=get_code_fingerprint("init_model"),
+        settings=get_settings("seed", "model"),
     script:
         "../scripts/init_model.py"
 
@@ -80,11 +80,10 @@ rule rehearsal_checkpoint:
     resources:
         **get_rule_resources("rehearsal_checkpoint"),
     params:
-        model=config["model"],
-        # The SentencePiece vocabulary trained here: with model.pretrained, tokenizer.vocab_size documents the
+        code=get_code_fingerprint("rehearsal_checkpoint"),
+        # tokenizer.vocab_size: the SentencePiece vocabulary trained here; with model.pretrained it documents the
         # checkpoint's vocabulary (and the tokenizer rule checks it).
-        vocab_size=config["tokenizer"]["vocab_size"],
-        seed=config["seed"],
+        settings=get_settings("seed", "model", "tokenizer.vocab_size"),
     script:
         "../scripts/rehearsal_checkpoint.py"
 
@@ -129,8 +128,7 @@ rule train:
     resources:
         **TRAIN_RESOURCES,
     params:
-        train=config["train"],
-        sft=config["sft"],
-        seed=config["seed"],
+        code=get_code_fingerprint("train"),
+        settings=get_settings("seed", "train", "sft"),
     script:
         "../scripts/train.py"

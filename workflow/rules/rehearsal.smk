@@ -15,8 +15,8 @@ rule rehearsal_code_dump:
     resources:
         **get_rule_resources("rehearsal_code_dump"),
     params:
-        code=config["code"],
-        seed=config["seed"],
+        code=get_code_fingerprint("rehearsal_code_dump"),
+        settings=get_settings("seed", "code"),
     script:
         "../scripts/rehearsal_code_dump.py"
 
@@ -34,8 +34,11 @@ rule rehearsal_math_corpus:
     resources:
         **get_rule_resources("rehearsal_math_corpus"),
     params:
-        layout=lambda wildcards: REHEARSAL_MATH_CORPORA[wildcards.corpus],
-        documents=get_rehearsal_corpus_size,
-        seed=config["seed"],
+        code=get_code_fingerprint("rehearsal_math_corpus"),
+        settings=lambda wildcards: {
+            "seed": config["seed"],
+            "layout": REHEARSAL_MATH_CORPORA[wildcards.corpus],
+            "documents": get_rehearsal_corpus_size(wildcards),
+        },
     script:
         "../scripts/rehearsal_math_corpus.py"

@@ -28,6 +28,7 @@ rule provenance:
     resources:
         **get_rule_resources("provenance"),
     params:
+        code=get_code_fingerprint("provenance"),
         settings={
             "config": config,
             "rules": RULE_INFO,

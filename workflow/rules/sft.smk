@@ -4,9 +4,7 @@
 # The SFT training itself is the `train` rule with phase=sft.
 
 # NL instruction data: a configured file or directory ({shared_data} is substituted), else StackExchange.
-SFT_NL_SOURCE = get_shared_path(config["sft"].get("nl_path")) or "results/text/stackexchange/kept.parquet"
-# What collection and Semi-Instruct read: changing the dedup or the NL source must not re-run the sandbox work.
-SFT_GENERATION = {key: value for key, value in config["sft"].items() if key not in ("semdedup", "nl_path")}
+SFT_NL_SOURCE = get_shared_path(config["sft"]["nl_path"]) or "results/text/stackexchange/kept.parquet"
 
 
 rule sft_collect:
@@ -23,8 +21,9 @@ rule sft_collect:
     resources:
         **get_rule_resources("sft_collect"),
     params:
-        sft=SFT_GENERATION,
-        seed=config["seed"],
+        code=get_code_fingerprint("sft_collect"),
+        # Only the keys collection reads: editing another SFT setting must not re-run the sandbox work after it.
+        settings=get_settings("seed", "sft.max_functions"),
     script:
         "../scripts/sft_collect.py"
 
@@ -50,9 +49,12 @@ rule sft_semi_instruct:
     resources:
         **get_rule_resources("sft_semi_instruct"),
     params:
-        sft=SFT_GENERATION,
-        llm_server=get_llm_server_params(config["sft"]["rewriter"]),
-        seed=config["seed"],
+        code=get_code_fingerprint("sft_semi_instruct"),
+        # Only the keys Semi-Instruct reads (the sandbox work is the costly part of the SFT data).
+        settings={
+            **get_settings("seed", "sft.rewriter", "sft.sandbox", "sft.max_tests_per_function"),
+            "llm_server": get_llm_server_params(config["sft"]["rewriter"]),
+        },
     script:
         "../scripts/sft_semi_instruct.py"
 
@@ -82,8 +84,8 @@ rule sft_semdedup:
     resources:
         **get_rule_resources("sft_semdedup"),
     params:
-        semdedup=config["sft"]["semdedup"],
-        seed=config["seed"],
+        code=get_code_fingerprint("sft_semdedup"),
+        settings=get_settings("seed", "sft.semdedup"),
     script:
         "../scripts/sft_semdedup.py"
 
@@ -103,7 +105,7 @@ rule sft_dataset:
     resources:
         **get_rule_resources("sft_dataset"),
     params:
-        sft=SFT_GENERATION,
-        seed=config["seed"],
+        code=get_code_fingerprint("sft_dataset"),
+        settings=get_settings("seed", "sft"),
     script:
         "../scripts/sft_dataset.py"

@@ -21,9 +21,12 @@ rule text_judge:
     resources:
         **get_rule_resources("text_judge"),
     params:
-        judge=config["text"]["judge"],
-        llm_server=get_llm_server_params(config["text"]["judge"]),
-        seed=config["seed"],
+        code=get_code_fingerprint("text_judge"),
+        # llm_server only when this job serves the judge's model: editing it re-runs no other judge.
+        settings={
+            **get_settings("seed", "text.judge"),
+            "llm_server": get_llm_server_params(config["text"]["judge"]),
+        },
     script:
         "../scripts/text_judge.py"
 
@@ -43,7 +46,9 @@ rule llm_server_gguf:
     resources:
         **get_rule_resources("llm_server_gguf"),
     params:
-        model=config["llm_server"]["model"],
+        code=get_code_fingerprint("llm_server_gguf"),
+        # llm_server.model alone: the server's other settings do not change the file (no re-export on them).
+        settings={"model": get_settings("llm_server.model")},
     script:
         "../scripts/llm_server_gguf.py"
 
@@ -62,9 +67,8 @@ rule text_classifier_train:
     resources:
         **get_rule_resources("text_classifier_train"),
     params:
-        classifier=config["text"]["classifier"],
-        good_score=config["text"]["judge"]["good_score"],
-        seed=config["seed"],
+        code=get_code_fingerprint("text_classifier_train"),
+        settings=get_settings("seed", "text.judge", "text.classifier"),
     script:
         "../scripts/text_classifier_train.py"
 
@@ -85,7 +89,8 @@ rule text_classifier_apply:
     resources:
         **get_rule_resources("text_classifier_apply"),
     params:
-        classifier=config["text"]["classifier"],
+        code=get_code_fingerprint("text_classifier_apply"),
+        settings=get_settings("text.classifier"),
     script:
         "../scripts/text_classifier_apply.py"
 
@@ -105,7 +110,8 @@ rule docs_filter:
     resources:
         **get_rule_resources("docs_filter"),
     params:
-        docs=config["text"]["docs"],
+        code=get_code_fingerprint("docs_filter"),
+        settings=get_settings("text.docs"),
     script:
         "../scripts/docs_filter.py"
 
@@ -126,5 +132,8 @@ rule text_stats:
     threads: get_rule_threads("text_stats")
     resources:
         **get_rule_resources("text_stats"),
+    params:
+        code=get_code_fingerprint("text_stats"),
+        settings=get_settings(),
     script:
         "../scripts/text_stats.py"

@@ -24,6 +24,7 @@ rule tokenize:
     resources:
         **get_rule_resources("tokenize"),
     params:
-        seq_len=config["pack"]["seq_len"],
+        code=get_code_fingerprint("tokenize"),
+        settings=get_settings("pack"),
     script:
         "../scripts/tokenize.py"

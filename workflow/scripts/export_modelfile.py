@@ -1,13 +1,6 @@
 """Rule export_modelfile: an Ollama Modelfile for the chosen GGUF."""
 
-from abacus_repro.export import write_modelfile
-from abacus_repro.logging_setup import setup_logging
+from abacus_repro.export.stage import export_modelfile
+from abacus_repro.rules import run_rule
 
-smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
-log = setup_logging(smk.log[0])
-
-write_modelfile(
-    smk.input.gguf,
-    smk.output.modelfile,
-    dict(smk.params.export),
-)
+run_rule(snakemake, export_modelfile)  # noqa: F821  (injected by Snakemake's script directive)

@@ -28,11 +28,13 @@ def register(subparsers) -> None:
 
 
 def _settings(config_path: str | None):
-    """The ``code:`` thresholds of the config as the workflow resolves it (config/config.yaml when none is given)."""
-    from ..config import load_config
-    from .settings import CleanSettings
+    """The ``code:`` section of a workflow config (config/config.yaml when none is given) as CodeSettings, which
+    fills the defaults a run would get. The file is validated as the workflow validates it, so a misspelt key or
+    a value of the wrong type is an InputError naming the key."""
+    from ..config import DEFAULT_CONFIGFILE, load_config
+    from ..settings import CodeSettings
 
-    return CleanSettings.from_config(load_config(config_path)["code"])
+    return CodeSettings.model_validate(load_config(config_path or DEFAULT_CONFIGFILE)["code"])
 
 
 def run_check(args: argparse.Namespace) -> int:

@@ -1,11 +1,13 @@
 """Recipe step 2: regular-expression features of data-dense code (base64/hex blobs, long strings, long lines,
-symbol soup) and of simple repetitive code (the same line over and over). Thresholds come from CleanSettings."""
+symbol soup) and of simple repetitive code (the same line over and over). Thresholds come from the ``code:`` settings
+(CodeSettings)."""
 
 from __future__ import annotations
 
 import re
 
-from .settings import CleanSettings
+from ..settings import CodeSettings
+from .settings import REPETITIVE_MIN_LINE_CHARS, REPETITIVE_MIN_LINES
 from .syntax import ParsedFile
 
 # A run of base64 or hex characters; it only counts as a blob when it mixes letters and digits, so a long
@@ -54,7 +56,7 @@ def longest_blob(text: str, strings: list[tuple[str, int]] = ()) -> tuple[int, i
     return best
 
 
-def judge_data_dense(text: str, parsed: ParsedFile, settings: CleanSettings) -> str | None:
+def judge_data_dense(text: str, parsed: ParsedFile, settings: CodeSettings) -> str | None:
     """The detail of why a file is data rather than code, or None."""
     lengths = list(map(len, text.splitlines())) or [0]
     longest = max(lengths)
@@ -86,10 +88,10 @@ def character_counts(text: str) -> tuple[int, int]:
     return sum(len(word) for word in text.split()), len(text) - len(ALNUM_RUN.sub("", text))
 
 
-def judge_repetitive(text: str, settings: CleanSettings) -> str | None:
+def judge_repetitive(text: str, settings: CodeSettings) -> str | None:
     """The detail of why a file is mostly the same lines repeated, or None."""
-    counted = [s for s in (line.strip() for line in text.splitlines()) if len(s) >= settings.repetitive_min_line_chars]
-    if len(counted) < settings.repetitive_min_lines:
+    counted = [s for s in (line.strip() for line in text.splitlines()) if len(s) >= REPETITIVE_MIN_LINE_CHARS]
+    if len(counted) < REPETITIVE_MIN_LINES:
         return None
     repeats = len(counted) - len(set(counted))
     fraction = repeats / len(counted)

@@ -11,8 +11,12 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Sequence
 
+from ..imports import ImportStatement, absolute_module, package_of
+
 SOURCE_ROOTS = ("src", "lib", "python")
-ImportSpec = tuple[str, int, "str | None", tuple[str, ...], bool]
+# The repository root as a package above its top-level modules, so a top-level file's `from . import x` finds the
+# repository's x.py (a name no module can have).
+REPOSITORY = "<repository>"
 
 
 def module_name(path: str) -> tuple[str, bool]:
@@ -48,18 +52,15 @@ def _longest_known_prefix(name: str, index: dict[str, str]) -> str | None:
     return None
 
 
-def _relative_base(module: str, is_package: bool, level: int) -> str | None:
-    """The package a relative import starts from; None when it climbs above the repository."""
-    package = module.split(".") if module else []
-    if not is_package:
-        package = package[:-1]
-    climb = level - 1
-    if climb > len(package):
-        return None
-    return ".".join(package[: len(package) - climb])
+def _relative_target(module: str, is_package: bool, level: int, target: str | None) -> str | None:
+    """The repository module a relative import names ("" for the repository root); None when it climbs above the
+    repository."""
+    package = ".".join(part for part in (REPOSITORY, package_of(module, is_package)) if part)
+    full = absolute_module(target, level, package)
+    return None if full is None else full.removeprefix(REPOSITORY).removeprefix(".")
 
 
-def resolve_imports(path: str, imports: Sequence[ImportSpec], index: dict[str, str]) -> set[str]:
+def resolve_imports(path: str, imports: Sequence[ImportStatement], index: dict[str, str]) -> set[str]:
     """Paths of the repository's files that ``path`` imports when it loads (itself excluded).
 
     Lazy imports (inside functions, under ``if TYPE_CHECKING:``) do not count: they are what code uses to break
@@ -75,13 +76,9 @@ def resolve_imports(path: str, imports: Sequence[ImportSpec], index: dict[str, s
             if found:
                 deps.add(found)
             continue
-        if level:
-            base = _relative_base(module, is_package, level)
-            if base is None:
-                continue
-            full = ".".join(p for p in (base, target) if p)
-        else:
-            full = target or ""
+        full = _relative_target(module, is_package, level, target) if level else target or ""
+        if full is None:
+            continue
         # `from a.b import c`: c is the submodule a.b.c when that file exists, else a name defined in a.b.
         for name in names:
             if name != "*" and full and f"{full}.{name}" in index:

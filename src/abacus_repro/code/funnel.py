@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..io import merge_stats
+from ..io import merge_stats, path_list, read_json, write_json
+from ..rules import RulePaths
+from ..settings import NoSettings
 from .pipeline import REASONS
+
+log = logging.getLogger(__name__)
 
 # The published funnel (Abacus repository, figure 2-1, as quoted in this project's issue 3), by recipe step, as
 # fractions of all files. Its "syntax errors" are step 1 (Python 2 included), its "data-dense" step 2.
@@ -53,6 +58,15 @@ def summarize_funnel(parts: Iterable[Mapping[str, Any]]) -> dict:
         {"step": label, "ours": sum(stats["dropped_fraction"].get(r, 0.0) for r in reasons), "paper": paper}
         for label, reasons, paper in PAPER_FUNNEL
     ] + [{"step": "kept", "ours": stats["kept_fraction"], "paper": PAPER_KEPT}]
+    return stats
+
+
+def run_code_funnel(settings: NoSettings, paths: RulePaths) -> dict:
+    """Rule code_funnel: per-shard cleaning stats -> results/code/stats.json and the funnel plot."""
+    stats = summarize_funnel([read_json(path) for path in path_list(paths.input["stats"])])
+    write_json(paths.output["stats"], stats)
+    plot_funnel(stats, paths.output["plot"])
+    log.info("code funnel: read %d, kept %d (%.1f%%)", stats["read"], stats["kept"], 100 * stats["kept_fraction"])
     return stats
 
 

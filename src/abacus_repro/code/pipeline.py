@@ -29,11 +29,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..io import Funnel, content_id, make_doc
+from ..io import Funnel, content_id, make_doc, read_docs, write_docs, write_json
+from ..rules import RulePaths
+from ..settings import CodeSettings
 from .content import judge_data_dense, judge_repetitive
 from .deps import dependency_order, module_index, resolve_imports
 from .ruff_batch import check_and_fix, syntax_errors
-from .settings import CleanSettings
+from .settings import FIX_SELECT, feature_version
 from .syntax import ParsedFile, analyse_source, classify_failure, judge_tree, parse_python
 
 log = logging.getLogger(__name__)
@@ -62,7 +64,7 @@ def normalised_hash(text: str) -> str:
     return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()
 
 
-def _judge_content(item: Judged, settings: CleanSettings) -> None:
+def _judge_content(item: Judged, settings: CodeSettings) -> None:
     """Recipe step 2 on a file that parsed: data density, then repetitiveness."""
     detail_dense = judge_data_dense(item.text, item.parsed, settings)
     if detail_dense:
@@ -73,7 +75,7 @@ def _judge_content(item: Judged, settings: CleanSettings) -> None:
         item.reason, item.detail = "repetitive", detail_rep
 
 
-def _judge_unparsed(unparsed: list[tuple[Judged, str]], settings: CleanSettings) -> None:
+def _judge_unparsed(unparsed: list[tuple[Judged, str]], settings: CodeSettings) -> None:
     """Files the running interpreter cannot parse: ruff's parser (one process per batch) says whether they are
     Python 3 written in newer syntax; the rest are Python 2 or syntax errors."""
     if not unparsed:
@@ -89,7 +91,7 @@ def _judge_unparsed(unparsed: list[tuple[Judged, str]], settings: CleanSettings)
                 f"(Python {sys.version_info[0]}.{sys.version_info[1]}: {error})"
             )
         else:
-            item.reason, item.detail = classify_failure(item.text, error, settings.feature_version)
+            item.reason, item.detail = classify_failure(item.text, error, feature_version(settings))
 
 
 @contextmanager
@@ -107,7 +109,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 def judge_files(
-    items: list[Judged], settings: CleanSettings, dedup: bool = True, progress: bool = True
+    items: list[Judged], settings: CodeSettings, dedup: bool = True, progress: bool = True
 ) -> dict[str, int]:
     """Run every per-file step and the ruff steps on ``items`` in place; returns extra counters."""
     with _gc_paused():
@@ -115,7 +117,7 @@ def judge_files(
         return _judge_with_ruff(items, settings)
 
 
-def _judge_syntax_and_content(items: list[Judged], settings: CleanSettings, dedup: bool, progress: bool) -> None:
+def _judge_syntax_and_content(items: list[Judged], settings: CodeSettings, dedup: bool, progress: bool) -> None:
     seen: dict[str, str] = {}
     unparsed: list[tuple[Judged, str]] = []
     for item in tqdm(items, desc="code parse", unit="file", mininterval=5.0, disable=not progress):
@@ -129,7 +131,7 @@ def _judge_syntax_and_content(items: list[Judged], settings: CleanSettings, dedu
                 item.reason, item.detail = "duplicate", f"same content as {seen[key]}"
                 continue
             seen[key] = f"{item.meta.get('repo')}/{item.meta.get('path')}"
-        tree, error = parse_python(item.text, settings.feature_version)
+        tree, error = parse_python(item.text, feature_version(settings))
         if tree is None:
             unparsed.append((item, error))
             continue
@@ -142,7 +144,7 @@ def _judge_syntax_and_content(items: list[Judged], settings: CleanSettings, dedu
             _judge_content(item, settings)
 
 
-def _judge_with_ruff(items: list[Judged], settings: CleanSettings) -> dict[str, int]:
+def _judge_with_ruff(items: list[Judged], settings: CodeSettings) -> dict[str, int]:
     """Recipe step 3 (F821) on the files still kept, then ruff's layout fixes; returns the counters."""
     counters = {"star_import_unjudged": 0, "fixed_files": 0, "fix_reverted": 0}
     candidates = [item for item in items if item.reason is None]
@@ -156,7 +158,7 @@ def _judge_with_ruff(items: list[Judged], settings: CleanSettings) -> dict[str, 
     log.info(
         "ruff: F821 on %d files, then fixes %s, in batches of %d",
         sum(judge),
-        ",".join(settings.fix_select),
+        ",".join(FIX_SELECT),
         settings.ruff_batch_size,
     )
     result = check_and_fix(
@@ -215,7 +217,7 @@ def _order_repositories(kept: list[Judged]) -> tuple[dict[str, list[tuple[Judged
     return ordered, cycles
 
 
-def clean_shard(docs: Iterable[Mapping[str, Any]], settings: CleanSettings) -> tuple[list[dict], list[dict], Funnel]:
+def clean_shard(docs: Iterable[Mapping[str, Any]], settings: CodeSettings) -> tuple[list[dict], list[dict], Funnel]:
     """(kept documents, dropped records, funnel) for one shard of ingested code documents."""
     items = _to_items(docs)
     counters = judge_files(items, settings, dedup=True)
@@ -241,6 +243,17 @@ def clean_shard(docs: Iterable[Mapping[str, Any]], settings: CleanSettings) -> t
     )
     log.info("read %d, kept %d, dropped %s", funnel.read, funnel.kept, dict(funnel.dropped))
     return outputs, dropped, funnel
+
+
+def run_code_clean(settings: CodeSettings, paths: RulePaths) -> dict:
+    """Rule code_clean: one repository shard through the cleaning funnel (recipe steps 1-4)."""
+    kept, dropped, funnel = clean_shard(read_docs(paths.input["shard"]), settings)
+    funnel.extra["shard"] = int(paths.wildcards["shard"])
+    write_docs(paths.output["kept"], kept)
+    write_docs(paths.output["dropped"], dropped, dropped=True)
+    stats = funnel.to_dict()
+    write_json(paths.output["stats"], stats)
+    return stats
 
 
 def _output_documents(ordered: dict[str, list[tuple[Judged, list[str]]]], repo_output: str) -> list[dict]:
@@ -281,7 +294,7 @@ def _python_files(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def check_paths(paths: Iterable[str | Path], settings: CleanSettings) -> list[dict]:
+def check_paths(paths: Iterable[str | Path], settings: CodeSettings) -> list[dict]:
     """The workflow's decision for each file (each .py under a directory), duplicates aside.
 
     Returns one {"path", "kept", "reason", "detail"} per file, in the order given (directories sorted).
@@ -289,7 +302,7 @@ def check_paths(paths: Iterable[str | Path], settings: CleanSettings) -> list[di
     return list(iter_check_paths(paths, settings))
 
 
-def iter_check_paths(paths: Iterable[str | Path], settings: CleanSettings) -> Iterator[dict]:
+def iter_check_paths(paths: Iterable[str | Path], settings: CodeSettings) -> Iterator[dict]:
     """check_paths, one ruff batch of files at a time, so a large tree streams out in bounded memory."""
     from ..ingest.code import read_source_file
 

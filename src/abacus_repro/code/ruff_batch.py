@@ -23,15 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from .settings import CleanSettings
+from ..settings import CodeSettings
+from .settings import FIX_PREVIEW, FIX_SELECT
 
 log = logging.getLogger(__name__)
 # ruff gives a package's __init__.py module attributes such as __path__; every other name is judged alike.
 PACKAGE_INIT = "__init__.py"
 # How ruff's JSON output names a syntax error (no rule code in older releases, "invalid-syntax" in 0.17).
 SYNTAX_CODES = (None, "invalid-syntax", "E999")
-# The fixes CleanSettings selects by default, for which may_need_layout_fix is exact.
-DEFAULT_FIX_SELECT = ("E303", "W291", "W292", "W293", "W391")
 TRAILING_WHITESPACE = re.compile(r"[ \t\f\v]$", re.MULTILINE)
 # E303: three blank lines anywhere, or two before an indented line (or a comment, which may precede one).
 TOO_MANY_BLANK_LINES = re.compile(r"\n\n\n[\n \t\f#]")
@@ -129,7 +128,7 @@ def may_need_layout_fix(text: str) -> bool:
     return TRAILING_WHITESPACE.search(text) is not None
 
 
-def _check_args(settings: CleanSettings) -> list[str]:
+def _check_args(settings: CodeSettings) -> list[str]:
     return [
         "check",
         "--isolated",
@@ -149,7 +148,7 @@ def _relative(filename: str, directory: Path) -> str:
     return Path(filename).resolve().relative_to(directory.resolve()).as_posix()
 
 
-def syntax_errors(texts: Sequence[str], paths: Sequence[str | None], settings: CleanSettings) -> list[str | None]:
+def syntax_errors(texts: Sequence[str], paths: Sequence[str | None], settings: CodeSettings) -> list[str | None]:
     """Per file, ruff's first syntax error at ``target_version`` ("line 3: ..."), or None when ruff's parser
     accepts the file. Errors for syntax newer than the target version count as syntax errors too."""
     errors: list[list[tuple[int, str]]] = [[] for _ in texts]
@@ -169,9 +168,13 @@ def syntax_errors(texts: Sequence[str], paths: Sequence[str | None], settings: C
 
 
 def check_and_fix(
-    texts: Sequence[str], paths: Sequence[str | None], judge: Sequence[bool], settings: CleanSettings
+    texts: Sequence[str],
+    paths: Sequence[str | None],
+    judge: Sequence[bool],
+    settings: CodeSettings,
+    fix_select: Sequence[str] = FIX_SELECT,
 ) -> RuffResult:
-    """F821 on the files where ``judge`` is true; then the fixes on every file without findings."""
+    """F821 on the files where ``judge`` is true; then the ``fix_select`` fixes on every file without findings."""
     findings: list[list[str]] = [[] for _ in texts]
     fixed: list[str | None] = [None for _ in texts]
     reverted = 0
@@ -184,13 +187,14 @@ def check_and_fix(
         "--exit-zero",
         "--fix-only",
         "--select",
-        ",".join(settings.fix_select),
+        ",".join(fix_select),
         "--target-version",
         settings.target_version,
     ]
-    if settings.fix_preview:
+    if FIX_PREVIEW:
         fix_args.append("--preview")
-    prefilter = tuple(sorted(settings.fix_select)) == DEFAULT_FIX_SELECT
+    # may_need_layout_fix is exact for the recipe's fixes (FIX_SELECT) only.
+    prefilter = sorted(fix_select) == sorted(FIX_SELECT)
     for indices in _batches(len(texts), settings.ruff_batch_size):
         with tempfile.TemporaryDirectory(prefix="abacus-ruff-", dir=batch_tmpdir()) as tmp:
             directory = Path(tmp)
@@ -207,7 +211,7 @@ def check_and_fix(
                         findings[index].append(f"line {item['location']['row']}: {item['message']}")
             survivors = [i for i in indices if not findings[i]]
             # Only files that can need a fix go through the fix run (and are read back); the others are final.
-            to_fix = [i for i in survivors if settings.fix_select and (not prefilter or may_need_layout_fix(texts[i]))]
+            to_fix = [i for i in survivors if fix_select and (not prefilter or may_need_layout_fix(texts[i]))]
             if to_fix:
                 _out, err = _run_ruff_full([*fix_args, *(names[i] for i in to_fix)], directory)
                 reverted += err.count(FIX_BROKE_SYNTAX)

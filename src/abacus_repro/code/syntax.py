@@ -20,6 +20,8 @@ import tokenize
 import warnings
 from dataclasses import dataclass, field
 
+from ..imports import ImportStatement, import_statements
+
 STATEMENT_START = {tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT}
 SKIPPED_TOKENS = {tokenize.NL, tokenize.COMMENT, tokenize.ENCODING}
 # After "print"/"exec" these keywords make a Python 3 expression ("print if x else y"), not a statement.
@@ -54,7 +56,7 @@ WALKED = (
     ast.match_case,
     ast.pattern,
 )
-# Lists of these are bodies: visited as statements (for imports, docstrings and laziness).
+# Lists of these are bodies: visited as statements (for docstrings and `print >>f`).
 STATEMENT_LIKE = (ast.stmt, ast.excepthandler, ast.match_case)
 # Statements without a body: only their expressions are left to look at.
 SIMPLE_STATEMENTS = {
@@ -72,7 +74,7 @@ SIMPLE_STATEMENTS = {
     ast.Continue,
 }
 DOCSTRING_OWNERS = {ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef}
-FUNCTION_DEFS = {ast.FunctionDef, ast.AsyncFunctionDef}
+IMPORTS = {ast.Import, ast.ImportFrom}
 
 
 @dataclass
@@ -80,9 +82,8 @@ class ParsedFile:
     """What the cleaning steps need from one successful parse, gathered in one walk over the tree (the tree
     itself is not kept: it is ten times the size of the source, and a shard holds many files at once)."""
 
-    # (kind, level, module, names, lazy): kind "import" or "from"; names are the imported names; lazy when the
-    # import runs only later (inside a function, or under `if TYPE_CHECKING:`).
-    imports: list[tuple[str, int, str | None, tuple[str, ...], bool]] = field(default_factory=list)
+    # Lazy when the import runs only later (inside a function, or under `if TYPE_CHECKING:`).
+    imports: list[ImportStatement] = field(default_factory=list)
     star_import: bool = False
     # (length, line) of the longest string literal that is not a docstring.
     longest_string: tuple[int, int] = (0, 0)
@@ -106,30 +107,24 @@ def parse_python(text: str, feature_version: tuple[int, int] = (3, 11)) -> tuple
 
 
 def analyse_tree(tree: ast.Module) -> ParsedFile:
-    """One pass over the tree: imports (and whether each runs at import time), star imports, the longest
-    non-docstring string literal, long string literals, and `print >>f` statements.
+    """The imports (abacus_repro.imports: whether each runs at import time) and star imports, then one pass over
+    the tree for the longest non-docstring string literal, long string literals, and `print >>f` statements.
 
     This is the costliest step after the parse itself, so it visits every statement but only the expressions
     that can hold a long string: an expression whose source spans fewer than LONG_STRING_CHARS columns on one
     line cannot (a literal's value is never longer than its source), and most expressions are that short.
     """
-    parsed = ParsedFile()
+    parsed = ParsedFile(imports=import_statements(tree))
+    parsed.star_import = any("*" in statement.names for statement in parsed.imports)
     docstrings: set[int] = set()
     _note_docstring(tree, docstrings)
-    # (statement, lazy): lazy = inside a function or an `if TYPE_CHECKING:` block, so not run at import time.
-    statements: list[tuple[ast.AST, bool]] = [(stmt, False) for stmt in reversed(tree.body)]
+    statements: list[ast.AST] = list(reversed(tree.body))
     expressions: list[ast.AST] = []
     while statements:
-        node, lazy = statements.pop()
+        node = statements.pop()
         kind = type(node)
-        if kind is ast.Import:
-            parsed.imports.extend(("import", 0, alias.name, (), lazy) for alias in node.names)
-            continue
-        if kind is ast.ImportFrom:
-            names = tuple(alias.name for alias in node.names)
-            parsed.star_import = parsed.star_import or "*" in names
-            parsed.imports.append(("from", node.level or 0, node.module, names, lazy))
-            continue
+        if kind in IMPORTS:
+            continue  # an import holds no string literal
         if kind is ast.Expr:
             if parsed.print_chevron_line is None and _is_print_chevron(node.value):
                 parsed.print_chevron_line = node.lineno
@@ -142,16 +137,11 @@ def analyse_tree(tree: ast.Module) -> ParsedFile:
             continue
         if kind in DOCSTRING_OWNERS:
             _note_docstring(node, docstrings)
-        if kind is ast.If and _is_type_checking(node.test):
-            statements.extend((child, lazy) for child in reversed(node.orelse))
-            statements.extend((child, True) for child in reversed(node.body))
-            continue
-        child_lazy = lazy or kind in FUNCTION_DEFS
         for name in node._fields:
             value = getattr(node, name, None)
             if type(value) is list:
                 if value and isinstance(value[0], STATEMENT_LIKE):
-                    statements.extend((child, child_lazy) for child in reversed(value))
+                    statements.extend(reversed(value))
                 else:
                     expressions.extend(value)
             elif isinstance(value, ast.AST):
@@ -200,13 +190,6 @@ def _may_hold_long_string(node: ast.AST) -> bool:
     return node.end_col_offset - node.col_offset >= LONG_STRING_CHARS
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    """`if TYPE_CHECKING:` / `if typing.TYPE_CHECKING:`: imports for type checkers only."""
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def _is_print_chevron(value: ast.expr) -> bool:
     """`print >>f, x` parses in Python 3 as the tuple (print >> f, x): Python 2 code that happens to parse."""
     if isinstance(value, ast.Tuple) and value.elts:
@@ -237,7 +220,7 @@ def analyse_source(text: str) -> ParsedFile:
             for part in _import_clause(plain, text, match.end()).split(","):
                 name = IMPORTED_NAME.match(part.strip())
                 if name:
-                    parsed.imports.append(("import", 0, name.group(), (), lazy))
+                    parsed.imports.append(ImportStatement("import", 0, name.group(), (), lazy))
             continue
         names = tuple(
             n.group()
@@ -246,7 +229,7 @@ def analyse_source(text: str) -> ParsedFile:
         )
         if "*" in names:
             parsed.star_import = True
-        parsed.imports.append(("from", len(dots), module or None, names, lazy))
+        parsed.imports.append(ImportStatement("from", len(dots), module or None, names, lazy))
     longest = (0, 0)
     previous = None
     for tok in code_tokens(text):

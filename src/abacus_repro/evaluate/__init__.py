@@ -1,6 +1,9 @@
 """Evaluation of a model: the seed's code-generation and general-ability tables, for any model.
 
-- ``generation``: load a model (directory or hub id) and decode greedily in batches (chat or base prompts).
+- ``benchmark``: the contract every benchmark fills in (prepare, prompts, score) and the one run of a code
+  benchmark through a model (``evaluate_with_model``).
+- ``generation``: load a model (directory or hub id) and decode greedily in batches (chat or base prompts); the
+  shared generation settings (``GenerationSettings``).
 - ``humaneval``: HumanEval(+) and MBPP(+) samples from the model, scored by the real evalplus evaluator
   (``mbpp`` turns Google's sanitized-mbpp.json into evalplus problems when MBPP+'s file is not at hand).
 - ``livecodebench``: LiveCodeBench problems from the official release files, in a contest-date window, graded

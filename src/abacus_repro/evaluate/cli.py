@@ -12,8 +12,12 @@ import json
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
+
+if TYPE_CHECKING:
+    from ..settings import EvalSettings
 
 CODE_BENCHMARKS = ("humaneval", "mbpp", "livecodebench")
 
@@ -47,9 +51,17 @@ def register(subparsers) -> None:
         # 4 GiB default (measured: 1.0 on MBPP+ v0.2.0 at 16 GiB, 0.9947 plus at 4 GiB).
         help="evalplus's test-process memory cap (EVALPLUS_MAX_MEMORY_BYTES); default 16384 for the self-check",
     )
-    check.add_argument("--min-time-limit", type=float, default=1.0, help="evalplus's least seconds per test")
     check.add_argument(
-        "--gt-time-limit-factor", type=float, default=4.0, help="evalplus's time limit as a multiple of the reference's"
+        "--min-time-limit",
+        type=float,
+        default=None,
+        help="evalplus's least seconds per test (default: eval.evalplus's)",
+    )
+    check.add_argument(
+        "--gt-time-limit-factor",
+        type=float,
+        default=None,
+        help="evalplus's time limit as a multiple of the reference's (default: eval.evalplus's)",
     )
     check.add_argument("--json", action="store_true", help="print the whole result as JSON")
     check.set_defaults(func=selfcheck_command)
@@ -64,6 +76,11 @@ def register(subparsers) -> None:
     run.set_defaults(func=run_command)
 
 
+def _given(**options) -> dict:
+    """The options given on the command line; the others keep the settings' defaults (the workflow's)."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def _print_result(args: argparse.Namespace, result: dict) -> None:
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False))
@@ -75,12 +92,19 @@ def selfcheck_command(args: argparse.Namespace) -> int:
     setup_logging(level=logging.WARNING)  # evalplus's own output reaches the terminal when it fails
     if args.dataset == "livecodebench":
         return _livecodebench_selfcheck(args)
-    from .humaneval import EvalplusLimits, selfcheck
+    from ..settings import EvalplusLimits
+    from .humaneval import selfcheck
 
     if args.path and len(args.path) > 1:
         raise InputError("--path", f"{args.dataset} takes one data file")
     path = args.path[0] if args.path else None
-    limits = EvalplusLimits(args.min_time_limit, args.gt_time_limit_factor, args.max_memory_mb)
+    limits = EvalplusLimits.model_validate(
+        _given(
+            min_time_limit=args.min_time_limit,
+            gt_time_limit_factor=args.gt_time_limit_factor,
+            max_memory_mb=args.max_memory_mb,
+        )
+    )
     with tempfile.TemporaryDirectory(prefix="abacus-selfcheck-") as tmp:
         work_dir = Path(args.work_dir) if args.work_dir else Path(tmp) / "work"
         result = selfcheck(args.dataset, path, work_dir, limit=args.limit, parallel=args.parallel, limits=limits)
@@ -107,11 +131,14 @@ def selfcheck_command(args: argparse.Namespace) -> int:
 
 
 def _livecodebench_selfcheck(args: argparse.Namespace) -> int:
+    from ..settings import LiveCodeBenchSettings
     from .livecodebench import score_solutions
 
     if not args.path or not args.solutions:
         raise InputError("--path/--solutions", "livecodebench needs the release file(s) and a solutions file")
-    settings = {"start_date": args.start_date, "end_date": args.end_date, "limit": args.limit}
+    settings = LiveCodeBenchSettings.model_validate(
+        _given(start_date=args.start_date, end_date=args.end_date, limit=args.limit)
+    )
     result = score_solutions(args.path, args.solutions, settings, workers=args.parallel)
     _print_result(args, result)
     if result["status"] != "ok":
@@ -124,15 +151,16 @@ def _livecodebench_selfcheck(args: argparse.Namespace) -> int:
     return 0 if not result["failed"] else 1
 
 
-def _load_config(config_path: str | Path) -> tuple[dict, str]:
+def _load_config(config_path: str | Path) -> tuple[EvalSettings, str]:
     import os
 
     from ..config import load_config
+    from ..settings import EvalSettings
 
     # As `snakemake --configfile` resolves it: the file plus the schema's defaults.
     config = load_config(config_path)
     shared_data = os.environ.get("ABACUS_SHARED_DATA", config["shared_data"])
-    return config["eval"], shared_data
+    return EvalSettings.model_validate(config["eval"]), shared_data
 
 
 def _shared(template, shared_data: str):
@@ -145,45 +173,16 @@ def _shared(template, shared_data: str):
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from ..io import write_json
     from ..logging_setup import setup_logging
-    from . import general, humaneval, livecodebench, summary
+    from . import summary
 
     setup_logging()
-    eval_config, shared_data = _load_config(args.config)
+    eval_settings, shared_data = _load_config(args.config)
     name = args.name or Path(str(args.model).rstrip("/")).name
     out = Path(args.out)
-    model_out = out / name
-    for benchmark in ("humaneval", "mbpp"):
+    for benchmark in ("humaneval", "mbpp", "livecodebench", "general"):
         if args.only in (None, benchmark):
-            settings = eval_config[benchmark]
-            result = humaneval.evaluate_model(
-                args.model,
-                benchmark,
-                _shared(settings["path"], shared_data),
-                eval_config,
-                model_out / benchmark / "work",
-                samples_path=model_out / benchmark / "samples.jsonl",
-                threads=args.threads,
-                parallel=args.threads,
-            )
-            write_json(model_out / benchmark / "result.json", result)
-    if args.only in (None, "livecodebench"):
-        settings = eval_config["livecodebench"]
-        result = livecodebench.evaluate_model(
-            args.model,
-            _shared(settings["path"], shared_data),
-            eval_config,
-            _shared(settings["fewshot_dir"], shared_data),
-            samples_path=model_out / "livecodebench" / "samples.jsonl",
-            threads=args.threads,
-        )
-        write_json(model_out / "livecodebench" / "result.json", result)
-    if args.only in (None, "general"):
-        result = general.evaluate_model(
-            args.model, eval_config, shared_data, model_out / "general" / "work", args.threads
-        )
-        write_json(model_out / "general" / "result.json", result)
+            _run_benchmark(args, benchmark, eval_settings, shared_data, out / name / benchmark)
     if args.only is None:
         summaries = summary.write_summary(
             summary.collect_results(out, [name]), out / "summary.json", out / "summary.md", out / "summary.png"
@@ -191,3 +190,37 @@ def run_command(args: argparse.Namespace) -> int:
         print(summary.format_scores(summaries))
         print(f"wrote {out / 'summary.md'}")
     return 0
+
+
+def _run_benchmark(
+    args: argparse.Namespace, benchmark: str, eval_settings: EvalSettings, shared_data: str, out: Path
+) -> None:
+    """One benchmark of ``eval run`` into ``out`` (result.json, and samples.jsonl for a code benchmark)."""
+    from ..io import write_json
+    from . import general, humaneval, livecodebench
+
+    if benchmark == "general":
+        job = general.GeneralJob.from_eval(eval_settings)
+        result = general.evaluate_model(job, args.model, shared_data, out / "work", args.threads)
+    elif benchmark == "livecodebench":
+        section = eval_settings.livecodebench
+        result = livecodebench.evaluate_model(
+            livecodebench.LiveCodeBenchJob.from_eval(eval_settings),
+            args.model,
+            # One release file or a list of them, as the workflow's rule takes them (common.smk).
+            _shared([section.path] if isinstance(section.path, str) else section.path, shared_data),
+            _shared(section.fewshot_dir, shared_data),
+            samples_path=out / "samples.jsonl",
+            threads=args.threads,
+        )
+    else:
+        result = humaneval.evaluate_model(
+            humaneval.EvalplusJob.from_eval(eval_settings, benchmark),
+            args.model,
+            _shared(getattr(eval_settings, benchmark).path, shared_data),
+            out / "work",
+            samples_path=out / "samples.jsonl",
+            threads=args.threads,
+            parallel=args.threads,
+        )
+    write_json(out / "result.json", result)

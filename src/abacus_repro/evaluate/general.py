@@ -14,12 +14,17 @@ Benchmarks, their protocols (as lm-eval's own tasks) and the score reported:
 
 The task definitions live in ``tasks/*.yaml`` next to this module. They name their data through placeholders
 (``${data}`` for a file, ``${root}`` for a benchmark folder, ``${subject}`` for per-subject tasks);
-``render_tasks`` fills them in from ``DEFAULT_DATA`` or the config's ``eval.general.data``, writes the result
-into the run's work directory, and lm-eval's ``TaskManager(include_path=...)`` registers exactly those files.
-A benchmark whose data files are absent is reported as skipped with the reason; it never fails the run.
+``render_tasks`` fills them in from ``eval.general.data`` (``abacus_repro.settings.GeneralDataPaths``, where the
+defaults live), writes the result into the run's work directory, and lm-eval's ``TaskManager(include_path=...)``
+registers exactly those files. A benchmark whose data files are absent is reported as skipped with the reason;
+it never fails the run.
 
-The model is loaded once and handed to lm-eval as an ``HFLM`` built from the model and tokenizer objects,
-so a model class registered by ``abacus_repro.model`` needs no special support inside lm-eval.
+``GeneralBenchmarks`` fills in the benchmark contract (``benchmark``): ``prepare`` renders the task files,
+``prompts`` hands lm-eval the rendered tasks and ``score`` runs lm-eval's own evaluation loop, which builds
+each prompt from the task definition and generates or scores log-likelihoods itself (so the code benchmarks'
+generation path is not used here). The model is loaded once and handed to lm-eval as an ``HFLM`` built from
+the model and tokenizer objects, so a model class registered by ``abacus_repro.model`` needs no special
+support inside lm-eval.
 """
 
 from __future__ import annotations
@@ -28,29 +33,21 @@ import json
 import logging
 import os
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from pydantic import PositiveInt
 
 from ..errors import InputError
-from .humaneval import fresh_dir, sha256_file
+from ..io import sha256_file, write_json
+from ..rules import RulePaths
+from ..settings import EvalSettings, GeneralDataPaths, GeneralEvalSettings, Settings
+from .benchmark import Benchmark, EvalRuleJob, Prepared, Scored, fresh_dir
 
 log = logging.getLogger(__name__)
 
 TASK_TEMPLATES = Path(__file__).resolve().parent / "tasks"
-# Where each benchmark's data is, in its original layout ({shared_data} is filled in); eval.general.data
-# overrides any of them. The defaults are the names of the small real subsets in ../shared/data/eval.
-DEFAULT_DATA = {
-    "arc_easy": "{shared_data}/eval/arc_easy/arc_easy_first300.jsonl",
-    "hellaswag": "{shared_data}/eval/hellaswag/hellaswag_val_full_first300.txt",
-    "mmlu": "{shared_data}/eval/mmlu",
-    "ceval": "{shared_data}/eval/ceval",
-    "cmmlu": "{shared_data}/eval/cmmlu",
-    "bbh": "{shared_data}/eval/bbh",
-    "gsm8k": "{shared_data}/eval/gsm8k/test_first300.jsonl",
-    "gsm8k_fewshot": "{shared_data}/eval/gsm8k/train_first20.jsonl",
-}
 # Generation budget of the generative tasks when eval.general.max_gen_toks is not set (lm-eval's values).
 DEFAULT_MAX_GEN_TOKS = {"bbh": 1024, "gsm8k": 256}
 # lm-eval's own seeds, stated here so a change of defaults upstream cannot change our numbers silently.
@@ -302,24 +299,31 @@ RENDERERS: dict[str, Callable[[RenderContext], RenderedTask | str]] = {
 }
 
 
-def data_locations(shared_data: str | Path, overrides: dict[str, str] | None = None) -> dict[str, Path]:
-    """Each benchmark's data path: the default under ``shared_data``, or the configured one."""
+def data_locations(
+    shared_data: str | Path, data: GeneralDataPaths | Mapping[str, str] | None = None
+) -> dict[str, Path]:
+    """Each benchmark's data path ({shared_data} filled in, absolute): eval.general.data, or a mapping of some
+    of its keys over its defaults."""
+    if not isinstance(data, GeneralDataPaths):
+        unknown = sorted(set(data or {}) - set(GeneralDataPaths.model_fields))
+        if unknown:
+            raise InputError(
+                "eval.general.data", f"unknown keys {unknown}; known: {sorted(GeneralDataPaths.model_fields)}"
+            )
+        data = GeneralDataPaths.model_validate(dict(data or {}))
     shared_data = Path(shared_data).resolve()
-    unknown = sorted(set(overrides or {}) - set(DEFAULT_DATA))
-    if unknown:
-        raise InputError("eval.general.data", f"unknown keys {unknown}; known: {sorted(DEFAULT_DATA)}")
-    chosen = {**DEFAULT_DATA, **(overrides or {})}
-    return {name: Path(str(value).format(shared_data=shared_data)).resolve() for name, value in chosen.items()}
+    return {name: Path(str(value).format(shared_data=shared_data)).resolve() for name, value in data}
 
 
 def render_tasks(
     benchmarks: list[str],
     shared_data: str | Path,
     out_dir: str | Path,
-    data: dict[str, str] | None = None,
+    data: GeneralDataPaths | Mapping[str, str] | None = None,
     max_gen_toks: int | None = None,
 ) -> dict[str, RenderedTask | str]:
-    """Each requested benchmark: a RenderedTask, or the reason it is skipped."""
+    """Each requested benchmark: a RenderedTask, or the reason it is skipped. ``max_gen_toks`` None: each
+    generative task's own budget (lm-eval's)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     budget = {name: int(max_gen_toks or default) for name, default in DEFAULT_MAX_GEN_TOKS.items()}
@@ -388,9 +392,82 @@ def evaluate_task(lm, task: RenderedTask, task_manager, limit: int | None) -> di
     }
 
 
+class GeneralJob(Settings):
+    """The settings of one run of the general benchmarks: eval.general and eval.batch_size."""
+
+    general: GeneralEvalSettings
+    batch_size: PositiveInt
+
+    @classmethod
+    def from_eval(cls, eval_settings: EvalSettings) -> GeneralJob:
+        """The job out of the whole eval section (what the rule's get_settings gives it)."""
+        return cls(general=eval_settings.general, batch_size=eval_settings.batch_size)
+
+
+class GeneralRuleJob(GeneralJob, EvalRuleJob):
+    """Rule eval_general's settings: the job's, its model, where its data is, and the shared data folder that
+    eval.general.data's locations name ({shared_data}; ABACUS_SHARED_DATA wins over the config's)."""
+
+    shared_data: str
+
+
+class GeneralBenchmarks(Benchmark[RenderedTask]):
+    """The benchmarks of eval.general.tasks through lm-eval, which owns prompting and generation: ``prompts`` is
+    the task registry over the rendered task files, ``score`` runs lm-eval on each task with the model."""
+
+    name = "general"
+
+    def __init__(self, settings: GeneralJob, shared_data: str | Path, work_dir: str | Path):
+        self.settings = settings.general
+        self.shared_data = shared_data
+        self.work_dir = Path(work_dir)
+
+    def prepare(self) -> Prepared[RenderedTask]:
+        """Task files for lm-eval in a fresh work directory; ``record`` maps each benchmark that cannot run (its
+        data is absent) to the reason. Never skipped as a whole: each benchmark is reported on its own."""
+        self.work_dir = fresh_dir(self.work_dir)
+        settings = self.settings
+        rendered = render_tasks(
+            list(settings.tasks), self.shared_data, self.work_dir / "tasks", settings.data, settings.max_gen_toks
+        )
+        runnable = [task for task in rendered.values() if isinstance(task, RenderedTask)]
+        reasons = {name: reason for name, reason in rendered.items() if isinstance(reason, str)}
+        for name, reason in reasons.items():
+            log.warning("%s skipped: %s", name, reason)
+        return Prepared(runnable, reasons)
+
+    def prompts(self, prepared: Prepared[RenderedTask], tokenizer=None, style: str | None = None):
+        """lm-eval's registry of exactly the rendered tasks: lm-eval builds each prompt from its task definition
+        (the tasks fix their own prompt format, so the tokenizer and prompt style play no part)."""
+        from lm_eval.tasks import TaskManager
+
+        return TaskManager(include_path=str(self.work_dir / "tasks"), include_defaults=False)
+
+    def score(self, prepared: Prepared[RenderedTask], prompts, answers) -> Scored:
+        """Each task's scores from lm-eval with the model (``answers``: the lm-eval model that answers the
+        prompts inside lm-eval's loop)."""
+        from datasets.exceptions import DatasetGenerationError
+
+        limit = self.settings.limit
+        results: dict[str, dict] = {}
+        for task in prepared.items:
+            log.info("%s: lm-eval task %s, limit %s", task.benchmark, task.lm_eval_name, limit)
+            try:
+                results[task.benchmark] = evaluate_task(answers, task, prompts, limit)
+            except (ValueError, KeyError, OSError, DatasetGenerationError) as err:
+                # Data that is present but unreadable is the user's to fix: name the files.
+                files = ", ".join(str(path) for path in task.data_files[:4])
+                raise InputError(
+                    files, f"lm-eval could not run {task.benchmark} ({type(err).__name__}: {err})"
+                ) from err
+            entry = results[task.benchmark]
+            log.info("%s: %s %.4f on %d examples", task.benchmark, entry["metric"], entry["score"], entry["n"])
+        return Scored(results, [])
+
+
 def evaluate_model(
-    model_dir: str | Path,
-    eval_config: dict[str, Any],
+    settings: GeneralJob,
+    model_ref: str | Path,
     shared_data: str | Path,
     work_dir: str | Path,
     threads: int | None = None,
@@ -398,45 +475,35 @@ def evaluate_model(
     """Every benchmark in ``eval.general.tasks``: scores, or skipped with the reason."""
     # Local data files only: never ask the Hub for data (nor for the model, unless it is named by a hub id).
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    if Path(model_dir).exists():
+    if Path(model_ref).exists():
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import lm_eval
-    from datasets.exceptions import DatasetGenerationError
-    from lm_eval.tasks import TaskManager
 
     from .generation import load_model
 
-    settings = eval_config["general"]
-    benchmarks = list(settings["tasks"])
-    limit = settings["limit"]
-    work_dir = fresh_dir(work_dir)
-    rendered = render_tasks(benchmarks, shared_data, work_dir / "tasks", settings["data"], settings["max_gen_toks"])
-
-    results: dict[str, dict] = {}
-    runnable = {name: task for name, task in rendered.items() if isinstance(task, RenderedTask)}
-    for name, reason in rendered.items():
-        if isinstance(reason, str):
-            log.warning("%s skipped: %s", name, reason)
-            results[name] = {"status": "skipped", "reason": reason}
-
-    if runnable:
-        model, tokenizer = load_model(model_dir, threads=threads)
-        lm = build_lm(model, tokenizer, int(eval_config["batch_size"]))
-        task_manager = TaskManager(include_path=str(work_dir / "tasks"), include_defaults=False)
-        for name, task in runnable.items():
-            log.info("%s: lm-eval task %s, limit %s", name, task.lm_eval_name, limit)
-            try:
-                results[name] = evaluate_task(lm, task, task_manager, limit)
-            except (ValueError, KeyError, OSError, DatasetGenerationError) as err:
-                # Data that is present but unreadable is the user's to fix: name the files.
-                files = ", ".join(str(path) for path in task.data_files[:4])
-                raise InputError(files, f"lm-eval could not run {name} ({type(err).__name__}: {err})") from err
-            entry = results[name]
-            log.info("%s: %s %.4f on %d examples", name, entry["metric"], entry["score"], entry["n"])
-
+    benchmarks = GeneralBenchmarks(settings, shared_data, work_dir)
+    prepared = benchmarks.prepare()
+    results = {name: {"status": "skipped", "reason": reason} for name, reason in prepared.record.items()}
+    if prepared.items:  # else the model is never loaded
+        model, tokenizer = load_model(model_ref, threads=threads)
+        lm = build_lm(model, tokenizer, settings.batch_size)
+        results.update(benchmarks.score(prepared, benchmarks.prompts(prepared), lm).result)
     return {
-        "model": str(model_dir),
+        "model": str(model_ref),
         "lm_eval_version": lm_eval.__version__,
-        "limit": limit,
-        "tasks": {name: results[name] for name in benchmarks},
+        "limit": settings.general.limit,
+        "tasks": {name: results[name] for name in settings.general.tasks},
     }
+
+
+def run_eval_general(settings: GeneralRuleJob, paths: RulePaths) -> None:
+    """Rule eval_general: general benchmarks (MMLU, HellaSwag, ARC-e, BBH, C-Eval, CMMLU, GSM8K) through lm-eval."""
+    # Every data location the tasks read, by name: an input where it exists, else the path looked for, so that
+    # benchmark is reported skipped naming it. They take the place of eval.general.data's.
+    general = settings.general
+    data = general.data.model_copy(update=settings.data_locations(paths))
+    job = settings.model_copy(update={"general": general.model_copy(update={"data": data})})
+    result = evaluate_model(
+        job, settings.model.path, settings.shared_data, Path(paths.output["result"]).parent / "work", paths.threads
+    )
+    write_json(paths.output["result"], result)

@@ -12,20 +12,34 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal, get_args
 
 import torch
+from pydantic import PositiveInt
 from tqdm import tqdm
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from ..errors import InputError
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
-PROMPT_STYLES = ("auto", "chat", "base")
+PromptStyle = Literal["auto", "chat", "base"]
+PROMPT_STYLES = get_args(PromptStyle)
 # Below this many parameters a forward pass is a handful of tiny matrix products: splitting them over threads
 # costs more in synchronisation than it saves, and on a busy machine OpenMP's spin-waiting made 2 threads
 # 20x slower than 1 (0.9 s vs 18 s for 8 HumanEval prompts x 128 tokens on the tiny default model).
 SINGLE_THREAD_BELOW_PARAMS = 50_000_000
+
+
+class GenerationSettings(Settings):
+    """The generation settings every code benchmark shares (eval.prompt_style, eval.max_new_tokens,
+    eval.batch_size; their defaults live in abacus_repro.settings.EvalSettings). A benchmark job's settings
+    class adds its own sections to these."""
+
+    prompt_style: PromptStyle
+    max_new_tokens: PositiveInt
+    batch_size: PositiveInt
 
 
 def import_model_package() -> bool:
@@ -85,7 +99,7 @@ def load_model(model_ref: str | Path, threads: int | None = None):
     return model, tokenizer
 
 
-def resolve_prompt_style(tokenizer, style: str = "auto") -> str:
+def resolve_prompt_style(tokenizer, style: str) -> str:
     """``chat`` when asked for, or for ``auto`` when the tokenizer carries a chat template; else ``base``."""
     if style not in PROMPT_STYLES:
         raise InputError("eval.prompt_style", f"must be one of {list(PROMPT_STYLES)}, not {style!r}")
@@ -145,8 +159,8 @@ def generate_greedy(
     prompts: Sequence[str],
     *,
     max_new_tokens: int,
+    batch_size: int,
     stop_sequences: Sequence[str] = (),
-    batch_size: int = 8,
     add_special_tokens: bool = True,
     desc: str = "generate",
     on_batch: Callable[[list[int], list[str]], None] | None = None,

@@ -10,32 +10,46 @@ Scoring runs evalplus's evaluator on a problem file of our choosing (the first `
 into the work directory) in a child process; see ``_evalplus_runner``. pass@1 with greedy decoding is the
 fraction of problems whose one sample passes: ``base`` on the original tests, ``plus`` on base + extra tests.
 
-Each dataset is a ``CodeBenchmark``: its evalplus name, release family and the environment variable evalplus
+Each dataset is an ``EvalplusDataset``: its evalplus name, release family and the environment variable evalplus
 reads a local file from (``HUMANEVAL_OVERRIDE_PATH`` / ``MBPP_OVERRIDE_PATH``). MBPP reads evalplus's MBPP+
 file (base and plus tests) or, failing that, Google's sanitized-mbpp.json (base tests only, see ``mbpp``).
-Every result records the data file's sha256 and the release it is (``KNOWN_RELEASES``).
+Every result records the data file's sha256 and the release it is (``KNOWN_RELEASES``). ``EvalplusBenchmark``
+fills in the benchmark contract (``benchmark``) for either dataset; ``selfcheck`` scores the canonical solutions
+through the same preparation and scoring.
 """
 
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import logging
 import math
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from pydantic import model_validator
 
 from ..errors import InputError
-from ..io import read_jsonl, write_json
+from ..io import read_jsonl, sha256_file, write_json
+from ..rules import RulePaths
+from ..settings import EvalplusLimits, EvalSettings, HumanEvalSettings, MbppSettings
 from . import mbpp
+from .benchmark import (
+    Benchmark,
+    EvalRuleJob,
+    Prepared,
+    Prompts,
+    Scored,
+    evaluate_with_model,
+    fresh_dir,
+    write_jsonl,
+)
+from .generation import GenerationSettings
 
 log = logging.getLogger(__name__)
 
@@ -93,32 +107,7 @@ TQDM_REDRAW = re.compile(r"(\d+it \[|\|\s*\d+/\d+ \[)")
 
 
 @dataclass(frozen=True)
-class EvalplusLimits:
-    """evalplus's own knobs for its test processes (its CLI flags and EVALPLUS_MAX_MEMORY_BYTES).
-
-    A test may take ``max(min_time_limit, gt_time_limit_factor * reference time)`` seconds of wall-clock time,
-    and each test process gets an address-space limit (forked from a worker that already holds the expected
-    outputs, so a task with huge outputs needs more than its own share). The defaults are evalplus's; a loaded
-    machine may need more time, and MBPP+'s two largest-output tasks (Mbpp/255, Mbpp/630) more memory.
-    """
-
-    min_time_limit: float = 1.0
-    gt_time_limit_factor: float = 4.0
-    max_memory_mb: int = 4096
-
-    @classmethod
-    def from_config(cls, settings: dict | None) -> EvalplusLimits:
-        settings = settings or {}
-        defaults = cls()
-        return cls(
-            float(settings.get("min_time_limit", defaults.min_time_limit)),
-            float(settings.get("gt_time_limit_factor", defaults.gt_time_limit_factor)),
-            int(settings.get("max_memory_mb", defaults.max_memory_mb)),
-        )
-
-
-@dataclass(frozen=True)
-class CodeBenchmark:
+class EvalplusDataset:
     """What differs between evalplus datasets."""
 
     name: str  # our benchmark name and evalplus's dataset argument
@@ -126,32 +115,53 @@ class CodeBenchmark:
     override_env: str  # the environment variable evalplus reads the dataset path from
 
 
-BENCHMARKS = {
-    "humaneval": CodeBenchmark("humaneval", "HumanEvalPlus", "HUMANEVAL_OVERRIDE_PATH"),
-    "mbpp": CodeBenchmark("mbpp", "MbppPlus", "MBPP_OVERRIDE_PATH"),
+DATASETS = {
+    "humaneval": EvalplusDataset("humaneval", "HumanEvalPlus", "HUMANEVAL_OVERRIDE_PATH"),
+    "mbpp": EvalplusDataset("mbpp", "MbppPlus", "MBPP_OVERRIDE_PATH"),
 }
 
 
-def get_benchmark(name: str) -> CodeBenchmark:
-    if name not in BENCHMARKS:
-        raise InputError("--dataset", f"unknown code benchmark {name!r}; known: {sorted(BENCHMARKS)}")
-    return BENCHMARKS[name]
+def get_dataset(name: str) -> EvalplusDataset:
+    if name not in DATASETS:
+        raise InputError("--dataset", f"unknown code benchmark {name!r}; known: {sorted(DATASETS)}")
+    return DATASETS[name]
 
 
-def skipped(benchmark: str, reason: str) -> dict:
-    log.warning("%s skipped: %s", benchmark, reason)
-    return {"benchmark": benchmark, "status": "skipped", "reason": reason}
+class EvalplusJob(GenerationSettings):
+    """The settings of one HumanEval or MBPP run: that benchmark's section (eval.humaneval or eval.mbpp; the
+    other is absent), evalplus's limits (eval.evalplus) and the shared generation settings."""
+
+    humaneval: HumanEvalSettings | None = None
+    mbpp: MbppSettings | None = None
+    evalplus: EvalplusLimits
+
+    @model_validator(mode="after")
+    def _one_dataset(self) -> EvalplusJob:
+        if (self.humaneval is None) == (self.mbpp is None):
+            raise ValueError("give exactly one of humaneval and mbpp")
+        return self
+
+    @classmethod
+    def from_eval(cls, eval_settings: EvalSettings, dataset: str) -> EvalplusJob:
+        """The job of ``dataset`` out of the whole eval section (what the rule's get_settings gives it)."""
+        get_dataset(dataset)
+        names = (dataset, "evalplus", *GenerationSettings.model_fields)
+        return cls.model_validate({name: getattr(eval_settings, name) for name in names})
+
+    @property
+    def dataset(self) -> EvalplusDataset:
+        return get_dataset("humaneval" if self.humaneval is not None else "mbpp")
+
+    @property
+    def limit(self) -> int | None:
+        return (self.humaneval or self.mbpp).limit
+
+
+class EvalplusRuleJob(EvalplusJob, EvalRuleJob):
+    """Rule eval_code's settings: the job's, its model and where its data is."""
 
 
 # ---------------------------------------------------------------- data
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def dataset_version(path: str | Path, sha256: str, family: str) -> str:
@@ -167,7 +177,7 @@ def dataset_version(path: str | Path, sha256: str, family: str) -> str:
     return f"{variant} {version.group(0)}" if version else f"{variant} (unknown version)"
 
 
-def download_dataset(benchmark: CodeBenchmark) -> Path:
+def download_dataset(benchmark: EvalplusDataset) -> Path:
     """evalplus's own release download (needs the internet); returns the cached file."""
     from evalplus.data.utils import get_dataset_metadata
 
@@ -184,7 +194,7 @@ def download_dataset(benchmark: CodeBenchmark) -> Path:
     return Path(cache_path)
 
 
-def resolve_dataset(benchmark: CodeBenchmark, path: str | Path | None) -> tuple[Path | None, str | None]:
+def resolve_dataset(benchmark: EvalplusDataset, path: str | Path | None) -> tuple[Path | None, str | None]:
     """(data file, None), or (None, why it cannot be had) for a missing file or a failed download."""
     if path is None:
         try:
@@ -211,14 +221,6 @@ def load_problems(path: str | Path) -> list[dict]:
 
 def select_problems(problems: list[dict], limit: int | None) -> list[dict]:
     return problems[:limit] if limit else list(problems)
-
-
-def write_jsonl(path: str | Path, rows: Sequence[dict]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 # ---------------------------------------------------------------- prompts and solutions
@@ -284,7 +286,7 @@ def canonical_samples(problems: Sequence[dict]) -> list[dict]:
 
 
 def run_evalplus(
-    benchmark: CodeBenchmark,
+    benchmark: EvalplusDataset,
     problems_file: Path,
     samples: Sequence[dict],
     work_dir: Path,
@@ -464,49 +466,112 @@ def pass_at_1(eval_results: dict, task_ids: Sequence[str], plus_tests: bool = Tr
     return {"base": sum(base_scores) / n, "plus": sum(plus_scores) / n, "tasks": tasks}
 
 
-def _prepare_problems(
-    benchmark: CodeBenchmark, path: str | Path | None, limit: int | None, work_dir: Path
-) -> tuple[dict | None, list[dict], Path | None, dict]:
-    """(skip result or None, selected problems, the file evalplus reads, dataset record)."""
-    data_path, reason = resolve_dataset(benchmark, path)
-    if data_path is None:
-        return skipped(benchmark.name, reason), [], None, {}
-    dropped: dict[str, str] = {}
-    converted = benchmark.name == "mbpp" and mbpp.is_google_layout(data_path)
-    if converted:
+# ---------------------------------------------------------------- the benchmark contract, and whole runs
+
+
+@dataclass(frozen=True)
+class EvalplusPrepared(Prepared[dict]):
+    problems_file: Path | None = None  # the file evalplus reads: the data file itself, or our selection of it
+
+
+class EvalplusBenchmark(Benchmark[dict]):
+    """HumanEval(+) or MBPP(+): evalplus problems, evalplus's prompts, scored by evalplus's evaluator."""
+
+    def __init__(
+        self,
+        dataset: EvalplusDataset,
+        data_path: str | Path | None,
+        limit: int | None,
+        limits: EvalplusLimits,
+        work_dir: str | Path,
+        parallel: int,
+    ):
+        self.name = dataset.name
+        self.dataset = dataset
+        self.data_path = data_path
+        self.limit = limit
+        self.limits = limits
+        self.work_dir = Path(work_dir)
+        self.parallel = parallel
+
+    def prepare(self) -> EvalplusPrepared:
+        """A fresh work directory; the problems (MBPP in Google's layout converted, the tasks that cannot be
+        named in ``left_out``), the first ``limit`` of them written there for evalplus when not all are used."""
+        self.work_dir = fresh_dir(self.work_dir)
+        data_path, reason = resolve_dataset(self.dataset, self.data_path)
+        if data_path is None:
+            return EvalplusPrepared(skip_reason=reason)
+        problems, dropped, converted = self._load(data_path)
+        selected = select_problems(problems, self.limit)
+        sha256 = sha256_file(data_path)
+        record = {
+            "path": str(data_path),
+            "sha256": sha256,
+            "version": dataset_version(data_path, sha256, self.dataset.family),
+            "n_total": len(problems),
+            "plus_tests": has_plus_tests(problems),
+        }
+        if converted:
+            record["layout"] = "google sanitized-mbpp.json, converted to evalplus problems (base tests only)"
+            record["left_out"] = dropped
+        problems_file = data_path
+        if converted or len(selected) < len(problems):
+            problems_file = self.work_dir / "problems.jsonl"
+            write_jsonl(problems_file, selected)
+        return EvalplusPrepared(selected, record, problems_file=problems_file)
+
+    def _load(self, data_path: Path) -> tuple[list[dict], dict[str, str], bool]:
+        """(problems, {task id: why it was left out}, whether they were converted from Google's MBPP file)."""
+        if not (self.dataset.name == "mbpp" and mbpp.is_google_layout(data_path)):
+            return load_problems(data_path), {}, False
         problems, dropped = mbpp.load_google_mbpp(data_path)
         if dropped:
             log.warning("%d of %d MBPP tasks left out of the conversion", len(dropped), len(problems) + len(dropped))
         for task_id, why in dropped.items():
             log.info("%s left out: %s", task_id, why)
-    else:
-        problems = load_problems(data_path)
-    selected = select_problems(problems, limit)
-    sha256 = sha256_file(data_path)
-    record = {
-        "path": str(data_path),
-        "sha256": sha256,
-        "version": dataset_version(data_path, sha256, benchmark.family),
-        "n_total": len(problems),
-        "plus_tests": has_plus_tests(problems),
-    }
-    if converted:
-        record["layout"] = "google sanitized-mbpp.json, converted to evalplus problems (base tests only)"
-        record["left_out"] = dropped
-    if converted or len(selected) < len(problems):
-        problems_file = Path(work_dir) / "problems.jsonl"
-        write_jsonl(problems_file, selected)
-    else:
-        problems_file = data_path
-    return None, selected, problems_file, record
+        return problems, dropped, True
 
+    def prompts(self, prepared: EvalplusPrepared, tokenizer, style: str) -> Prompts:
+        texts, add_special = build_prompts(prepared.items, style, tokenizer)
+        return Prompts(texts, style, add_special, stop_sequences(style, self.name))
 
-def fresh_dir(path: str | Path) -> Path:
-    path = Path(path)
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path
+    def score(self, prepared: EvalplusPrepared, prompts: Prompts, completions: list[str]) -> Scored:
+        """evalplus-sanitised solutions scored by evalplus (and our oracle where evalplus cannot grade)."""
+        import evalplus
+
+        problems = prepared.items
+        samples = [
+            {"task_id": p["task_id"], "solution": build_solution(p, completion, prompts.style)}
+            for p, completion in zip(problems, completions)
+        ]
+        write_jsonl(
+            self.work_dir / "samples.raw.jsonl",
+            [
+                {"task_id": p["task_id"], "prompt": prompt, "completion": completion}
+                for p, prompt, completion in zip(problems, prompts.texts, completions)
+            ],
+        )
+        results = run_evalplus(
+            self.dataset, prepared.problems_file, samples, self.work_dir / "evalplus", self.parallel, self.limits
+        )
+        regraded = regrade_with_oracle(results, problems, samples, self.limits, evalplus.__version__)
+        task_ids = [p["task_id"] for p in problems]
+        scores = pass_at_1(results, task_ids, plus_tests=prepared.record["plus_tests"])
+        log.info("%s pass@1: base %.4f, plus %s (n=%d)", self.name, scores["base"], scores["plus"], len(problems))
+        result = {
+            "benchmark": self.name,
+            "status": "ok",
+            "pass@1": {"base": scores["base"], "plus": scores["plus"]},
+            "n": len(problems),
+            "limit": self.limit,
+            "dataset": prepared.record,
+            "evalplus_version": evalplus.__version__,
+            "limits": self.limits.model_dump(),
+            "regraded": regraded,
+            "unpassable": unpassable_tasks(task_ids, self.limits),
+            "tasks": scores["tasks"],
+        }
+        return Scored(result, samples)
 
 
 def _failed_tasks(scores: dict) -> list[str]:
@@ -519,18 +584,47 @@ def _failed_tasks(scores: dict) -> list[str]:
 
 
 def _score_canonical(
-    benchmark: CodeBenchmark,
+    benchmark: EvalplusBenchmark,
     problems: list[dict],
     problems_file: Path,
     work_dir: Path,
-    parallel: int,
     limits: EvalplusLimits,
     plus_tests: bool,
 ) -> tuple[dict, dict]:
     samples = canonical_samples(problems)
-    results = run_evalplus(benchmark, problems_file, samples, work_dir, parallel, limits)
+    results = run_evalplus(benchmark.dataset, problems_file, samples, work_dir, benchmark.parallel, limits)
     regraded = regrade_with_oracle(results, problems, samples, limits)
     return pass_at_1(results, [p["task_id"] for p in problems], plus_tests=plus_tests), regraded
+
+
+def _retry_failed(benchmark: EvalplusBenchmark, problems: list[dict], scores: dict, plus_tests: bool) -> list[str]:
+    """Score the failed tasks once more with RETRY_SCALE times the time limits; those that pass replace their
+    status in ``scores`` (whose pass@1 is recomputed). Returns the task ids that passed on the retry."""
+    failed = _failed_tasks(scores)
+    limits = benchmark.limits
+    relaxed = limits.model_copy(
+        update={
+            "min_time_limit": limits.min_time_limit * RETRY_SCALE,
+            "gt_time_limit_factor": limits.gt_time_limit_factor * RETRY_SCALE,
+        }
+    )
+    again = [p for p in problems if p["task_id"] in set(failed)]
+    again_file = benchmark.work_dir / "retry-problems.jsonl"
+    write_jsonl(again_file, again)
+    log.warning("%d task(s) failed; scoring them again with %sx the time limits", len(failed), RETRY_SCALE)
+    retry_dir = benchmark.work_dir / "retry"
+    retry_scores, _ = _score_canonical(benchmark, again, again_file, retry_dir, relaxed, plus_tests)
+    still_failing = set(_failed_tasks(retry_scores))
+    passed_on_retry = [task_id for task_id in failed if task_id not in still_failing]
+    for task_id in passed_on_retry:
+        scores["tasks"][task_id] = retry_scores["tasks"][task_id]
+    n = len(problems)
+    scores["base"] = sum(status["base"] == "pass" for status in scores["tasks"].values()) / n
+    if plus_tests:
+        scores["plus"] = (
+            sum(status["base"] == "pass" and status["plus"] == "pass" for status in scores["tasks"].values()) / n
+        )
+    return passed_on_retry
 
 
 def selfcheck(
@@ -546,44 +640,18 @@ def selfcheck(
     evalplus's time limits are wall-clock multiples of the reference solution's time, so on a busy machine a
     canonical solution can run out of time. Tasks that fail are scored once more with RETRY_SCALE times the
     time limits: one that passes then is listed in ``passed_on_retry`` (a busy machine, not a broken harness);
-    one that still fails is a real failure.
+    one that still fails is a real failure. ``limits``: evalplus's (eval.evalplus's defaults when not given).
     """
-    benchmark = get_benchmark(benchmark_name)
     limits = limits or EvalplusLimits()
-    work_dir = fresh_dir(work_dir)
-    skip, problems, problems_file, record = _prepare_problems(benchmark, path, limit, work_dir)
-    if skip:
-        return skip
-    plus_tests = record["plus_tests"]
-    scores, regraded = _score_canonical(
-        benchmark, problems, problems_file, work_dir / "evalplus", parallel, limits, plus_tests
-    )
+    benchmark = EvalplusBenchmark(get_dataset(benchmark_name), path, limit, limits, work_dir, parallel)
+    prepared = benchmark.prepare()
+    if prepared.skip_reason:
+        return benchmark.skipped(prepared)
+    problems, plus_tests = prepared.items, prepared.record["plus_tests"]
+    evalplus_dir = benchmark.work_dir / "evalplus"
+    scores, regraded = _score_canonical(benchmark, problems, prepared.problems_file, evalplus_dir, limits, plus_tests)
+    passed_on_retry = _retry_failed(benchmark, problems, scores, plus_tests) if _failed_tasks(scores) else []
     failed = _failed_tasks(scores)
-    passed_on_retry: list[str] = []
-    if failed:
-        relaxed = replace(
-            limits,
-            min_time_limit=limits.min_time_limit * RETRY_SCALE,
-            gt_time_limit_factor=limits.gt_time_limit_factor * RETRY_SCALE,
-        )
-        again = [p for p in problems if p["task_id"] in set(failed)]
-        again_file = work_dir / "retry-problems.jsonl"
-        write_jsonl(again_file, again)
-        log.warning("%d task(s) failed; scoring them again with %sx the time limits", len(failed), RETRY_SCALE)
-        retry_scores, _ = _score_canonical(
-            benchmark, again, again_file, work_dir / "retry", parallel, relaxed, plus_tests
-        )
-        still_failing = set(_failed_tasks(retry_scores))
-        passed_on_retry = [task_id for task_id in failed if task_id not in still_failing]
-        for task_id in passed_on_retry:
-            scores["tasks"][task_id] = retry_scores["tasks"][task_id]
-        failed = [task_id for task_id in failed if task_id in still_failing]
-        n = len(problems)
-        scores["base"] = sum(status["base"] == "pass" for status in scores["tasks"].values()) / n
-        if plus_tests:
-            scores["plus"] = (
-                sum(status["base"] == "pass" and status["plus"] == "pass" for status in scores["tasks"].values()) / n
-            )
     unpassable = unpassable_tasks([p["task_id"] for p in problems], limits=limits)
     return {
         "benchmark": benchmark.name,
@@ -597,90 +665,40 @@ def selfcheck(
         "pass@1": {"base": scores["base"], "plus": scores["plus"]},
         "n": len(problems),
         "limit": limit,
-        "limits": asdict(limits),
+        "limits": limits.model_dump(),
         "regraded": regraded,
-        "dataset": record,
+        "dataset": prepared.record,
         "tasks": scores["tasks"],
     }
 
 
 def evaluate_model(
-    model_dir: str | Path,
-    benchmark_name: str,
+    settings: EvalplusJob,
+    model_ref: str | Path,
     data_path: str | Path | None,
-    eval_config: dict[str, Any],
     work_dir: str | Path,
     samples_path: str | Path | None = None,
     threads: int | None = None,
     parallel: int = 2,
 ) -> dict:
-    """Generate one greedy sample per problem with our model and score it with evalplus."""
-    import evalplus
+    """One greedy sample per problem from the model, scored by evalplus. ``data_path`` None: evalplus's
+    download; ``parallel``: evalplus's test processes at once."""
+    benchmark = EvalplusBenchmark(settings.dataset, data_path, settings.limit, settings.evalplus, work_dir, parallel)
+    return evaluate_with_model(benchmark, model_ref, settings, threads, samples_path)
 
-    from .generation import generate_greedy, load_model, resolve_prompt_style
 
-    benchmark = get_benchmark(benchmark_name)
-    settings = eval_config.get(benchmark.name, {}) or {}
-    limit = settings.get("limit")
-    limits = EvalplusLimits.from_config(eval_config.get("evalplus"))
-    work_dir = fresh_dir(work_dir)
-    skip, problems, problems_file, record = _prepare_problems(benchmark, data_path, limit, work_dir)
-    if skip:
-        if samples_path:
-            write_jsonl(samples_path, [])
-        return skip
-
-    model, tokenizer = load_model(model_dir, threads=threads)
-    style = resolve_prompt_style(tokenizer, eval_config.get("prompt_style", "auto"))
-    max_new_tokens = int(eval_config.get("max_new_tokens", 512))
-    prompts, add_special = build_prompts(problems, style, tokenizer)
-    log.info("%s: %d problems, %s prompts, up to %d new tokens", benchmark.name, len(problems), style, max_new_tokens)
-    completions = generate_greedy(
-        model,
-        tokenizer,
-        prompts,
-        max_new_tokens=max_new_tokens,
-        stop_sequences=stop_sequences(style, benchmark.name),
-        batch_size=int(eval_config.get("batch_size", 8)),
-        add_special_tokens=add_special,
-        desc=f"{benchmark.name} generation",
+def run_eval_code(settings: EvalplusRuleJob, paths: RulePaths) -> None:
+    """Rule eval_code: greedy samples from one model on HumanEval(+) or MBPP(+), scored by evalplus."""
+    # The data file is an input where it exists; a configured one that is missing keeps the path looked for, so
+    # the benchmark is reported skipped naming it; none configured lets evalplus download its release.
+    data = settings.data_locations(paths)
+    result = evaluate_model(
+        settings,
+        settings.model.path,
+        data.get("data"),
+        work_dir=Path(paths.output["result"]).parent / "work",
+        samples_path=paths.output["samples"],
+        threads=paths.threads,
+        parallel=max(2, paths.threads),  # evalplus's test processes mostly wait on each other
     )
-    samples = [
-        {"task_id": p["task_id"], "solution": build_solution(p, completion, style)}
-        for p, completion in zip(problems, completions)
-    ]
-    write_jsonl(
-        work_dir / "samples.raw.jsonl",
-        [
-            {"task_id": p["task_id"], "prompt": prompt, "completion": completion}
-            for p, prompt, completion in zip(problems, prompts, completions)
-        ],
-    )
-    if samples_path:
-        write_jsonl(samples_path, samples)
-
-    results = run_evalplus(benchmark, problems_file, samples, work_dir / "evalplus", parallel, limits)
-    regraded = regrade_with_oracle(results, problems, samples, limits, evalplus.__version__)
-    task_ids = [p["task_id"] for p in problems]
-    scores = pass_at_1(results, task_ids, plus_tests=record["plus_tests"])
-    log.info("%s pass@1: base %.4f, plus %s (n=%d)", benchmark.name, scores["base"], scores["plus"], len(problems))
-    return {
-        "benchmark": benchmark.name,
-        "status": "ok",
-        "pass@1": {"base": scores["base"], "plus": scores["plus"]},
-        "n": len(problems),
-        "limit": limit,
-        "dataset": record,
-        "model": str(model_dir),
-        "prompt_style": style,
-        "max_new_tokens": max_new_tokens,
-        "evalplus_version": evalplus.__version__,
-        "limits": asdict(limits),
-        "regraded": regraded,
-        "unpassable": unpassable_tasks(task_ids, limits),
-        "tasks": scores["tasks"],
-    }
-
-
-def write_result(path: str | Path, result: dict) -> None:
-    write_json(path, result)
+    write_json(paths.output["result"], result)

@@ -19,6 +19,9 @@ problems with starter code, ``stdin`` otherwise; generation stops at ``###``; th
 program); for chat models its generic question template after its system message in the user turn (the
 ``OpenAIReasonPreview`` style, which needs no system role), and the code is the last fenced block.
 
+``LiveCodeBenchBenchmark`` fills in the benchmark contract (``benchmark``); ``score_solutions`` grades given
+programs through the same preparation and grading.
+
 Speed: each sample's tests run in ONE sandbox process (the sandbox's batch API), samples are graded in a pool
 of worker threads (each waits on its own sandbox process) while the model generates the next batch.
 """
@@ -26,7 +29,6 @@ of worker threads (each waits on its own sandbox process) while the model genera
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import logging
@@ -40,7 +42,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..io import read_jsonl
+from ..io import read_jsonl, sha256_file, write_json
+from ..rules import RulePaths
+from ..settings import EvalSettings, LiveCodeBenchSettings
+from .benchmark import Benchmark, EvalRuleJob, Prepared, Prompts, Scored, evaluate_with_model
+from .generation import GenerationSettings
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +66,6 @@ OFFICIAL_FIELDS = (
 )
 DIFFICULTIES = ("easy", "medium", "hard")
 TEST_TYPES = ("functional", "stdin")
-DEFAULT_WINDOW = ("2024-01-01", "2024-09-30")
 
 # LiveCodeBench's prompt texts (lcb_runner/prompts/code_generation.py, PromptConstants).
 SYSTEM_MESSAGE = (
@@ -246,16 +251,8 @@ def files_record(paths: Sequence[Path]) -> dict:
     """Paths and sha256 of the release files, and one digest over them (see ``summary.combined_sha256``)."""
     from .summary import combined_sha256
 
-    files = [{"path": str(path), "sha256": _sha256(path)} for path in paths]
+    files = [{"path": str(path), "sha256": sha256_file(path)} for path in paths]
     return {"files": files, "sha256": combined_sha256(files)}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- prompts and code
@@ -346,13 +343,13 @@ def extract_code(output: str, style: str) -> str:
 class GradingLimits:
     """Per-test CPU seconds (LiveCodeBench gives 6 s per test) and the sandbox's memory."""
 
-    timeout_s: float = 6.0
-    memory_mb: int = 1024
+    timeout_s: float
+    memory_mb: int
 
     @classmethod
-    def from_config(cls, settings: dict | None) -> GradingLimits:
-        settings = settings or {}
-        return cls(float(settings.get("timeout_s", cls.timeout_s)), int(settings.get("memory_mb", cls.memory_mb)))
+    def of(cls, settings: LiveCodeBenchSettings) -> GradingLimits:
+        # float: the result records 6.0 whether the config says 6 or 6.0.
+        return cls(float(settings.timeout_s), int(settings.memory_mb))
 
 
 def build_program(problem: Problem, code: str) -> str:
@@ -373,7 +370,7 @@ def build_program(problem: Problem, code: str) -> str:
     )
 
 
-def grade(problem: Problem, code: str, limits: GradingLimits = GradingLimits(), isolation: str | None = None) -> dict:
+def grade(problem: Problem, code: str, limits: GradingLimits, isolation: str | None = None) -> dict:
     """Run every test of ``problem`` on ``code`` in one sandbox process; the verdict and the first failure."""
     from ..sandbox import call_repr, run_calls
 
@@ -442,23 +439,37 @@ def pass_at_1(problems: Sequence[Problem], verdicts: Sequence[dict]) -> dict:
     return {"pass@1": sum(passed) / len(passed) if passed else 0.0, "by_difficulty": by_difficulty}
 
 
-# ---------------------------------------------------------------- whole runs
+# ---------------------------------------------------------------- the benchmark contract, and whole runs
 
 
-def prepare(settings: dict, data_paths: Sequence[str | Path] | None) -> tuple[str | None, list[Problem], dict]:
-    """(reason to skip or None, problems to evaluate, dataset record)."""
+class LiveCodeBenchJob(GenerationSettings):
+    """The settings of one LiveCodeBench run: eval.livecodebench and the shared generation settings."""
+
+    livecodebench: LiveCodeBenchSettings
+
+    @classmethod
+    def from_eval(cls, eval_settings: EvalSettings) -> LiveCodeBenchJob:
+        """The job out of the whole eval section (what the rule's get_settings gives it)."""
+        names = ("livecodebench", *GenerationSettings.model_fields)
+        return cls.model_validate({name: getattr(eval_settings, name) for name in names})
+
+
+class LiveCodeBenchRuleJob(LiveCodeBenchJob, EvalRuleJob):
+    """Rule eval_livecodebench's settings: the job's, its model and where its data is."""
+
+
+def prepare(settings: LiveCodeBenchSettings, data_paths: Sequence[str | Path] | None) -> Prepared[Problem]:
+    """The problems in the contest-date window (the first ``limit`` of them) and the dataset record."""
     paths = [Path(path) for path in data_paths or []]
     if not paths:
-        return "no LiveCodeBench release file configured (eval.livecodebench.path)", [], {}
+        return Prepared(skip_reason="no LiveCodeBench release file configured (eval.livecodebench.path)")
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:
-        return f"data file(s) {', '.join(missing)} not found", [], {}
+        return Prepared(skip_reason=f"data file(s) {', '.join(missing)} not found")
     problems = load_problems(paths)
-    start = str(settings.get("start_date") or DEFAULT_WINDOW[0])
-    end = str(settings.get("end_date") or DEFAULT_WINDOW[1])
+    start, end = settings.start_date, settings.end_date
     window = in_window(problems, start, end)
-    limit = settings.get("limit")
-    selected = window[:limit] if limit else window
+    selected = window[: settings.limit] if settings.limit else window
     record = {
         **files_record(paths),
         "n_total": len(problems),
@@ -468,131 +479,158 @@ def prepare(settings: dict, data_paths: Sequence[str | Path] | None) -> tuple[st
         "stdin": sum(p.kind == "stdin" for p in selected),
     }
     if not selected:
-        return f"no problem of {len(problems)} has a contest date in {start}..{end}", [], record
-    return None, selected, record
+        return Prepared(
+            record=record, skip_reason=f"no problem of {len(problems)} has a contest date in {start}..{end}"
+        )
+    return Prepared(selected, record)
 
 
-def skipped(reason: str, record: dict | None = None) -> dict:
-    log.warning("%s skipped: %s", BENCHMARK, reason)
-    return {"benchmark": BENCHMARK, "status": "skipped", "reason": reason, "dataset": record or {}}
+def _scores(problems: Sequence[Problem], verdicts: Sequence[dict], record: dict) -> dict:
+    """The part of a result that model samples and given solutions share."""
+    scores = pass_at_1(problems, verdicts)
+    return {
+        "benchmark": BENCHMARK,
+        "status": "ok",
+        "pass@1": scores["pass@1"],
+        "by_difficulty": scores["by_difficulty"],
+        "n": len(problems),
+        "dataset": record,
+    }
+
+
+class LiveCodeBenchBenchmark(Benchmark[Problem]):
+    """LiveCodeBench: problems in the window, LiveCodeBench's prompts, each sample graded in the sandbox as soon as
+    its batch is generated (a pool of grading threads, each waiting on its own sandbox process)."""
+
+    name = BENCHMARK
+
+    def __init__(
+        self,
+        settings: LiveCodeBenchSettings,
+        data_paths: Sequence[str | Path] | None,
+        fewshot_dir: str | Path | None,
+        workers: int,
+        isolation: str | None = None,
+    ):
+        self.settings = settings
+        self.data_paths = data_paths
+        self.fewshot_dir = fewshot_dir
+        self.limits = GradingLimits.of(settings)
+        self.workers = workers
+        self.isolation = isolation
+        self._grader: Grader | None = None
+        self._codes: dict[int, str] = {}
+
+    def prepare(self) -> Prepared[Problem]:
+        return prepare(self.settings, self.data_paths)
+
+    def prompts(self, prepared: Prepared[Problem], tokenizer, style: str) -> Prompts | str:
+        exemplars = load_exemplars(self.fewshot_dir) if style == "base" else None
+        if style == "base" and exemplars is None:
+            return f"base prompts need LiveCodeBench's exemplar files in {self.fewshot_dir}"
+        texts, add_special = build_prompts(prepared.items, style, tokenizer, exemplars)
+        record = prepared.record
+        log.info(
+            "%s: %d functional, %d stdin problems, %d grading workers",
+            BENCHMARK, record["functional"], record["stdin"], self.workers,
+        )  # fmt: skip
+        return Prompts(texts, style, add_special, stop_sequences(style), self.settings.max_new_tokens)
+
+    def answered(self, prepared: Prepared[Problem], prompts: Prompts, indices: list[int], outputs: list[str]) -> None:
+        """Grading starts as each batch is generated."""
+        if self._grader is None:
+            self._grader = Grader(self.workers, self.limits, self.isolation)
+        for index, output in zip(indices, outputs):
+            self._codes[index] = extract_code(output, prompts.style)
+            self._grader.submit(index, prepared.items[index], self._codes[index])
+
+    def score(self, prepared: Prepared[Problem], prompts: Prompts, completions: list[str]) -> Scored:
+        problems = prepared.items
+        verdicts = list(self._grader.results().values()) if self._grader else []
+        result = _scores(problems, verdicts, prepared.record)
+        log.info("%s pass@1 %.4f (n=%d)", BENCHMARK, result["pass@1"], len(problems))
+        samples = [
+            {"question_id": p.question_id, "output": completion, "code": self._codes[i], **verdicts[i]}
+            for i, (p, completion) in enumerate(zip(problems, completions))
+        ]
+        result.update(
+            limit=self.settings.limit,
+            limits={"timeout_s": self.limits.timeout_s, "memory_mb": self.limits.memory_mb},
+            problems={p.question_id: verdict["verdict"] for p, verdict in zip(problems, verdicts)},
+        )
+        return Scored(result, samples)
+
+    def skipped(self, prepared: Prepared[Problem]) -> dict:
+        return {**super().skipped(prepared), "dataset": prepared.record}
 
 
 def evaluate_model(
+    settings: LiveCodeBenchJob,
     model_ref: str | Path,
     data_paths: Sequence[str | Path] | None,
-    eval_config: dict[str, Any],
     fewshot_dir: str | Path | None,
     samples_path: str | Path | None = None,
     threads: int | None = None,
     isolation: str | None = None,
 ) -> dict:
     """One greedy sample per problem in the window, graded in the sandbox while generation goes on."""
-    from .generation import generate_greedy, load_model, resolve_prompt_style
-    from .humaneval import write_jsonl
+    section = settings.livecodebench
+    workers = int(section.workers or threads or 1)
+    benchmark = LiveCodeBenchBenchmark(section, data_paths, fewshot_dir, workers, isolation)
+    return evaluate_with_model(benchmark, model_ref, settings, threads, samples_path)
 
-    settings = eval_config.get(BENCHMARK, {}) or {}
-    reason, problems, record = prepare(settings, data_paths)
-    if reason:
-        if samples_path:
-            write_jsonl(samples_path, [])
-        return skipped(reason, record)
 
-    model, tokenizer = load_model(model_ref, threads=threads)
-    style = resolve_prompt_style(tokenizer, eval_config.get("prompt_style", "auto"))
-    exemplars = load_exemplars(fewshot_dir) if style == "base" else None
-    if style == "base" and exemplars is None:
-        if samples_path:
-            write_jsonl(samples_path, [])
-        return skipped(f"base prompts need LiveCodeBench's exemplar files in {fewshot_dir}", record)
-    prompts, add_special = build_prompts(problems, style, tokenizer, exemplars)
-    max_new_tokens = int(settings.get("max_new_tokens") or eval_config.get("max_new_tokens", 512))
-    limits = GradingLimits.from_config(settings)
-    workers = int(settings.get("workers") or threads or 1)
-    log.info(
-        "%s: %d problems (%d functional, %d stdin), %s prompts, up to %d new tokens, %d grading workers",
-        BENCHMARK, len(problems), record["functional"], record["stdin"], style, max_new_tokens, workers,
-    )  # fmt: skip
-
-    grader = Grader(workers, limits, isolation)
-    codes: dict[int, str] = {}
-
-    def grade_batch(indices: list[int], outputs: list[str]) -> None:
-        for index, output in zip(indices, outputs):
-            codes[index] = extract_code(output, style)
-            grader.submit(index, problems[index], codes[index])
-
-    completions = generate_greedy(
-        model,
-        tokenizer,
-        prompts,
-        max_new_tokens=max_new_tokens,
-        stop_sequences=stop_sequences(style),
-        batch_size=int(eval_config.get("batch_size", 8)),
-        add_special_tokens=add_special,
-        desc=f"{BENCHMARK} generation",
-        on_batch=grade_batch,
+def run_eval_livecodebench(settings: LiveCodeBenchRuleJob, paths: RulePaths) -> None:
+    """Rule eval_livecodebench: greedy samples from one model on LiveCodeBench problems, graded in the sandbox."""
+    # Release files and exemplars are inputs where they exist; missing ones keep the paths looked for, so the
+    # benchmark is reported skipped naming them; one not configured at all is None.
+    data = settings.data_locations(paths)
+    result = evaluate_model(
+        settings,
+        settings.model.path,
+        data.get("releases"),
+        data.get("fewshot"),
+        samples_path=paths.output["samples"],
+        threads=paths.threads,
     )
-    verdicts = list(grader.results().values())
-    scores = pass_at_1(problems, verdicts)
-    if samples_path:
-        write_jsonl(
-            samples_path,
-            [
-                {"question_id": p.question_id, "output": completion, "code": codes[i], **verdicts[i]}
-                for i, (p, completion) in enumerate(zip(problems, completions))
-            ],
-        )
-    log.info("%s pass@1 %.4f (n=%d)", BENCHMARK, scores["pass@1"], len(problems))
-    return {
-        "benchmark": BENCHMARK,
-        "status": "ok",
-        "pass@1": scores["pass@1"],
-        "by_difficulty": scores["by_difficulty"],
-        "n": len(problems),
-        "limit": settings.get("limit"),
-        "dataset": record,
-        "model": str(model_ref),
-        "prompt_style": style,
-        "max_new_tokens": max_new_tokens,
-        "limits": {"timeout_s": limits.timeout_s, "memory_mb": limits.memory_mb},
-        "problems": {p.question_id: verdict["verdict"] for p, verdict in zip(problems, verdicts)},
-    }
+    write_json(paths.output["result"], result)
 
 
 def score_solutions(
     data_paths: Sequence[str | Path],
     solutions_path: str | Path,
-    settings: dict | None = None,
+    settings: LiveCodeBenchSettings | None = None,
     workers: int = 2,
     isolation: str | None = None,
 ) -> dict:
     """Grade given programs (``{"question_id", "code"}`` lines) on the problems in the window: the same grading
-    as model samples. With reference solutions every problem must pass (the harness's self-check)."""
-    settings = settings or {}
-    reason, problems, record = prepare(settings, data_paths)
-    if reason:
-        return skipped(reason, record)
-    rows = read_jsonl(solutions_path)
-    codes = {}
-    for number, row in enumerate(rows, 1):
-        if "question_id" not in row or "code" not in row:
-            raise InputError(solutions_path, f"line {number} lacks question_id or code")
-        codes[str(row["question_id"])] = str(row["code"])
+    as model samples. With reference solutions every problem must pass (the harness's self-check).
+    ``settings``: the window, limit and grading limits (eval.livecodebench's defaults when not given)."""
+    settings = settings or LiveCodeBenchSettings()
+    benchmark = LiveCodeBenchBenchmark(settings, data_paths, None, workers, isolation)
+    prepared = benchmark.prepare()
+    if prepared.skip_reason:
+        return benchmark.skipped(prepared)
+    codes = _read_solutions(solutions_path)
+    problems = prepared.items
     absent = [p.question_id for p in problems if p.question_id not in codes]
     if absent:
         raise InputError(solutions_path, f"no solution for {len(absent)} problem(s): {absent[:5]}")
-    grader = Grader(workers, GradingLimits.from_config(settings), isolation)
+    grader = Grader(workers, benchmark.limits, isolation)
     for index, problem in enumerate(problems):
         grader.submit(index, problem, codes[problem.question_id])
     verdicts = list(grader.results().values())
-    scores = pass_at_1(problems, verdicts)
     return {
-        "benchmark": BENCHMARK,
-        "status": "ok",
-        "pass@1": scores["pass@1"],
-        "by_difficulty": scores["by_difficulty"],
-        "n": len(problems),
-        "dataset": record,
+        **_scores(problems, verdicts, prepared.record),
         "failed": {v["question_id"]: v["verdict"] for v in verdicts if not v["passed"]},
         "problems": {v["question_id"]: v["verdict"] for v in verdicts},
     }
+
+
+def _read_solutions(solutions_path: str | Path) -> dict[str, str]:
+    codes = {}
+    for number, row in enumerate(read_jsonl(solutions_path), 1):
+        if "question_id" not in row or "code" not in row:
+            raise InputError(solutions_path, f"line {number} lacks question_id or code")
+        codes[str(row["question_id"])] = str(row["code"])
+    return codes

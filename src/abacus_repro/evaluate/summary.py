@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..io import read_json, write_json
+from ..rules import RulePaths
+from ..settings import EvalModel, Settings
+
+log = logging.getLogger(__name__)
 
 PUBLISHED = Path(__file__).resolve().parent / "published.json"
 MISSING = "—"
@@ -362,3 +367,21 @@ def format_scores(summaries: Mapping[str, dict]) -> str:
         f"{model}: " + json.dumps({k: round(v["score"], 2) for k, v in summary.items() if v.get("status") == "ok"})
         for model, summary in summaries.items()
     )
+
+
+class SummaryJob(Settings):
+    """Rule eval_summary's settings: the evaluated models (eval.models), whose rows the tables get in this order."""
+
+    models: list[EvalModel]
+
+
+def run_eval_summary(settings: SummaryJob, paths: RulePaths) -> None:
+    """Rule eval_summary: summary.json, the seed's tables with every evaluated model's row (summary.md), the plot."""
+    root = Path(paths.output["summary"]).parent
+    summaries = write_summary(
+        collect_results(root, [model.name for model in settings.models]),
+        paths.output["summary"],
+        paths.output["table"],
+        paths.output["plot"],
+    )
+    log.info("scores:\n%s", format_scores(summaries))

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
         default=None,
         help="a workflow config: its export.verify thresholds as the run resolves them (default config/config.yaml)",
     )
-    verify.add_argument("--threads", type=int, default=None, help="llama.cpp and torch threads")
+    verify.add_argument("--threads", type=int, default=2, help="llama.cpp and torch threads (default 2)")
     verify.add_argument("--min-top1", type=float, default=None, help="minimum top-1 agreement, for every file")
     verify.add_argument("--max-abs-diff", type=float, default=None, help="maximum |logit diff|, for every file")
     verify.add_argument("--prompt", action="append", default=None, help="a prompt to check (repeatable)")
@@ -34,24 +34,19 @@ def run_verify(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..config import load_config
-    from .gguf import FILE_TYPES
-    from .verify import ExportVerificationError, verify_exports, verify_settings
+    from ..settings import ExportSettings
+    from .verify import ExportVerificationError, verify_exports
 
     # The thresholds of the config as `snakemake --configfile` resolves it: the file plus the schema's defaults.
-    settings = verify_settings(load_config(args.config)["export"])
-    if args.threads is not None:
-        settings["threads"] = args.threads
-    for out_type in FILE_TYPES:
-        if args.min_top1 is not None:
-            settings[out_type]["min_top1"] = args.min_top1
-        if args.max_abs_diff is not None:
-            settings[out_type]["max_abs_diff"] = args.max_abs_diff
+    settings = ExportSettings.model_validate(load_config(args.config)["export"]).verify
     if args.prompt:
-        settings["prompts"] = args.prompt
+        settings = settings.model_validate({**settings.model_dump(), "prompts": args.prompt})
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out) if args.out else Path(tmp) / "verify.json"
         try:
-            verify_exports(args.gguf, args.model, out, settings)
+            verify_exports(
+                args.gguf, args.model, out, settings, args.threads, thresholds=cli_thresholds(settings, args)
+            )
             status = 0
         except ExportVerificationError as err:
             print(f"abacus-repro export verify: FAILED: {err}")
@@ -72,3 +67,12 @@ def run_verify(args: argparse.Namespace) -> int:
     }
     print(json.dumps(summary if args.out else report, indent=2, ensure_ascii=False))
     return status
+
+
+def cli_thresholds(settings, args: argparse.Namespace) -> dict:
+    """Every file type's thresholds, with --min-top1 / --max-abs-diff (when given) put in for all of them."""
+    from .verify import type_thresholds
+
+    update = {"min_top1": args.min_top1, "max_abs_diff": args.max_abs_diff}
+    update = {key: value for key, value in update.items() if value is not None}
+    return {name: own.model_validate({**own.model_dump(), **update}) for name, own in type_thresholds(settings).items()}

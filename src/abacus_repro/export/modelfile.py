@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+
+from ..settings import ExportSettings
 
 # MiniCPM's turn format; Ollama fills in the user's message. The answer ends with </s>.
 TEMPLATE = "<用户>{{ .Prompt }}<AI>"
@@ -23,13 +23,10 @@ def render_modelfile(gguf_name: str, temperature: float, top_p: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_modelfile(gguf_path: str | Path, out_path: str | Path, export_settings: Mapping[str, Any]) -> Path:
+def write_modelfile(gguf_path: str | Path, out_path: str | Path, settings: ExportSettings) -> Path:
+    """The Modelfile for ``gguf_path`` at ``out_path``, with export.temperature and export.top_p."""
     gguf_path, out_path = Path(gguf_path), Path(out_path)
-    text = render_modelfile(
-        gguf_path.name,
-        export_settings["temperature"],
-        export_settings["top_p"],
-    )
+    text = render_modelfile(gguf_path.name, settings.temperature, settings.top_p)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(text, encoding="utf-8")
     return out_path

@@ -24,55 +24,33 @@ reported beside them, so a reader sees both.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
 from ..io import write_json
-from .gguf import (
-    FILE_TYPE_NAMES,
-    file_tensor_records,
-    gguf_metadata,
-    iter_gguf_weights,
-    load_hf_model,
-    open_gguf,
-    route_llama_logs,
-)
+from ..settings import Thresholds, VerifySettings
+from .llama_logs import route_llama_logs
+from .reader import gguf_metadata, iter_gguf_weights, open_gguf
+from .tensor_types import FILE_TYPE_NAMES, file_tensor_records
+from .writer import load_hf_model
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PROMPTS = [
-    'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n',
-    "import numpy as np\n\n\ndef normalize(x):\n    return (x - x.mean()) / x.std()\n\n# 计算平均值\n",
-    "<用户>写一个函数，判断一个数是否为素数。<AI>",
-    "<用户>How do I reverse a list in Python?<AI>",
-    "Question: What is 12 + 30?\nAnswer:",
-]
-# The thresholds of the workflow's export types (F16, Q8_0, Q4_K_M) are config only: `export.verify.<type>`, whose
-# defaults live in the schema (config/README.md explains the margins). What the schema does not configure:
-# F32 is not an export type of the workflow; its thresholds serve `abacus-repro export verify` on an F32 file
-# (exact conversion: F16's with a tie margin for float32 rounding alone).
-F32_THRESHOLDS = {"min_top1": 1.0, "max_abs_diff": 0.05, "greedy_equal": True, "tie_margin": 0.005}
-THRESHOLD_KEYS = ("min_top1", "max_abs_diff", "greedy_equal")  # required; tie_margin is optional (default 0)
-# Threads are the job's (the rule passes its own), not configuration.
-DEFAULT_THREADS = 2
+# F32 is not an export type of the workflow, so export.verify has no thresholds for it; these serve
+# `abacus-repro export verify` on an F32 file (exact conversion: F16's with a tie margin for float32 rounding alone).
+F32_THRESHOLDS = Thresholds(min_top1=1.0, max_abs_diff=0.05, greedy_equal=True, tie_margin=0.005)
+NO_TIE_MARGIN = 0.0  # for a file whose type has no thresholds: every disagreement counts (and the file fails)
 
 
-def verify_settings(export_settings: dict) -> dict:
-    """The resolved ``export`` section's ``verify`` part, as verify_exports reads it.
-
-    ``prompts`` are DEFAULT_PROMPTS where the config lists none (export.verify.prompts has no schema default), F32
-    gets F32_THRESHOLDS; every other threshold is the config's, as given.
-    """
-    settings = copy.deepcopy(dict(export_settings["verify"]))
-    settings.setdefault("prompts", list(DEFAULT_PROMPTS))
-    settings.setdefault("F32", dict(F32_THRESHOLDS))
-    settings.setdefault("threads", DEFAULT_THREADS)
-    return settings
+def type_thresholds(settings: VerifySettings) -> dict[str, Thresholds]:
+    """Every file type's thresholds: export.verify's, one per workflow export type, and F32_THRESHOLDS."""
+    configured = {name: value for name, value in settings if isinstance(value, Thresholds)}
+    return {**configured, "F32": F32_THRESHOLDS}
 
 
 class ExportVerificationError(RuntimeError):
@@ -170,7 +148,7 @@ def threads_for(model, threads: int) -> int:
     return 1 if n_params < 50_000_000 else max(1, threads)
 
 
-def compare_logits(ours: np.ndarray, theirs: np.ndarray, tie_margin: float = 0.0) -> dict:
+def compare_logits(ours: np.ndarray, theirs: np.ndarray, tie_margin: float) -> dict:
     """Logit differences and top-1 agreement; every disagreement with our margin for our choice over theirs."""
     diff = np.abs(ours - theirs)
     ours_top, theirs_top = ours.argmax(-1), theirs.argmax(-1)
@@ -244,8 +222,9 @@ def load_stored_weights(model, gguf_path: Path, reader=None):
     tied = bool(getattr(model.config, "tie_word_embeddings", True))
     expected = {name for name in params if not (tied and name == "lm_head.weight")}
     seen, unexpected = set(), []
+    source = reader if reader is not None else gguf_path
     with torch.no_grad():
-        for name, tensor in iter_gguf_weights(reader if reader is not None else gguf_path, model.config):
+        for name, tensor in iter_gguf_weights(source, model.config, model.state_dict().keys()):
             if name not in params or params[name].shape != tensor.shape:
                 unexpected.append(name)
                 continue
@@ -260,10 +239,54 @@ def load_stored_weights(model, gguf_path: Path, reader=None):
     return model
 
 
+def encode_prompts(tokenizer, settings: VerifySettings) -> dict[str, list[int]]:
+    """Our tokenizer's ids of each prompt; each must leave room for the generation in n_ctx."""
+    encoded = {text: tokenizer(text)["input_ids"] for text in settings.prompts}
+    for ids in encoded.values():
+        if len(ids) + settings.max_new_tokens > settings.n_ctx:
+            raise InputError(None, f"verify prompt of {len(ids)} tokens does not fit n_ctx {settings.n_ctx}")
+    return encoded
+
+
+def compare_prompt(
+    runner: LlamaCppRunner,
+    stored,
+    text: str,
+    ids: list[int],
+    reference: tuple,
+    eos: int | None,
+    max_new: int,
+    tie_margin: float,
+) -> dict:
+    """One prompt through llama.cpp against the original model (``reference``: its logits and greedy output)
+    and against ``stored``, our model carrying the file's own weights."""
+    theirs_ids = runner.tokenize(text)
+    theirs_logits = runner.logits(ids)
+    ref_logits, (gen_hf, gen_hf_logits) = reference
+    cmp_hf = compare_logits(ref_logits, theirs_logits, tie_margin)
+    cmp_stored = compare_logits(hf_logits(stored, ids), theirs_logits, tie_margin)
+    gen_theirs = runner.greedy(ids, max_new)
+    gen_stored, _ = hf_greedy(stored, ids, max_new, eos)
+    greedy = compare_greedy(gen_hf, gen_hf_logits, gen_theirs, tie_margin)
+    return {
+        "prompt": text,
+        "tokens": len(ids),
+        "tokenization_equal": ids == theirs_ids,
+        "vs_hf": cmp_hf,
+        "vs_hf_stored_weights": cmp_stored,
+        "greedy_llama_cpp": gen_theirs,
+        "greedy_equal": greedy["equal"],
+        "greedy_divergence": None if greedy["equal"] else greedy,
+        "greedy_equal_stored_weights": gen_theirs == gen_stored,
+    }
+
+
 def verify_gguf(
     gguf_path: str | Path,
     model_dir: str | Path,
-    settings: dict,
+    settings: VerifySettings,
+    thresholds: Mapping[str, Thresholds],
+    threads: int,
     model=None,
     tokenizer=None,
     reference_cache: dict | None = None,
@@ -276,6 +299,7 @@ def verify_gguf(
     ones, the reference that separates rounding from conversion errors. One copy of the weights in memory,
     which matters at 2.7B parameters; a caller that passes ``model`` must not reuse it afterwards.
 
+    ``thresholds``: per file type (only the file's type's tie margin is read here); ``threads``: llama.cpp's.
     ``tensor_records``: the exporter's per-tensor table (type asked for vs written); without it the table is
     judged from the file alone.
     """
@@ -288,12 +312,8 @@ def verify_gguf(
     tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(str(model_dir))
     reader = open_gguf(gguf_path)  # one parse of the file's metadata for everything below
     metadata = gguf_metadata(reader)
-    eos = tokenizer.eos_token_id
-    n_ctx, max_new = int(settings["n_ctx"]), int(settings["max_new_tokens"])
-    encoded = {text: tokenizer(text)["input_ids"] for text in settings["prompts"]}
-    for text, ids in encoded.items():
-        if len(ids) + max_new > n_ctx:
-            raise InputError(None, f"verify prompt of {len(ids)} tokens does not fit n_ctx {n_ctx}")
+    eos, max_new = tokenizer.eos_token_id, settings.max_new_tokens
+    encoded = encode_prompts(tokenizer, settings)
 
     cache = reference_cache if reference_cache is not None else {}
     for text, ids in encoded.items():
@@ -302,38 +322,24 @@ def verify_gguf(
     stored = load_stored_weights(model, gguf_path, reader)
 
     file_type = FILE_TYPE_NAMES.get(metadata.get("general.file_type"), str(metadata.get("general.file_type")))
-    tie_margin = tie_margin_for(settings, file_type)
-    runner = LlamaCppRunner(gguf_path, n_ctx, int(settings["threads"]))
-    prompts, vs_hf, vs_stored = [], [], []
+    tie_margin = tie_margin_for(thresholds, file_type)
+    runner = LlamaCppRunner(gguf_path, settings.n_ctx, threads)
     try:
-        for text, ours_ids in encoded.items():
-            theirs_ids = runner.tokenize(text)
-            theirs_logits = runner.logits(ours_ids)
-            ref_logits, (gen_hf, gen_hf_logits) = cache[text]
-            cmp_hf = compare_logits(ref_logits, theirs_logits, tie_margin)
-            cmp_stored = compare_logits(hf_logits(stored, ours_ids), theirs_logits, tie_margin)
-            gen_theirs = runner.greedy(ours_ids, max_new)
-            gen_stored, _ = hf_greedy(stored, ours_ids, max_new, eos)
-            greedy = compare_greedy(gen_hf, gen_hf_logits, gen_theirs, tie_margin)
-            vs_hf.append(cmp_hf)
-            vs_stored.append(cmp_stored)
-            prompts.append(
-                {
-                    "prompt": text,
-                    "tokens": len(ours_ids),
-                    "tokenization_equal": ours_ids == theirs_ids,
-                    "vs_hf": cmp_hf,
-                    "vs_hf_stored_weights": cmp_stored,
-                    "greedy_llama_cpp": gen_theirs,
-                    "greedy_equal": greedy["equal"],
-                    "greedy_divergence": None if greedy["equal"] else greedy,
-                    "greedy_equal_stored_weights": gen_theirs == gen_stored,
-                }
-            )
+        prompts = [
+            compare_prompt(runner, stored, text, ids, cache[text], eos, max_new, tie_margin)
+            for text, ids in encoded.items()
+        ]
     finally:
         runner.close()
     records = tensor_records if tensor_records is not None else file_tensor_records(reader, file_type)
-    report = {
+    report = file_report(gguf_path, file_type, records, prompts, tie_margin)
+    log_file_report(report)
+    return report
+
+
+def file_report(gguf_path: Path, file_type: str, records: list[dict], prompts: list[dict], tie_margin: float) -> dict:
+    """One file's report: its tensor types, its prompts' comparisons and their totals."""
+    return {
         "file": gguf_path.name,
         "type": file_type,
         "size_bytes": gguf_path.stat().st_size,
@@ -341,18 +347,22 @@ def verify_gguf(
         "fallbacks": sum(r["fallback"] for r in records),
         "tensors": records,
         "tokenization_equal": all(p["tokenization_equal"] for p in prompts),
-        "vs_hf": _merge(vs_hf),
-        "vs_hf_stored_weights": _merge(vs_stored),
+        "vs_hf": _merge([p["vs_hf"] for p in prompts]),
+        "vs_hf_stored_weights": _merge([p["vs_hf_stored_weights"] for p in prompts]),
         "tie_margin": tie_margin,
         "greedy_equal": all(p["greedy_equal"] for p in prompts),
         "greedy_equal_up_to_ties": all(p["greedy_equal"] or p["greedy_divergence"]["near_tie"] for p in prompts),
         "greedy_equal_stored_weights": all(p["greedy_equal_stored_weights"] for p in prompts),
         "prompts": prompts,
     }
+
+
+def log_file_report(report: dict) -> None:
+    name = report["file"]
     log.info(
         "%s: tokenization equal %s, top-1 %.4f (beyond ties %.4f; stored weights %.4f), max |diff| %.4g, "
         "greedy equal %s (up to ties %s)",
-        gguf_path.name,
+        name,
         report["tokenization_equal"],
         report["vs_hf"]["top1_agreement"],
         report["vs_hf"]["top1_agreement_beyond_ties"],
@@ -361,46 +371,44 @@ def verify_gguf(
         report["greedy_equal"],
         report["greedy_equal_up_to_ties"],
     )
-    for prompt in prompts:
+    for prompt in report["prompts"]:
         for d in prompt["vs_hf"]["top1_disagreements"]:
             log.info(
                 "%s: top-1 differs at %r position %d, our margin %.4g",
-                gguf_path.name,
+                name,
                 prompt["prompt"][:30],
                 d["position"],
                 d["margin"],
             )
         if prompt["greedy_divergence"]:
-            log.info("%s: greedy parts at %r: %s", gguf_path.name, prompt["prompt"][:30], prompt["greedy_divergence"])
-    return report
+            log.info("%s: greedy parts at %r: %s", name, prompt["prompt"][:30], prompt["greedy_divergence"])
 
 
-def tie_margin_for(settings: dict, file_type: str) -> float:
-    """The type's ``tie_margin`` (0 where not set: every disagreement then counts)."""
-    thresholds = settings.get(file_type)
-    return float(thresholds.get("tie_margin", 0.0)) if isinstance(thresholds, dict) else 0.0
+def tie_margin_for(thresholds: Mapping[str, Thresholds], file_type: str) -> float:
+    """The type's ``tie_margin`` (none for a type without thresholds: every disagreement then counts)."""
+    own = thresholds.get(file_type)
+    return own.tie_margin if own is not None else NO_TIE_MARGIN
 
 
-def check_report(report: dict, settings: dict) -> list[str]:
+def check_report(report: dict, settings: VerifySettings, thresholds: Mapping[str, Thresholds]) -> list[str]:
     """The failed checks of one file's report (empty when it passes), against its type's thresholds."""
     name = report["file"]
     failures = []
-    if settings["require_tokenization_equal"] and not report["tokenization_equal"]:
+    if settings.require_tokenization_equal and not report["tokenization_equal"]:
         failures.append(f"{name}: llama.cpp tokenizes differently from our tokenizer")
-    thresholds = settings.get(report["type"])
-    missing = [key for key in THRESHOLD_KEYS if not isinstance(thresholds, dict) or key not in thresholds]
-    if missing:
-        failures.append(f"{name}: no {', '.join(missing)} threshold for type {report['type']} in export.verify")
+    own = thresholds.get(report["type"])
+    if own is None:
+        failures.append(f"{name}: no thresholds for type {report['type']} in export.verify")
         return failures
     # Where the report was made without a tie margin, both figures are the raw ones.
     top1 = report["vs_hf"]["top1_agreement_beyond_ties"]
     max_diff = report["vs_hf"]["max_abs_diff"]
     ties = f" beyond near ties (our margin <= {report['tie_margin']})" if report.get("tie_margin") else ""
-    if top1 < float(thresholds["min_top1"]):
-        failures.append(f"{name}: top-1 agreement{ties} {top1:.4f} < min_top1 {thresholds['min_top1']}")
-    if max_diff > float(thresholds["max_abs_diff"]):
-        failures.append(f"{name}: max |logit diff| {max_diff:.4g} > max_abs_diff {thresholds['max_abs_diff']}")
-    if thresholds["greedy_equal"] and not report["greedy_equal_up_to_ties"]:
+    if top1 < own.min_top1:
+        failures.append(f"{name}: top-1 agreement{ties} {top1:.4f} < min_top1 {own.min_top1}")
+    if max_diff > own.max_abs_diff:
+        failures.append(f"{name}: max |logit diff| {max_diff:.4g} > max_abs_diff {own.max_abs_diff}")
+    if own.greedy_equal and not report["greedy_equal_up_to_ties"]:
         differing = [
             p["prompt"][:30] for p in report["prompts"] if not (p["greedy_equal"] or p["greedy_divergence"]["near_tie"])
         ]
@@ -415,26 +423,28 @@ def verify_exports(
     gguf_paths: list[str | Path],
     model_dir: str | Path,
     out_json: str | Path,
-    settings: dict,
+    settings: VerifySettings,
+    threads: int,
     model=None,
     tensor_records: dict[str, list[dict]] | None = None,
+    thresholds: Mapping[str, Thresholds] | None = None,
 ) -> dict:
     """Verify every GGUF, write ``out_json``, and raise ExportVerificationError when a check fails.
 
-    ``settings``: verify_settings of the resolved ``export`` section.
-    ``tensor_records``: {file path: the exporter's per-tensor type table}, where the exporter knows it.
+    ``settings``: export.verify; ``threads``: the job's, for llama.cpp and torch. ``thresholds``: per file type,
+    type_thresholds(settings) unless given (the CLI's overrides). ``tensor_records``: {file path: the exporter's
+    per-tensor type table}, where the exporter knows it.
     """
+    import torch
     from transformers import AutoTokenizer
 
-    settings = copy.deepcopy(dict(settings))
+    thresholds = dict(thresholds) if thresholds is not None else type_thresholds(settings)
     tensor_records = {str(Path(k)): v for k, v in (tensor_records or {}).items()}
     model = model if model is not None else load_hf_model(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    import torch
-
-    settings["threads"] = threads_for(model, int(settings["threads"]))
+    threads = threads_for(model, threads)
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(settings["threads"])
+    torch.set_num_threads(threads)
     try:
         cache: dict = {}
         reports = [
@@ -442,6 +452,8 @@ def verify_exports(
                 path,
                 model_dir,
                 settings,
+                thresholds,
+                threads,
                 model=model,
                 tokenizer=tokenizer,
                 reference_cache=cache,
@@ -451,16 +463,33 @@ def verify_exports(
         ]
     finally:
         torch.set_num_threads(previous_threads)
+    return judge_and_write(reports, model_dir, out_json, settings, thresholds, threads)
+
+
+def judge_and_write(
+    reports: list[dict],
+    model_dir: str | Path,
+    out_json: str | Path,
+    settings: VerifySettings,
+    thresholds: Mapping[str, Thresholds],
+    threads: int,
+) -> dict:
+    """Hold each report to its type's thresholds, write verify.json, raise when any file failed."""
     failures = []
     for report in reports:
-        report["thresholds"] = settings.get(report["type"])
-        report["failures"] = check_report(report, settings)
+        own = thresholds.get(report["type"])
+        report["thresholds"] = own.model_dump() if own is not None else None
+        report["failures"] = check_report(report, settings, thresholds)
         report["passed"] = not report["failures"]
         failures.extend(report["failures"])
     result = {
         "model": Path(model_dir).name,
-        "settings": {k: v for k, v in settings.items() if k != "prompts"},
-        "n_prompts": len(settings["prompts"]),
+        "settings": {
+            **settings.model_dump(exclude={"prompts"}),
+            **{file_type: own.model_dump() for file_type, own in thresholds.items()},
+            "threads": threads,
+        },
+        "n_prompts": len(settings.prompts),
         "files": {report["type"]: report for report in reports},
         "passed": not failures,
         "failures": failures,

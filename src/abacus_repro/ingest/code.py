@@ -34,10 +34,11 @@ from typing import Any
 
 from ..errors import InputError
 from ..io import content_id, make_doc, write_docs, write_json
+from ..rules import RulePaths
+from ..settings import CodeSettings, Settings, ShardsSettings
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("python_installation", "repos_dir", "stack_dump")
 # Directory names that never hold a repository's own source.
 SKIPPED_DIR_NAMES = {"__pycache__", ".git", ".hg", ".svn", ".tox", ".venv", "node_modules"}
 SKIPPED_DIR_SUFFIXES = (".dist-info", ".egg-info")
@@ -307,15 +308,15 @@ def doc_record(repo: str, path: str, text: str, fmt: str) -> dict:
 
 
 def _filesystem_files(
-    repos: list[Repository], settings: Mapping[str, Any], seed: int, stats: dict
+    repos: list[Repository], settings: CodeSettings, seed: int, stats: dict
 ) -> tuple[list[SourceFile], list[dict]]:
-    max_files = settings["max_files_per_repo"]
-    max_bytes = int(settings["max_file_bytes"])
+    max_files = settings.max_files_per_repo
+    max_bytes = settings.max_file_bytes
     by_name = {repo.name: repo for repo in repos}
-    names = set(sample_sorted(list(by_name), settings["max_repos"], random.Random(seed)))
+    names = set(sample_sorted(list(by_name), settings.max_repos, random.Random(seed)))
     # Repositories named in include_repos join the sample whatever the draw, so a small run still meets the
     # funnel's rarer reasons (the stdlib's lib2to3 carries real Python 2 files, its test suite bad syntax).
-    wanted = list(settings["include_repos"])
+    wanted = list(settings.include_repos)
     stats["include_repos_missing"] = sorted(name for name in wanted if name not in by_name)
     names.update(name for name in wanted if name in by_name)
     chosen = [by_name[name] for name in sorted(names)]
@@ -433,10 +434,10 @@ def stack_kind(file_path: str, lang: str | None) -> str | None:
 
 
 def _stack_dump_files(
-    path: Path, settings: Mapping[str, Any], seed: int, stats: dict
+    path: Path, settings: CodeSettings, seed: int, stats: dict
 ) -> tuple[list[SourceFile], list[dict]]:
     dumps = stack_dump_files(path)
-    max_bytes = int(settings["max_file_bytes"])
+    max_bytes = settings.max_file_bytes
     # Pass 1: names only, so sampling never holds the whole dump's contents in memory.
     code_paths: dict[str, set[str]] = {}
     doc_paths: dict[str, set[str]] = {}
@@ -451,8 +452,8 @@ def _stack_dump_files(
             else:
                 skipped_other += 1
     repos = sorted(code_paths)
-    chosen = set(sample_sorted(repos, settings["max_repos"], random.Random(seed)))
-    max_files = settings["max_files_per_repo"]
+    chosen = set(sample_sorted(repos, settings.max_repos, random.Random(seed)))
+    max_files = settings.max_files_per_repo
     wanted_code = {
         (r, p) for r in chosen for p in sample_sorted(list(code_paths[r]), max_files, repo_rng(seed, r, "files"))
     }
@@ -495,27 +496,45 @@ def _decode_stack_content(content: str | None, max_bytes: int) -> tuple[bytes | 
 # ------------------------------------------------------------------------------------------------- entry point
 
 
-def collect_code(settings: Mapping[str, Any], seed: int) -> tuple[list[SourceFile], list[dict], dict]:
+def collect_code(settings: CodeSettings, seed: int) -> tuple[list[SourceFile], list[dict], dict]:
     """Sampled code files and docs from the configured source, plus ingest statistics."""
-    source = settings["source"]
+    source = settings.source
     stats: dict[str, Any] = {"source": source}
     if source == "python_installation":
-        files, docs = _filesystem_files(installation_repositories(settings["packages"]), settings, seed, stats)
+        files, docs = _filesystem_files(installation_repositories(settings.packages), settings, seed, stats)
     elif source == "repos_dir":
-        if not settings.get("path"):
+        if not settings.path:
             raise InputError("config code.path", "source repos_dir needs code.path (a directory of repositories)")
-        files, docs = _filesystem_files(repositories_in_dir(Path(settings["path"])), settings, seed, stats)
-    elif source == "stack_dump":
-        if not settings.get("path"):
+        files, docs = _filesystem_files(repositories_in_dir(Path(settings.path)), settings, seed, stats)
+    else:  # stack_dump (CodeSettings admits no other source)
+        if not settings.path:
             raise InputError("config code.path", "source stack_dump needs code.path (JSONL/Parquet file or dir)")
-        files, docs = _stack_dump_files(Path(settings["path"]), settings, seed, stats)
-    else:
-        raise InputError("config code.source", f"unknown source {source!r}; allowed: {', '.join(SOURCES)}")
+        files, docs = _stack_dump_files(Path(settings.path), settings, seed, stats)
     return files, docs, stats
 
 
+class IngestCodeJob(Settings):
+    """What rule ingest_code reads: the seed, the number of code shards and the ``code:`` section."""
+
+    seed: int
+    shards: ShardsSettings
+    code: CodeSettings
+
+
+def run_ingest_code(settings: IngestCodeJob, paths: RulePaths) -> dict:
+    """Rule ingest_code: sampled code files -> repository-sharded document shards, plus the docs found alongside."""
+    return ingest_code(
+        settings.code,
+        settings.shards.code,
+        settings.seed,
+        paths.output["shards"],
+        paths.output["docs"],
+        paths.output["stats"],
+    )
+
+
 def ingest_code(
-    settings: Mapping[str, Any],
+    settings: CodeSettings,
     shards: int,
     seed: int,
     shard_paths: list[str | Path],

@@ -30,13 +30,14 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import ValidationError, model_validator
 
 from ..errors import InputError
 from ..io import DOC_SCHEMA, Funnel, content_id, make_doc, merge_stats
+from ..settings import CorpusSettings
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("auto", "parquet", "jsonl")
 # Suffixes a format is recognised by (after a compression suffix is taken off).
 FORMAT_SUFFIXES = {"parquet": (".parquet",), "jsonl": (".jsonl", ".json", ".ndjson")}
 COMPRESSION_SUFFIXES = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
@@ -50,75 +51,47 @@ WRITE_GROUP_DOCS = 4096
 WRITE_GROUP_CHARS = 64 << 20
 # Dropped records named (file and line) per reason in stats.json and the log; the rest are only counted.
 EXAMPLES_PER_REASON = 5
-_SETTING_KEYS = (
-    "name",
-    "path",
-    "format",
-    "text_field",
-    "id_field",
-    "meta_fields",
-    "min_chars",
-    "max_documents",
-    "max_chars",
-)
 
 
-@dataclass(frozen=True)
-class CorpusSpec:
-    """One corpus entry of the config (``math.corpus[i]``); every key comes from the config, whose schema fills
-    the defaults, so no default lives here."""
+class CorpusSpec(CorpusSettings):
+    """One corpus entry of the config (``math.corpus[i]``: abacus_repro.settings.CorpusSettings, where its
+    defaults live) and the config key it came from, for messages."""
 
-    name: str
-    path: str
-    format: str
-    text_field: str
-    id_field: str | None
-    meta_fields: tuple[str, ...]
-    min_chars: int
-    max_documents: int | None
-    max_chars: int | None
-    where: str = "corpus"  # the config key this entry came from, for messages
+    where: str = "corpus"
 
-    @classmethod
-    def from_config(cls, entry: Mapping[str, Any], where: str) -> CorpusSpec:
-        unknown = sorted(set(entry) - set(_SETTING_KEYS))
-        if unknown:
-            raise InputError(f"config {where}", f"unknown keys {unknown}; allowed: {list(_SETTING_KEYS)}")
-        missing = [key for key in _SETTING_KEYS if key not in entry]
-        if missing:
-            raise InputError(
-                f"config {where}",
-                f"keys {missing} are not set (validating the config against workflow/schemas/config.schema.yaml "
-                "fills their defaults)",
-            )
-        spec = cls(
-            **{key: entry[key] for key in _SETTING_KEYS if key != "meta_fields"},
-            meta_fields=tuple(entry["meta_fields"]),
-            where=where,
-        )
-        spec.validate()
-        return spec
-
-    def validate(self) -> None:
-        if not self.name or not self.path:
-            raise InputError(f"config {self.where}", "a corpus needs a name and a path (file, directory or glob)")
-        if self.format not in FORMATS:
-            raise InputError(f"config {self.where}.format", f"{self.format!r} is not one of: {', '.join(FORMATS)}")
+    @model_validator(mode="after")
+    def _meta_fields_not_reserved(self) -> CorpusSpec:
         clash = sorted(set(self.meta_fields) & set(RESERVED_META))
         if clash:
-            raise InputError(f"config {self.where}.meta_fields", f"{clash} are set by the reader; rename them")
+            raise ValueError(f"meta_fields {clash} are set by the reader; rename them")
+        return self
 
 
-def corpus_specs(entries: Sequence[Mapping[str, Any]], key: str) -> list[CorpusSpec]:
+def corpus_specs(entries: Sequence[CorpusSettings | Mapping[str, Any]], key: str) -> list[CorpusSpec]:
     """The config's corpus list (``key`` is its config key, e.g. ``math.corpus``) as specs with unique names."""
     if not entries:
         raise InputError(f"config {key}", "names no corpus: give at least one {name, path} entry")
-    specs = [CorpusSpec.from_config(entry, f"{key}[{i}]") for i, entry in enumerate(entries)]
+    specs = [_corpus_spec(entry, f"{key}[{i}]") for i, entry in enumerate(entries)]
     names = [spec.name for spec in specs]
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
         raise InputError(f"config {key}", f"corpus names must be unique; repeated: {duplicated}")
     return specs
+
+
+def _corpus_spec(entry: CorpusSettings | Mapping[str, Any], where: str) -> CorpusSpec:
+    fields = entry.model_dump() if isinstance(entry, CorpusSettings) else dict(entry)
+    try:
+        return CorpusSpec.model_validate({**fields, "where": where})
+    except ValidationError as err:
+        raise InputError(f"config {where}", "; ".join(_problem(error) for error in err.errors())) from err
+
+
+def _problem(error: Mapping[str, Any]) -> str:
+    """One validation error as "key: what is wrong" (just what is wrong when it concerns the whole entry)."""
+    key = ".".join(map(str, error["loc"]))
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{key}: {message}" if key else message
 
 
 # -- files -----------------------------------------------------------------------------------------------------
@@ -157,7 +130,7 @@ def _visible(path: str, root: str) -> bool:
     return not any(part.startswith(".") for part in Path(os.path.relpath(path, root)).parts)
 
 
-def corpus_files(path: str, key: str, configured_format: str = "auto") -> list[str]:
+def corpus_files(path: str, key: str, configured_format: str) -> list[str]:
     """The files a corpus path names, sorted: the file itself, a directory's corpus files (recursively, hidden
     ones skipped), or a glob's matches. None found is an InputError naming the config key (``key``)."""
     if glob.has_magic(path):

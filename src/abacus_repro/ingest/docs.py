@@ -13,7 +13,9 @@ from collections import Counter
 from pathlib import Path, PurePosixPath
 
 from ..errors import InputError
-from ..io import Funnel, content_id, doc_meta, make_doc, read_docs
+from ..io import Funnel, content_id, doc_meta, make_doc, read_docs, write_docs, write_json
+from ..rules import RulePaths
+from ..settings import DocsSettings
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +69,14 @@ def pages_from_code(path: str | Path) -> list[dict]:
 
 
 def ingest_docs(
-    from_code: str | Path | None,
-    sample_files: list[str | Path],
-    sample_dir: str | Path | None = None,
-    use_code_repos: bool = True,
+    from_code: str | Path | None, sample_files: list[str | Path], settings: DocsSettings
 ) -> tuple[list[dict], dict]:
-    """All pages, sample pages first (sorted by path), then those from code repositories (sorted by id)."""
+    """All pages, sample pages first (sorted by path), then those from code repositories (sorted by id).
+
+    ``sample_files``: the pages under ``settings.sample_dir``; ``from_code``: the code ingest's docs shard, used
+    when ``settings.from_code_repos`` is true.
+    """
+    sample_dir, use_code_repos = settings.sample_dir, settings.from_code_repos
     funnel = Funnel("ingest_docs")
     docs = [read_sample_page(p, sample_dir) for p in sorted(map(str, sample_files))]
     code_pages: list[dict] = []
@@ -90,3 +94,13 @@ def ingest_docs(
         used_code_repos=bool(use_code_repos),
     )
     return docs, funnel.to_dict()
+
+
+def ingest_docs_rule(settings: DocsSettings, paths: RulePaths) -> dict:
+    """Rule ingest_docs: docs pages from code repositories plus the shipped sample pages -> one shard."""
+    samples = paths.input.get("samples") or []
+    docs, stats = ingest_docs(paths.input["from_code"], [samples] if isinstance(samples, str) else samples, settings)
+    write_docs(paths.output["docs"], docs)
+    write_json(paths.output["stats"], stats)
+    log.info("%d docs pages: %s", stats["kept"], stats["by_origin_format"])
+    return stats

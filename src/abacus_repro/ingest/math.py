@@ -19,12 +19,14 @@ import logging
 import operator
 import random
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
 from ..errors import InputError
-from ..io import Funnel, content_id, make_doc, read_jsonl, write_docs
+from ..io import Funnel, content_id, make_doc, path_list, read_jsonl, write_docs, write_json
+from ..rules import RulePaths
+from ..settings import MathSettings, Settings
 from .corpus import CorpusReader, corpus_specs, ingest_corpora
 
 log = logging.getLogger(__name__)
@@ -450,52 +452,48 @@ def read_gsm8k_jsonl(path: str | Path, limit: int | None = None) -> tuple[list[d
     return docs, funnel.to_dict()
 
 
-SOURCES = ("generated", "jsonl", "corpus")
-
-
-def _setting(settings: Mapping, key: str):
-    """A ``math:`` key; the schema fills every default, so a missing key means an unvalidated config."""
-    if key not in settings:
-        raise InputError(
-            f"config math.{key}",
-            "is not set (validating the config against workflow/schemas/config.schema.yaml fills its default)",
-        )
-    return settings[key]
-
-
-def _source(settings: Mapping) -> str:
-    source = _setting(settings, "source")
-    if source not in SOURCES:
-        raise InputError("config math.source", f"{source!r} is not one of: {', '.join(SOURCES)}")
-    return source
-
-
-def ingest_math(settings: Mapping, seed: int) -> tuple[list[dict], dict]:
+def ingest_math(settings: MathSettings, seed: int) -> tuple[list[dict], dict]:
     """The ``math:`` config section -> (documents, stats), all in memory (a corpus too: see :func:`write_math`)."""
-    source = _source(settings)
-    if source == "generated":
-        return generate_problems(int(_setting(settings, "n_problems")), seed)
-    if source == "jsonl":
-        if not _setting(settings, "path"):
-            raise InputError("config math.path", "must name a GSM8K-layout JSONL file when math.source is jsonl")
-        return read_gsm8k_jsonl(settings["path"], _setting(settings, "n_problems"))
-    reader = CorpusReader(corpus_specs(_setting(settings, "corpus"), "math.corpus"), SOURCE)
+    if settings.source == "generated":
+        return generate_problems(settings.n_problems, seed)
+    if settings.source == "jsonl":
+        return read_gsm8k_jsonl(settings.path, settings.n_problems)
+    reader = CorpusReader(corpus_specs(settings.corpus, "math.corpus"), SOURCE)
     docs = list(reader.documents())
     return docs, reader.stats()
 
 
 def write_math(
-    settings: Mapping, seed: int, docs_path: str | Path, corpus_files: Sequence[Sequence[str]] | None = None
+    settings: MathSettings, seed: int, docs_path: str | Path, corpus_files: Sequence[Sequence[str]] | None = None
 ) -> dict:
-    """Rule ingest_math: write the math documents to ``docs_path`` and return the statistics.
+    """Write the math documents to ``docs_path`` and return the statistics.
 
     A corpus is streamed to the file (never all in memory); ``corpus_files`` are each corpus's files as the
     rule's inputs list them (None: expand each corpus path here).
     """
-    if _source(settings) == "corpus":
-        return ingest_corpora(
-            corpus_specs(_setting(settings, "corpus"), "math.corpus"), docs_path, SOURCE, corpus_files
-        )
+    if settings.source == "corpus":
+        return ingest_corpora(corpus_specs(settings.corpus, "math.corpus"), docs_path, SOURCE, corpus_files)
     docs, stats = ingest_math(settings, seed)
     write_docs(docs_path, docs)
+    return stats
+
+
+class IngestMathJob(Settings):
+    """What rule ingest_math reads: the seed and the ``math:`` section."""
+
+    seed: int
+    math: MathSettings
+
+
+def run_ingest_math(settings: IngestMathJob, paths: RulePaths) -> dict:
+    """Rule ingest_math: math documents, generated (GSM8K-style, verified), GSM8K JSON lines, or document corpora."""
+    math = settings.math
+    # Each corpus's files as the rule's inputs list them (get_math_corpus_files: corpus_0, corpus_1, ...), so the
+    # job reads exactly the files Snakemake tracked.
+    corpus_files = None
+    if math.source == "corpus":
+        corpus_files = [path_list(paths.input[f"corpus_{i}"]) for i in range(len(math.corpus))]
+    stats = write_math(math, settings.seed, paths.output["docs"], corpus_files)
+    write_json(paths.output["stats"], stats)
+    log.info("%d math documents (%s)", stats["kept"], math.source)
     return stats

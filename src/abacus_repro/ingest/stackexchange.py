@@ -53,7 +53,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import InputError
-from ..io import DOC_SCHEMA, DROPPED_SCHEMA, Funnel, content_id, make_doc
+from ..io import DOC_SCHEMA, DROPPED_SCHEMA, Funnel, content_id, make_doc, write_json
+from ..rules import RulePaths
+from ..settings import StackExchangeSettings
 from .html2md import html_to_markdown
 from .se_archive import is_7z, open_posts
 
@@ -414,7 +416,7 @@ def stream_dump(
     path: str | Path,
     on_kept: Emit,
     on_dropped: Emit,
-    answers_per_question: int = 2,
+    answers_per_question: int,
     funnel: Funnel | None = None,
     work_dir: str | Path | None = None,
 ) -> dict:
@@ -451,7 +453,7 @@ def stream_dump(
     return rows
 
 
-def parse_dump(path: str | Path, answers_per_question: int = 2, funnel: Funnel | None = None, work_dir=None):
+def parse_dump(path: str | Path, answers_per_question: int, funnel: Funnel | None = None, work_dir=None):
     """One dump into lists: returns (documents, dropped records, row accounting) and fills ``funnel``."""
     docs: list[dict] = []
     dropped: list[dict] = []
@@ -485,11 +487,11 @@ def _ingest(dumps, answers_per_question: int, on_kept: Emit, on_dropped: Emit, w
     return funnel.to_dict()
 
 
-def ingest_stackexchange(dumps: list[str | Path], answers_per_question: int = 2, work_dir=None):
-    """All dumps, in the order given, into lists: returns (documents, dropped records, stats)."""
+def ingest_stackexchange(settings: StackExchangeSettings):
+    """All of ``settings.dumps``, in the order given, into lists: returns (documents, dropped records, stats)."""
     docs: list[dict] = []
     dropped: list[dict] = []
-    stats = _ingest(dumps, answers_per_question, docs.append, dropped.append, work_dir)
+    stats = _ingest(settings.dumps, settings.answers_per_question, docs.append, dropped.append, settings.work_dir)
     return docs, dropped, stats
 
 
@@ -535,21 +537,31 @@ class ParquetDocStream:
 
 
 def ingest_stackexchange_to_files(
-    dumps: list[str | Path],
-    kept_path: str | Path,
-    dropped_path: str | Path,
-    answers_per_question: int = 2,
-    work_dir: str | Path | None = None,
+    settings: StackExchangeSettings, kept_path: str | Path, dropped_path: str | Path
 ) -> dict:
-    """All dumps straight into two Parquet files (documents, dropped records); returns the stats."""
+    """All of ``settings.dumps`` straight into two Parquet files (documents, dropped records); returns the stats.
+
+    The thread store is a scratch SQLite file in ``settings.work_dir`` (null: $TMPDIR), about half the dump's size.
+    """
     kept = ParquetDocStream(kept_path)
     dropped = ParquetDocStream(dropped_path, dropped=True)
     try:
-        stats = _ingest(dumps, answers_per_question, kept.add, dropped.add, work_dir)
+        stats = _ingest(settings.dumps, settings.answers_per_question, kept.add, dropped.add, settings.work_dir)
     except BaseException:
         kept.abort()
         dropped.abort()
         raise
     kept.close()
     dropped.close()
+    return stats
+
+
+def ingest_stackexchange_rule(settings: StackExchangeSettings, paths: RulePaths) -> dict:
+    """Rule ingest_stackexchange: Posts.xml dumps or site .7z archives -> question-and-answer documents (+ dropped,
+    stats), streamed: documents go to Parquet as they are made."""
+    dumps = paths.input["dumps"]
+    settings = settings.model_copy(update={"dumps": [dumps] if isinstance(dumps, str) else list(dumps)})
+    stats = ingest_stackexchange_to_files(settings, paths.output["kept"], paths.output["dropped"])
+    write_json(paths.output["stats"], stats)
+    log.info("kept %d threads, dropped %s", stats["kept"], stats["dropped"])
     return stats

@@ -16,11 +16,11 @@ from .server import (
     ENGINES,
     Endpoint,
     LLMServerError,
-    ServerSettings,
     consumer_endpoint,
     needs_server,
     served,
     server_command,
+    server_settings,
 )
 
 __all__ = [
@@ -34,11 +34,11 @@ __all__ = [
     "MetadataClient",
     "OpenAIClient",
     "PromptRejected",
-    "ServerSettings",
     "TransformersClient",
     "consumer_endpoint",
     "get_client",
     "needs_server",
     "served",
     "server_command",
+    "server_settings",
 ]

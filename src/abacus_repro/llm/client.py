@@ -5,13 +5,14 @@ Backends (``get_client(backend, **settings)``):
 - ``metadata``: no model at all. Each caller hands it a deterministic ``responder(prompt) -> str`` for its own
   task (the judge scores from the community signals written into its prompt). Its ``name`` is
   ``metadata-fallback`` and outputs carry that name, so nobody mistakes it for a model's judgement.
-- ``openai``: any OpenAI-compatible chat-completions server (vLLM, llama.cpp server, Ollama, a hosted API) over
-  plain HTTP: ``concurrency`` requests in flight (each distinct prompt asked once), a per-request timeout,
-  retries with exponential back-off and jitter on timeouts, refused connections, 408/429/5xx (a longer
-  ``Retry-After`` wins), and an on-disk cache keyed by the hash of the whole request (model, messages,
-  generation settings, ``extra_body``), written answer by answer, so a re-run costs nothing and a killed run
-  resumes. A prompt the server refuses (400/413/422) is a :class:`PromptRejected`: ``try_complete`` returns it
-  in the prompt's place so one over-long thread does not end a run of thousands; 401/403/404 stop at once.
+- ``openai``: any OpenAI-compatible chat-completions server (vLLM, llama.cpp server, Ollama, a hosted API)
+  through the OpenAI SDK: ``concurrency`` requests in flight (each distinct prompt asked once), the SDK's
+  per-request timeout and its retries with back-off on timeouts, refused connections, 408/409/429/5xx (the
+  server's ``Retry-After`` honoured), and an on-disk cache (diskcache) keyed by the hash of the whole request
+  (model, messages, generation settings, ``extra_body``), written answer by answer, so a re-run costs nothing
+  and a killed run resumes. A prompt the server refuses (400/413/422) is a :class:`PromptRejected`:
+  ``try_complete`` returns it in the prompt's place so one over-long thread does not end a run of thousands;
+  401/403/404 stop at once.
 - ``transformers``: a local causal LM directory (our MiniCPM included), batched greedy generation with left
   padding (``local_files_only``: nothing is downloaded).
 """
@@ -19,19 +20,17 @@ Backends (``get_client(backend, **settings)``):
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import logging
 import os
-import random
 import threading
-import time
-import urllib.error
-import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+
+import openai
+from diskcache import Cache
 
 from ..errors import InputError
 
@@ -81,25 +80,27 @@ class MetadataClient(LLMClient):
 
 
 class OpenAIClient(LLMClient):
-    """Chat completions over HTTP (``POST {base_url}/chat/completions``), cached on disk.
+    """Chat completions through the OpenAI SDK (``POST {base_url}/chat/completions``), cached on disk.
 
-    Resumable: each answer is written to the cache (atomically, under a hash of the request) as soon as it
-    arrives, so a run that is killed or whose server dies keeps everything answered so far, and the next run
-    asks only the rest. Failures are never cached.
+    The SDK sends each request: ``timeout`` seconds per attempt, up to ``retries`` more attempts on timeouts,
+    refused connections, 408/409/429/5xx, waiting 0.5 s·2^k (at most 8 s, minus up to 25 % jitter) or what
+    the server's ``Retry-After`` asks for (up to two minutes; a longer wait is not retried). Resumable: each
+    answer goes to a :mod:`diskcache` store (SQLite: an entry is written whole or not at all) under a hash of
+    the request as soon as it arrives, so a run that is killed or whose server dies keeps everything answered
+    so far, and the next run asks only the rest. Failures are never cached.
     """
 
-    # Statuses worth another try: rate limits, overload, gateway trouble.
-    RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
     # Statuses that reject one prompt, not the whole run.
     REJECT_STATUSES = frozenset({400, 413, 422})
+    # Request fields the client sets itself; extra_body cannot override them (they are part of the cache key).
+    OWN_FIELDS = ("model", "messages", "max_tokens", "temperature")
 
     def __init__(
         self,
         base_url: str,
         model: str,
-        timeout: float = 60.0,
-        retries: int = 3,
-        backoff: float = 1.0,
+        timeout: float | None = None,
+        retries: int | None = None,
         cache_dir: str | Path | None = None,
         max_tokens: int = 512,
         temperature: float = 0.0,
@@ -107,31 +108,42 @@ class OpenAIClient(LLMClient):
         api_key_env: str = "OPENAI_API_KEY",
         system_prompt: str | None = None,
         extra_body: dict | None = None,
-        max_backoff: float = 60.0,
     ):
         if not base_url or not model:
             raise InputError(None, "the openai backend needs base_url and model settings")
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self.timeout = float(timeout)
-        self.retries = int(retries)
-        self.backoff = float(backoff)
-        self.max_backoff = float(max_backoff)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.max_tokens = int(max_tokens)
         self.temperature = float(temperature)
         self.concurrency = max(1, int(concurrency))
-        self.api_key = os.environ.get(api_key_env, "") if api_key_env else ""
         self.system_prompt = system_prompt
         # Server-specific request fields, e.g. llama.cpp's {"grammar": "root ::= [1-5]"} or vLLM's
         # {"guided_choice": ["1", ..., "5"]}; part of the cache key, since they change the answers.
         self.extra_body = dict(extra_body or {})
         self.name = f"openai:{model}"
         self._lock = threading.Lock()
-        self._jitter = random.Random()  # only spreads retries in time; never touches data
+        self._attempts = threading.local()  # the SDK retries in the calling thread: attempts of this request
         self.requests_sent = 0  # HTTP attempts, for logs and tests
         self.cache_hits = 0
         self.answered = 0  # completions received from the server in this client's life
+        # A local server needs no key; the SDK insists on one, and servers started without --api-key ignore it.
+        api_key = (os.environ.get(api_key_env, "") if api_key_env else "") or "no-key"
+        # timeout, retries: None leaves the SDK's own (10 minutes, 2 retries); callers pass their settings'.
+        limits = {"timeout": timeout, "max_retries": retries}
+        self._sdk = openai.OpenAI(
+            base_url=self.base_url,
+            api_key=api_key,
+            http_client=openai.DefaultHttpxClient(event_hooks={"request": [self._count_attempt]}),
+            **{name: value for name, value in limits.items() if value is not None},
+        )
+        # eviction_policy none: an answer stays until someone deletes the directory (no size-based eviction).
+        self._cache = Cache(str(self.cache_dir), eviction_policy="none") if self.cache_dir else None
+
+    def _count_attempt(self, _request) -> None:
+        with self._lock:
+            self.requests_sent += 1
+        self._attempts.count = getattr(self._attempts, "count", 0) + 1
 
     def _messages(self, prompt: str) -> list[dict]:
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
@@ -149,79 +161,51 @@ class OpenAIClient(LLMClient):
     def cache_key(self, prompt: str) -> str:
         return hashlib.sha256(json.dumps(self._request(prompt), sort_keys=True).encode("utf-8")).hexdigest()
 
-    def _cache_path(self, prompt: str) -> Path | None:
-        if self.cache_dir is None:
-            return None
-        key = self.cache_key(prompt)
-        return self.cache_dir / key[:2] / f"{key}.json"
-
     def _cached(self, prompt: str) -> str | None:
-        path = self._cache_path(prompt)
-        if path is None or not path.exists():
+        if self._cache is None:
             return None
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))["completion"]
-        except (json.JSONDecodeError, KeyError, UnicodeDecodeError):
-            log.warning("ignoring unreadable cache entry %s", path)
-            return None
+        completion = self._cache.get(self.cache_key(prompt))
+        return completion if isinstance(completion, str) else None
 
     def _store(self, prompt: str, completion: str) -> None:
-        path = self._cache_path(prompt)
-        if path is None:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Unique per process and thread; os.replace makes the entry appear whole or not at all (a kill
-        # in between leaves only a *.tmp file, which is never read).
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps({"model": self.model, "completion": completion}), encoding="utf-8")
-        os.replace(tmp, path)
+        if self._cache is not None:
+            self._cache.set(self.cache_key(prompt), completion)
 
     def cached_count(self) -> int:
-        """How many answers the cache directory holds (for progress messages)."""
-        if self.cache_dir is None or not self.cache_dir.is_dir():
-            return 0
-        return sum(1 for _ in self.cache_dir.glob("??/*.json"))
-
-    def _delay(self, attempt: int, retry_after: str | None) -> float:
-        """Exponential back-off with jitter; a server's Retry-After (seconds) wins when it asks for longer."""
-        delay = self.backoff * 2 ** (attempt - 1) * (0.5 + self._jitter.random())
-        if retry_after and retry_after.strip().isdigit():
-            delay = max(delay, float(retry_after))
-        return min(self.max_backoff, delay)
+        """How many answers the cache holds (for progress messages)."""
+        return len(self._cache) if self._cache is not None else 0
 
     def _post(self, prompt: str) -> str:
-        body = json.dumps(self._request(prompt)).encode("utf-8")
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        last_error, retry_after = "", None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self._delay(attempt, retry_after))
-            with self._lock:
-                self.requests_sent += 1
-            retry_after = None
-            request = urllib.request.Request(f"{self.base_url}/chat/completions", body, headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    payload = json.loads(response.read().decode("utf-8"))
-                content = payload["choices"][0]["message"]["content"]
-                return content if isinstance(content, str) else ""
-            except urllib.error.HTTPError as err:
-                detail = err.read()[:300].decode("utf-8", "replace")
-                last_error = f"HTTP {err.code}: {detail}"
-                if err.code in self.REJECT_STATUSES:
-                    raise PromptRejected(f"{self.base_url}: {last_error}") from err
-                if err.code not in self.RETRY_STATUSES:  # 401, 403, 404: wrong key, URL or model; stop
-                    raise LLMError(f"{self.base_url}: {last_error}") from err
-                retry_after = err.headers.get("Retry-After") if err.headers else None
-            except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as err:
-                reason = getattr(err, "reason", err)
-                last_error = f"{type(reason).__name__}: {reason}"
-            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError) as err:
-                last_error = f"response is not an OpenAI chat completion ({err!r})"
-            log.warning("%s: attempt %d/%d failed: %s", self.base_url, attempt + 1, self.retries + 1, last_error)
-        raise LLMError(f"{self.base_url}: giving up after {self.retries + 1} attempts: {last_error}")
+        """One completion; the SDK retries. Its errors become PromptRejected (one prompt) or LLMError (the run)."""
+        self._attempts.count = 0
+        extra = {key: value for key, value in self.extra_body.items() if key not in self.OWN_FIELDS}
+        try:
+            response = self._sdk.chat.completions.create(
+                model=self.model,
+                messages=self._messages(prompt),
+                max_tokens=self.max_tokens,
+                temperature=self.temperature,
+                extra_body=extra or None,
+            )
+            content = response.choices[0].message.content
+        except openai.APIStatusError as err:
+            detail = f"HTTP {err.status_code}: {err.response.text[:300]}"
+            if err.status_code in self.REJECT_STATUSES:
+                raise PromptRejected(f"{self.base_url}: {detail}") from err
+            raise LLMError(self._gave_up(detail)) from err
+        except openai.APITimeoutError as err:
+            raise LLMError(self._gave_up(f"Timeout: {err}")) from err
+        except openai.APIConnectionError as err:
+            raise LLMError(self._gave_up(f"ConnectionError: {err.__cause__ or err}")) from err
+        except (openai.APIResponseValidationError, AttributeError, IndexError, TypeError) as err:
+            raise LLMError(f"{self.base_url}: response is not an OpenAI chat completion ({err!r})") from err
+        return content if isinstance(content, str) else ""
+
+    def _gave_up(self, detail: str) -> str:
+        attempts = getattr(self._attempts, "count", 0)
+        if attempts > 1:
+            return f"{self.base_url}: giving up after {attempts} attempts: {detail}"
+        return f"{self.base_url}: {detail}"  # not retried: 401, 403, 404 (wrong key, URL or model)
 
     def _complete_one(self, prompt: str) -> str:
         cached = self._cached(prompt)

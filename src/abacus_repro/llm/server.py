@@ -4,8 +4,8 @@ The judge (rule text_judge) and the Semi-Instruct rewriter (rule sft_semi_instru
 OpenAI-compatible server. When their config names no external server (``base_url: null``) and the ``llm_server``
 section names an engine, the consumer job starts one itself, on its own node, for its own lifetime:
 
-    with consumer_endpoint(judge_settings, config["llm_server"], "text.judge", log_path) as settings:
-        client = client_from_settings(settings)   # settings["base_url"] now points at the running server
+    with consumer_endpoint(judge_settings, server_settings, "text.judge", log_path) as served:
+        ...   # served["base_url"] and served["model"] now point at the running server
 
 This is what a Snakemake service job would give (a server beside its consumers), without group jobs, which
 the SLURM executor runs poorly: on SLURM the server runs on the consumer's GPU node for exactly the
@@ -35,10 +35,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, ValidationError
+
 from ..errors import InputError
+from ..settings import LLMServerSettings
 from .client import LLMError
 
 log = logging.getLogger(__name__)
@@ -56,43 +59,6 @@ class LLMServerError(LLMError):
 
 
 @dataclass(frozen=True)
-class ServerSettings:
-    """The ``llm_server`` config section (defaults: workflow/schemas/config.schema.yaml; a test keeps them equal).
-
-    ``model``: a GGUF file (llama_cpp) or a Hugging Face directory or hub id (vllm). ``n_ctx``: the context
-    (llama_cpp ``--n_ctx``, vllm ``--max-model-len``). ``extra_args``: appended to the command line as given
-    (vllm: ``--tensor-parallel-size``, ``--gpu-memory-utilization``, ...). ``python``: the interpreter that has
-    the engine installed (null: this job's own).
-    """
-
-    engine: str = "none"
-    model: str | None = None
-    host: str = "127.0.0.1"
-    n_ctx: int = 4096
-    extra_args: tuple[str, ...] = field(default_factory=tuple)
-    python: str | None = None
-    startup_timeout_s: float = 600.0
-    stop_timeout_s: float = 30.0
-
-    def __post_init__(self):
-        if self.engine not in ENGINES:
-            raise InputError(None, f"llm_server.engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
-        if self.engine != "none" and not self.model:
-            raise InputError(None, f"llm_server.engine is {self.engine} but llm_server.model is not set")
-
-    @classmethod
-    def from_config(cls, section: Mapping | None) -> ServerSettings:
-        section = dict(section or {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(section) - known
-        if unknown:
-            raise InputError(None, f"unknown llm_server keys {sorted(unknown)}; allowed: {sorted(known)}")
-        if "extra_args" in section:
-            section["extra_args"] = tuple(str(arg) for arg in section["extra_args"] or ())
-        return cls(**section)
-
-
-@dataclass(frozen=True)
 class Endpoint:
     """A running server: where to send requests, and the model name it answers to."""
 
@@ -100,7 +66,7 @@ class Endpoint:
     model: str
 
 
-def served_name(settings: ServerSettings, consumer_model: str | None = None) -> str:
+def served_name(settings: LLMServerSettings, consumer_model: str | None = None) -> str:
     """The name clients send as ``model``: the consumer's ``model`` when set, else the model file's stem."""
     if consumer_model:
         return consumer_model
@@ -108,7 +74,9 @@ def served_name(settings: ServerSettings, consumer_model: str | None = None) -> 
     return path.stem if path.suffix == ".gguf" else path.name
 
 
-def server_command(settings: ServerSettings, model: str, name: str, port: int, threads: int | None = None) -> list[str]:
+def server_command(
+    settings: LLMServerSettings, model: str, name: str, port: int, threads: int | None = None
+) -> list[str]:
     """The server's command line (no shell). ``threads``: llama_cpp's CPU threads (the job's)."""
     python = settings.python or sys.executable
     if settings.engine == "llama_cpp":
@@ -149,7 +117,7 @@ def tensor_parallel_size(extra_args: Sequence[str]) -> int:
     return 1
 
 
-def check_gpus(settings: ServerSettings) -> None:
+def check_gpus(settings: LLMServerSettings) -> None:
     """vLLM with tensor parallelism needs that many GPUs in the job: say so before a minutes-long load fails."""
     if settings.engine != "vllm":
         return
@@ -185,7 +153,7 @@ def _parent_death_signal():
 class _Server:
     """One server process: start on a free port, wait until it answers as ``name``, stop its process group."""
 
-    def __init__(self, settings: ServerSettings, model: str, name: str, log_path: Path, threads: int | None):
+    def __init__(self, settings: LLMServerSettings, model: str, name: str, log_path: Path, threads: int | None):
         self.settings, self.model, self.name = settings, model, name
         self.log_path, self.threads = log_path, threads
         self.process: subprocess.Popen | None = None
@@ -301,7 +269,7 @@ def _stop_on_sigterm() -> Iterator[None]:
 
 @contextlib.contextmanager
 def served(
-    settings: ServerSettings,
+    settings: LLMServerSettings,
     log_path: str | Path,
     model: str | None = None,
     name: str | None = None,
@@ -326,27 +294,43 @@ def served(
             server.stop()
 
 
-def needs_server(consumer: Mapping) -> bool:
+def needs_server(consumer: Mapping | BaseModel) -> bool:
     """Whether a consumer section (text.judge, sft.rewriter) wants a server and names none (base_url null)."""
+    consumer = _as_dict(consumer)
     return consumer.get("backend") == "openai" and not consumer.get("base_url")
+
+
+def _as_dict(section: Mapping | BaseModel | None) -> dict:
+    return section.model_dump() if isinstance(section, BaseModel) else dict(section or {})
+
+
+def server_settings(section: Mapping | LLMServerSettings | None) -> LLMServerSettings:
+    """The ``llm_server`` settings from a config section (None: the defaults, engine none)."""
+    if isinstance(section, LLMServerSettings):
+        return section
+    try:
+        return LLMServerSettings.model_validate(dict(section or {}))
+    except ValidationError as err:
+        raise InputError("config", f"llm_server: {err}") from err
 
 
 @contextlib.contextmanager
 def consumer_endpoint(
-    consumer: Mapping,
-    server_section: Mapping | None,
+    consumer: Mapping | BaseModel,
+    server_section: Mapping | LLMServerSettings | None,
     where: str,
     log_path: str | Path,
     model: str | None = None,
     threads: int | None = None,
 ) -> Iterator[dict]:
-    """The consumer's settings for the duration of the block, ``base_url`` and ``model`` pointing at a server
-    started here when it needs one (backend openai, base_url null); otherwise unchanged and nothing starts.
+    """The consumer's settings (as a dict) for the duration of the block, ``base_url`` and ``model`` pointing at
+    a server started here when it needs one (backend openai, base_url null), with ``server_engine`` naming its
+    engine; otherwise unchanged and nothing starts. ``consumer``: its config section or settings object.
 
     ``where`` names the consumer's config section in messages. The server log file is always written, so the
     rule's declared log says what happened.
     """
-    consumer = dict(consumer)
+    consumer = _as_dict(consumer)
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if not needs_server(consumer):
@@ -355,7 +339,7 @@ def consumer_endpoint(
         log_path.write_text(f"no server started: {reason}\n", encoding="utf-8")
         yield consumer
         return
-    settings = ServerSettings.from_config(server_section)
+    settings = server_settings(server_section)
     if settings.engine == "none":
         raise InputError(
             None,

@@ -21,7 +21,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import InputError
-from ..io import read_many
+from ..io import path_list, read_docs, read_json, read_many, write_docs, write_json
+from ..rules import RulePaths
+from ..settings import MixtureSettings, NoSettings, Settings
 from ..tokenization import encode_batch, render_chat
 
 log = logging.getLogger(__name__)
@@ -29,45 +31,41 @@ log = logging.getLogger(__name__)
 PHASES = ("base", "cosine", "anneal")
 SFT_SOURCE = "sft"
 SFT_KINDS = ("code", "nl")
-SHARE_TOLERANCE = 1e-6
 # Documents tokenized per call while counting lengths (lazily, along the sampling order).
 COUNT_CHUNK = 64
 # Filling stops once the gap to a source's target is at most this fraction of it.
 FILL_TOLERANCE = 1e-3
 
 
-def mixture_paths(value: str | Sequence[str]) -> list[str]:
-    """A rule input as a list of paths (one named file arrives as a plain string)."""
-    return [str(value)] if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__") else [str(v) for v in value]
+# A rule input as a list of paths (one named file arrives as a plain string); the name other stages import.
+mixture_paths = path_list
 
 
-def phase_targets(phase: str, settings: Mapping[str, Any]) -> dict[str, int]:
-    """Token target per source for a phase (``settings`` is the config's ``mixture`` section)."""
+def phase_targets(phase: str, settings: MixtureSettings) -> dict[str, int]:
+    """Token target per source for a phase (``settings`` is the config's ``mixture`` section, whose shares
+    MixtureSettings has checked: fractions summing to 1)."""
     if phase not in PHASES:
         raise ValueError(f"mixture phase must be one of {PHASES}, got {phase!r}")
-    budget = int(settings["tokens"][phase])
-    shares = {name: float(value) for name, value in settings["shares"].items()}
-    if any(value < 0 for value in shares.values()) or abs(sum(shares.values()) - 1.0) > SHARE_TOLERANCE:
-        raise ValueError(f"mixture.shares must be non-negative and sum to 1, got {shares}")
+    budget = _budget(settings, phase)
+    shares = {name: float(value) for name, value in settings.shares.model_dump().items()}
     pretrain_budget = budget
     targets: dict[str, int] = {}
     if phase == "anneal":
-        fraction = float(settings["anneal_sft_fraction"])
-        if not 0.0 <= fraction <= 1.0:
-            raise ValueError(f"mixture.anneal_sft_fraction must lie in [0, 1], got {fraction}")
-        targets[SFT_SOURCE] = round(budget * fraction)
+        targets[SFT_SOURCE] = round(budget * float(settings.anneal_sft_fraction))
         pretrain_budget = budget - targets[SFT_SOURCE]
     for name in sorted(shares):
         targets[name] = round(pretrain_budget * shares[name])
     return targets
 
 
-def sft_part_targets(sft_target: int, settings: Mapping[str, Any]) -> dict[str, int]:
+def _budget(settings: MixtureSettings, phase: str) -> int:
+    """The phase's token budget (``mixture.tokens.<phase>``)."""
+    return int(getattr(settings.tokens, phase))
+
+
+def sft_part_targets(sft_target: int, settings: MixtureSettings) -> dict[str, int]:
     """The SFT part's token target split by pair kind (``mixture.sft_shares``, code:NL 1:1 by default)."""
-    shares = {kind: float(value) for kind, value in settings["sft_shares"].items()}
-    if set(shares) - set(SFT_KINDS) or abs(sum(shares.values()) - 1.0) > SHARE_TOLERANCE:
-        raise ValueError(f"mixture.sft_shares must give {SFT_KINDS} shares summing to 1, got {shares}")
-    code = round(sft_target * shares.get("code", 0.0))
+    code = round(sft_target * float(settings.sft_shares.code))
     return {"code": code, "nl": sft_target - code}
 
 
@@ -204,7 +202,7 @@ def _sample_pool(docs, texts, target: int, rng_key: str, tokenizer, name: str, p
 def build_mixture(
     sources: Mapping[str, Sequence[str]],
     phase: str,
-    settings: Mapping[str, Any],
+    settings: MixtureSettings,
     tokenizer,
     seed: int,
     exclude_ids: frozenset[str] | set[str] = frozenset(),
@@ -214,7 +212,7 @@ def build_mixture(
     ``exclude_ids``: documents to leave out (the decontamination list); they are counted per source.
     """
     targets = phase_targets(phase, settings)
-    budget = int(settings["tokens"][phase])
+    budget = _budget(settings, phase)
     missing = [name for name, target in targets.items() if target > 0 and name not in sources]
     if missing:
         raise InputError(None, f"mixture phase {phase!r} needs sources {missing}, given {sorted(sources)}")
@@ -319,7 +317,7 @@ def _available_tokens(lengths: LazyLengths, texts: Sequence[str], achieved: int)
     }
 
 
-def _phase_stats(phase: str, settings: Mapping[str, Any], budget: int, per_source: dict[str, dict]) -> dict:
+def _phase_stats(phase: str, settings: MixtureSettings, budget: int, per_source: dict[str, dict]) -> dict:
     total = sum(entry["tokens"] for entry in per_source.values())
     pretrain_total = sum(entry["tokens"] for name, entry in per_source.items() if name != SFT_SOURCE)
     for name, entry in per_source.items():
@@ -327,7 +325,7 @@ def _phase_stats(phase: str, settings: Mapping[str, Any], budget: int, per_sourc
         entry["achieved_share"] = round(entry["tokens"] / total, 6) if total else 0.0
         if name != SFT_SOURCE:
             # Within the pretraining part: directly comparable with mixture.shares in every phase.
-            entry["configured_pretrain_share"] = float(settings["shares"][name])
+            entry["configured_pretrain_share"] = float(getattr(settings.shares, name))
             entry["achieved_pretrain_share"] = round(entry["tokens"] / pretrain_total, 6) if pretrain_total else 0.0
     max_error = max((abs(e["achieved_share"] - e["configured_share"]) for e in per_source.values()), default=0.0)
     # The SFT part's code:NL split is held to the same tolerance (shares within the part).
@@ -338,8 +336,8 @@ def _phase_stats(phase: str, settings: Mapping[str, Any], budget: int, per_sourc
         "tokens": total,
         "docs": sum(entry["docs"] for entry in per_source.values()),
         "repeats": sum(entry["repeats"] for entry in per_source.values()),
-        "anneal_sft_fraction": float(settings["anneal_sft_fraction"]) if phase == "anneal" else 0.0,
-        "sft_shares": dict(settings["sft_shares"]) if phase == "anneal" else None,
+        "anneal_sft_fraction": float(settings.anneal_sft_fraction) if phase == "anneal" else 0.0,
+        "sft_shares": settings.sft_shares.model_dump() if phase == "anneal" else None,
         "decontaminated_docs": sum(entry.get("decontaminated_docs", 0) for entry in per_source.values()),
         "max_share_error": round(max_error, 6),
         "sources": per_source,
@@ -353,3 +351,59 @@ def collect_phase_stats(phase_stats: Sequence[Mapping[str, Any]]) -> dict:
         phases[stats["phase"]] = dict(stats)
     order = [phase for phase in PHASES if phase in phases] + sorted(set(phases) - set(PHASES))
     return {"phases": {phase: phases[phase] for phase in order}}
+
+
+class MixtureJob(Settings):
+    """What rule mixture reads: the seed and the ``mixture:`` section."""
+
+    seed: int
+    mixture: MixtureSettings
+
+
+def run_mixture(settings: MixtureJob, paths: RulePaths) -> dict:
+    """Rule mixture: one phase's documents by token shares (results/mixture/{phase}.parquet + stats)."""
+    from ..tokenization import load_tokenizer
+
+    phase = paths.wildcards["phase"]
+    names = ["code", "math", "text"] + ([SFT_SOURCE] if phase == "anneal" else [])
+    sources = {name: path_list(paths.input[name]) for name in names}
+    tokenizer = load_tokenizer(paths.input["tokenizer"])
+    # Documents the decontamination step listed never enter a mixture.
+    contaminated = frozenset(
+        doc["id"] for path in path_list(paths.input["contaminated"]) for doc in read_docs(path, columns=["id"])
+    )
+    docs, stats = build_mixture(sources, phase, settings.mixture, tokenizer, settings.seed, contaminated)
+    write_docs(paths.output["docs"], docs)
+    write_json(paths.output["stats"], stats)
+    log.info(
+        "mixture %s: %d docs, %d tokens (budget %d)", phase, stats["docs"], stats["tokens"], stats["budget_tokens"]
+    )
+    return stats
+
+
+# What results/mixture/stats.json keeps of each decontamination group's statistics.
+DECONTAMINATION_KEYS = (
+    "enabled",
+    "ngram",
+    "min_matches",
+    "read",
+    "kept",
+    "dropped",
+    "by_benchmark",
+    "missing_eval_roots",
+)
+
+
+def run_mixture_stats(settings: NoSettings, paths: RulePaths) -> dict:
+    """Rule mixture_stats: every phase's configured vs achieved shares in results/mixture/stats.json."""
+    stats = collect_phase_stats([read_json(path) for path in path_list(paths.input["stats"])])
+    # What decontamination removed, per source group; the lists are results/mixture/decontamination/*.dropped.parquet.
+    stats["decontamination"] = {}
+    for path in path_list(paths.input["decontamination"]):
+        group = read_json(path)
+        name = SFT_SOURCE if SFT_SOURCE in group["sources"] else "pretrain"
+        stats["decontamination"][name] = {key: group[key] for key in DECONTAMINATION_KEYS}
+    write_json(paths.output["stats"], stats)
+    for phase, entry in stats["phases"].items():
+        log.info("%s: %d tokens, max share error %.4f", phase, entry["tokens"], entry["max_share_error"])
+    return stats

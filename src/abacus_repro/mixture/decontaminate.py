@@ -33,6 +33,9 @@ from typing import Any
 from tqdm import tqdm
 
 from ..errors import InputError
+from ..io import path_list, read_many, write_docs, write_json
+from ..rules import RulePaths
+from ..settings import DecontaminationSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -316,18 +319,16 @@ def training_text(doc: Mapping[str, Any]) -> str:
 
 
 def decontaminate_sources(
-    sources: Mapping[str, Sequence[str]], eval_roots: Sequence[str | Path], settings: Mapping[str, Any]
+    sources: Mapping[str, Sequence[str]], eval_roots: Sequence[str | Path], settings: DecontaminationSettings
 ) -> tuple[list[dict], dict]:
     """Scan every document of the named sources (lists of Parquet shards) against the evaluation files.
 
     ``settings``: the config's ``mixture.decontamination`` section (enabled, ngram, min_matches). Disabled, or
     with no evaluation file found, every document is kept and the statistics say why.
     """
-    from ..io import read_many
-
-    enabled = bool(settings["enabled"])
-    n = int(settings["ngram"])
-    min_matches = int(settings["min_matches"])
+    enabled = settings.enabled
+    n = settings.ngram
+    min_matches = settings.min_matches
     index, missing = build_index(eval_roots, n) if enabled else (NgramIndex(n), [])
     docs = {name: [(doc, training_text(doc)) for doc in read_many(paths)] for name, paths in sources.items()}
     dropped, stats = scan_sources(docs, index, min_matches)
@@ -341,3 +342,27 @@ def decontaminate_sources(
         log.warning("decontamination: no evaluation n-grams under %s; nothing can be matched", list(eval_roots))
         stats["note"] = "no evaluation files found: nothing was checked"
     return dropped, stats
+
+
+# The source groups rule decontaminate checks: the pretraining sources, or the SFT data set.
+SOURCE_GROUPS = {"pretrain": ("code", "math", "text"), "sft": ("sft",)}
+
+
+class DecontaminateJob(Settings):
+    """What rule decontaminate reads: ``mixture.decontamination``, and the evaluation roots that do not exist
+    (named in the statistics; the roots that exist are the rule's ``eval_data`` inputs)."""
+
+    decontamination: DecontaminationSettings
+    absent_eval_data: list[str]
+
+
+def run_decontaminate(settings: DecontaminateJob, paths: RulePaths) -> dict:
+    """Rule decontaminate: list every training document of a source group sharing long n-grams with an eval set."""
+    names = SOURCE_GROUPS[paths.wildcards["group"]]
+    sources = {name: path_list(paths.input[name]) for name in names}
+    eval_roots = [*path_list(paths.input["eval_data"]), *settings.absent_eval_data]
+    dropped, stats = decontaminate_sources(sources, eval_roots, settings.decontamination)
+    write_docs(paths.output["dropped"], dropped, dropped=True)
+    write_json(paths.output["stats"], stats)
+    log.info("decontamination: %d of %d documents dropped %s", len(dropped), stats["read"], stats["by_benchmark"])
+    return stats

@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 import math
 import shutil
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import Field
 
 from ..errors import InputError
+from ..rules import RulePaths
+from ..settings import ModelSettings, Settings
 from .configuration import MiniCPMConfig
 from .modeling import MiniCPMForCausalLM
 from .tokenizer import load_tokenizer
@@ -28,9 +30,21 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 NON_ARCHITECTURE_KEYS = {"pretrained"}
 
 
-def config_from_settings(model_settings: Mapping[str, Any], tokenizer) -> MiniCPMConfig:
+class InitModelJob(Settings):
+    """What the init_model job reads: the run's seed and the `model` section."""
+
+    seed: int = Field(ge=0)
+    model: ModelSettings
+
+
+def init_run_model(settings: InitModelJob, paths: RulePaths) -> Path:
+    """Rule init_model: the tiny MiniCPM from config (or the published checkpoint), with the run's tokenizer."""
+    return init_model(settings.model, paths.input["tokenizer"], paths.output["model"], settings.seed)
+
+
+def config_from_settings(model_settings: ModelSettings, tokenizer) -> MiniCPMConfig:
     """A MiniCPMConfig from the `model:` section; vocabulary size and special ids come from the tokenizer."""
-    fields = {k: v for k, v in model_settings.items() if k not in NON_ARCHITECTURE_KEYS}
+    fields = model_settings.model_dump(exclude=NON_ARCHITECTURE_KEYS)
     if "init_std" in fields:
         fields["initializer_range"] = float(fields.pop("init_std"))
     try:
@@ -54,13 +68,13 @@ def build_model(config: MiniCPMConfig, seed: int) -> MiniCPMForCausalLM:
     return model.eval()
 
 
-def init_model(model_settings: Mapping[str, Any], tokenizer_dir: str | Path, out_dir: str | Path, seed: int) -> Path:
+def init_model(model_settings: ModelSettings, tokenizer_dir: str | Path, out_dir: str | Path, seed: int) -> Path:
     """Write the starting model and its tokenizer to ``out_dir`` (save_pretrained, safetensors)."""
     out_dir = Path(out_dir)
     tokenizer_dir = Path(tokenizer_dir)
     if tokenizer_dir.name == "tokenizer.json":
         tokenizer_dir = tokenizer_dir.parent
-    pretrained = model_settings.get("pretrained")
+    pretrained = model_settings.pretrained
     if pretrained:
         return _copy_pretrained(Path(pretrained), tokenizer_dir, out_dir, model_settings)
 
@@ -83,7 +97,7 @@ def init_model(model_settings: Mapping[str, Any], tokenizer_dir: str | Path, out
     return out_dir
 
 
-def _copy_pretrained(source: Path, tokenizer_dir: Path, out_dir: Path, model_settings: Mapping[str, Any]) -> Path:
+def _copy_pretrained(source: Path, tokenizer_dir: Path, out_dir: Path, model_settings: ModelSettings) -> Path:
     """Load a local MiniCPM checkpoint through our class, check it against the `model:` section and the run's
     tokenizer, and re-save it with that tokenizer, so later stages never need remote code."""
     model = load_pretrained(source)
@@ -141,14 +155,14 @@ def load_pretrained(source: Path) -> MiniCPMForCausalLM:
 SETTING_FIELDS = {"init_std": "initializer_range"}
 
 
-def check_pretrained_config(config: MiniCPMConfig, model_settings: Mapping[str, Any], source: Path) -> None:
+def check_pretrained_config(config: MiniCPMConfig, model_settings: ModelSettings, source: Path) -> None:
     """Every number the `model:` section gives must be the checkpoint's: a mismatch names the key and both values.
 
     With model.pretrained the section documents the checkpoint (the paper config lists MiniCPM-2B's numbers);
     a wrong number there would silently describe another model in the plan, the report and the MFU figures.
     """
     mismatches = []
-    for key, expected in model_settings.items():
+    for key, expected in model_settings.model_dump().items():
         if key in NON_ARCHITECTURE_KEYS or expected is None:
             continue
         field = SETTING_FIELDS.get(key, key)

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 
 from ..errors import InputError
+from ..rules import RulePaths
+from ..settings import ModelSettings, Settings
 from .configuration import MiniCPMConfig
 from .init import build_model
 
@@ -255,3 +257,23 @@ def _piece_count(sp_model: bytes) -> int:
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     # The published files keep insertion order (not sorted) and non-ASCII characters as they are.
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+class RehearsalCheckpointJob(Settings):
+    """What rule rehearsal_checkpoint reads: the seed, the ``model:`` section (the checkpoint's size) and
+    tokenizer.vocab_size (the SentencePiece vocabulary trained here)."""
+
+    seed: int
+    model: ModelSettings
+    vocab_size: int
+
+
+def run_rehearsal_checkpoint(settings: RehearsalCheckpointJob, paths: RulePaths) -> Path:
+    """Rule rehearsal_checkpoint: a tiny checkpoint laid out exactly like the published MiniCPM-2B one."""
+    return write_published_layout(
+        paths.output["checkpoint"],
+        settings.model.model_dump(),
+        settings.vocab_size,
+        settings.seed,
+        sample_dir=paths.input["samples"],
+    )

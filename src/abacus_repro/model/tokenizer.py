@@ -21,8 +21,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from pydantic import Field
 
 from ..errors import InputError
+from ..io import path_list
+from ..rules import RulePaths
+from ..settings import Settings, TokenizerSettings
 
 log = logging.getLogger(__name__)
 
@@ -245,20 +249,32 @@ def _inverted(digest: bytes) -> bytes:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+class TokenizerJob(Settings):
+    """What the train_tokenizer job reads: the run's seed, the `tokenizer` section and ``model.pretrained``."""
+
+    seed: int = Field(ge=0)
+    tokenizer: TokenizerSettings
+    pretrained: str | None
+
+
+def train_run_tokenizer(settings: TokenizerJob, paths: RulePaths) -> Path:
+    """Rule train_tokenizer: byte-level BPE on a seeded sample of the run's documents, or, when the run starts from
+    a published checkpoint, that checkpoint's own tokenizer in the same layout (the job's only inputs are then
+    the checkpoint's tokenizer files: nothing is sampled)."""
+    out_dir = Path(paths.output["tokenizer"]).parent
+    if settings.pretrained:
+        return export_pretrained_tokenizer(settings.pretrained, out_dir, expected_size=settings.tokenizer.vocab_size)
+    inputs = paths.input
+    shards = [*path_list(inputs["code"]), *path_list(inputs["text"]), inputs["math"], inputs["sft"]]
+    return tokenizer_from_shards(shards, settings.tokenizer, out_dir, settings.seed)
+
+
 def tokenizer_from_shards(
-    paths: Sequence[str | Path],
-    settings: dict,
-    out_dir: str | Path,
-    seed: int,
-    pretrained: str | Path | None = None,
+    paths: Sequence[str | Path], settings: TokenizerSettings, out_dir: str | Path, seed: int
 ) -> Path:
-    """Train the run's tokenizer on a seeded sample of ``paths`` (the `tokenizer:` settings), or, when the run
-    starts from a published checkpoint, save that checkpoint's own tokenizer in the same layout (``paths`` is
-    then empty: the workflow gives the job only the checkpoint's tokenizer files)."""
-    if pretrained:
-        return export_pretrained_tokenizer(pretrained, out_dir, expected_size=int(settings["vocab_size"]))
-    texts = sample_training_texts(paths, int(settings["train_chars"]), seed)
-    return train_tokenizer(texts, int(settings["vocab_size"]), out_dir, seed)
+    """Train the run's tokenizer on a seeded sample of ``paths`` (``tokenizer.train_chars`` characters)."""
+    texts = sample_training_texts(paths, settings.train_chars, seed)
+    return train_tokenizer(texts, settings.vocab_size, out_dir, seed)
 
 
 # ---------------------------------------------------------------------------------------------------------------

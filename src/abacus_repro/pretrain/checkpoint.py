@@ -123,14 +123,6 @@ def save_final_state(accelerator, directory: str | Path, progress: Mapping[str, 
     accelerator.wait_for_everyone()
 
 
-def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def run_fingerprint(parts: Mapping[str, Any]) -> str:
     """sha256 of the JSON of everything that decides the training trajectory."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode("utf-8")).hexdigest()

@@ -23,9 +23,10 @@ def wcl_plot(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..settings import ScheduleSettings
     from .schedule import cosine_cut_lr, wcl_lr
 
-    schedule = _load_config(args.config)["train"]["schedule"]
+    schedule = ScheduleSettings.model_validate(_load_config(args.config)["train"]["schedule"])
     total = args.cosine_steps + args.anneal_steps
     stride = max(1, total // 4000)
     steps = list(range(0, total, stride))
@@ -39,7 +40,7 @@ def wcl_plot(args: argparse.Namespace) -> int:
     fig.tight_layout()
     fig.savefig(args.out, dpi=110, metadata={"Software": None})
     plt.close(fig)
-    marks = sorted({0, int(schedule["warmup_steps"]) - 1, args.cosine_steps - 1, args.cosine_steps, total - 1})
+    marks = sorted({0, schedule.warmup_steps - 1, args.cosine_steps - 1, args.cosine_steps, total - 1})
     values = {step: wcl_lr(step, schedule, args.cosine_steps, args.anneal_steps) for step in marks if step >= 0}
     print(json.dumps({"cut_lr": cosine_cut_lr(schedule, args.cosine_steps), "lr_at_step": values}, indent=1))
     return 0
@@ -47,11 +48,11 @@ def wcl_plot(args: argparse.Namespace) -> int:
 
 def train_launch(args: argparse.Namespace) -> int:
     """Print the launch command for a train job with these resources (nothing is started)."""
-    from ..config import resolved_section
+    from ..settings import LaunchSettings
     from .launch import launch_command, plan_from_resources
 
     resources = {"nodes": args.nodes, "gres": f"gpu:{args.gpus_per_node}" if args.gpus_per_node else ""}
-    launch = resolved_section("train.launch", {} if args.port is None else {"port": args.port})
+    launch = LaunchSettings() if args.port is None else LaunchSettings(port=args.port)
     plan = plan_from_resources(resources, launch)
     command = launch_command(plan, args.spec, deepspeed=args.deepspeed)
     print("in-process (no launcher)" if command is None else shlex.join(command))

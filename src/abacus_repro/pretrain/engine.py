@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def resolve_path(path: str | Path, base: str | Path | None = None) -> Path:
 
 
 def load_deepspeed_config(
-    path: str | Path, train: Mapping[str, Any], micro_batch_size: int, grad_accum: int, world_size: int
+    path: str | Path, train: TrainSettings, micro_batch_size: int, grad_accum: int, world_size: int
 ) -> dict:
     """The DeepSpeed JSON with every "auto" filled from ``train`` and the run's geometry, checked for consistency.
 
@@ -82,7 +83,7 @@ def load_deepspeed_config(
         raise InputError(
             path, "gradient_clipping must be set explicitly (DeepSpeed silently clips at 1.0 when it is missing)"
         )
-    wanted_clip = float(train["grad_clip"])
+    wanted_clip = train.grad_clip
     if float(clip) != wanted_clip:
         raise InputError(path, f"gradient_clipping {clip} differs from train.grad_clip {wanted_clip}")
 
@@ -101,14 +102,12 @@ def load_deepspeed_config(
         elif int(config[key]) != value:
             raise InputError(path, f'{key} is {config[key]} but the run uses {value} (leave it "auto")')
 
-    bf16 = str(train["precision"]) == "bf16"
+    bf16 = train.precision == "bf16"
     config.setdefault("bf16", {})
     if config["bf16"].get("enabled", AUTO) == AUTO:
         config["bf16"]["enabled"] = bf16
     elif bool(config["bf16"]["enabled"]) != bf16:
-        raise InputError(
-            path, f"bf16.enabled is {config['bf16']['enabled']} but train.precision is {train['precision']}"
-        )
+        raise InputError(path, f"bf16.enabled is {config['bf16']['enabled']} but train.precision is {train.precision}")
     fp16 = config.setdefault("fp16", {})
     if fp16.get("enabled", AUTO) == AUTO:
         fp16["enabled"] = False

@@ -12,7 +12,8 @@ The train rule's resources decide (``nodes``; GPUs per node from ``gres: gpu[:ty
   --nproc-per-node G --rdzv-backend c10d --rdzv-endpoint HEAD:PORT --rdzv-id $SLURM_JOB_ID -m
   abacus_repro.pretrain.worker SPEC``.
 
-SPEC is a JSON file with ``train_phase``'s arguments, so every rank runs exactly what the in-process path runs.
+SPEC is a JSON file with ``train_phase``'s two arguments (the job's settings and paths), so every rank runs
+exactly what the in-process path runs.
 """
 
 from __future__ import annotations
@@ -26,9 +27,13 @@ import socket
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from ..rules import RulePaths
+from ..settings import LaunchSettings
+from .phases import STATE_FILE, TrainJob
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +74,15 @@ def gpus_per_node(resources: Mapping[str, Any], nodes: int) -> int:
     return 0
 
 
-def plan_from_resources(resources: Mapping[str, Any], launch: Mapping[str, Any]) -> LaunchPlan:
-    """The launch plan a train job's resources ask for; ``launch`` is the resolved ``train.launch`` (the port)."""
+def plan_from_resources(resources: Mapping[str, Any], launch: LaunchSettings) -> LaunchPlan:
+    """The launch plan a train job's resources ask for; ``launch`` is ``train.launch`` (CPU ranks, the port)."""
     nodes = int(resources.get("nodes") or 1)
     if nodes < 1:
         raise ValueError(f"resources nodes must be >= 1, got {nodes}")
     gpus = gpus_per_node(resources, nodes)
     # Without GPUs, train.launch.cpu_procs_per_node CPU ranks (gloo); with GPUs, one rank per GPU.
-    procs = gpus if gpus else int(launch["cpu_procs_per_node"])
-    return LaunchPlan(nodes=nodes, procs_per_node=procs, port=int(launch["port"]))
+    procs = gpus if gpus else launch.cpu_procs_per_node
+    return LaunchPlan(nodes=nodes, procs_per_node=procs, port=launch.port)
 
 
 def _nodelist_of_job(env: Mapping[str, str]) -> str | None:
@@ -153,27 +158,33 @@ def launch_command(
     ]
 
 
-def write_spec(path: str | Path, spec: Mapping[str, Any]) -> Path:
+def write_spec(path: str | Path, settings: TrainJob, paths: RulePaths) -> Path:
+    """The phase's two arguments as JSON, for the launched ranks (read back by :func:`read_spec`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dict(spec), indent=1, sort_keys=True, default=str), encoding="utf-8")
+    spec = {"settings": settings.model_dump(mode="json"), "paths": asdict(paths)}
+    path.write_text(json.dumps(spec, indent=1, sort_keys=True, default=str), encoding="utf-8")
     return path
 
 
-def run_phase(spec: Mapping[str, Any], plan: LaunchPlan, spec_path: str | Path | None = None) -> dict:
-    """Run ``train_phase(**spec)`` in-process or under the launcher; returns the trainer state."""
-    from .trainer import STATE_FILE, train_phase
+def read_spec(path: str | Path) -> tuple[TrainJob, RulePaths]:
+    spec = json.loads(Path(path).read_text(encoding="utf-8"))
+    return TrainJob.model_validate(spec["settings"]), RulePaths(**spec["paths"])
 
-    deepspeed = bool(spec["settings"]["train"]["deepspeed"])
+
+def run_phase(settings: TrainJob, paths: RulePaths, plan: LaunchPlan) -> dict:
+    """Run ``train_phase(settings, paths)`` in-process or under the launcher; returns the trainer state."""
+    from .trainer import train_phase
+
+    deepspeed = bool(settings.train.deepspeed)
     if plan.in_process(deepspeed):
-        return train_phase(**spec)
-    spec_path = Path(spec_path or Path(spec["out_dir"]).parent / SPEC_FILE)
-    write_spec(spec_path, spec)
+        return train_phase(settings, paths)
+    out_dir = Path(paths.output["model"])
+    spec_path = write_spec(out_dir.parent / SPEC_FILE, settings, paths)
     command = launch_command(plan, spec_path, deepspeed=deepspeed)
     log.info("launching %d process(es) on %d node(s): %s", plan.world_size, plan.nodes, shlex.join(command))
     env = dict(os.environ)
     # Workers log to stderr, which the rule's log captures; the repository's sources come first on the path.
     env.setdefault("MASTER_ADDR", socket.gethostname() if plan.nodes > 1 else "127.0.0.1")
     subprocess.run(command, check=True, env=env)
-    state_path = Path(spec["out_dir"]) / STATE_FILE
-    return json.loads(state_path.read_text(encoding="utf-8"))
+    return json.loads((out_dir / STATE_FILE).read_text(encoding="utf-8"))

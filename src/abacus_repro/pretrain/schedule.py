@@ -6,27 +6,20 @@ included) but which is cut short where the cosine phase's token budget ends (``c
 phase then goes linearly from the cut value to ``lr_final`` over its own ``anneal_steps``. The global step runs
 on across the two phases: the anneal phase's first step is ``cosine_steps``.
 
-The tiny ``base`` phase (a stand-in for the MiniCPM checkpoint the paper starts from) and SFT have their own
-short schedules; SFT follows the anneal phase's shape (linear decay) at ``sft.lr``.
+The tiny ``base`` phase (a stand-in for the MiniCPM checkpoint the paper starts from) has its own short schedule;
+SFT's lives with the SFT phase (abacus_repro.sft.train) and reuses the warmup here.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+
+from ..settings import BasePhaseSettings, ScheduleSettings, TrainSettings
 
 BASE_FLOOR = 0.1  # base: cosine down to 10% of train.base.lr
-SFT_FLOOR = 0.1  # sft: linear down to 10% of sft.lr
-SFT_WARMUP_FRACTION = 0.05
 
 
-def _schedule(settings: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Accept the ``train.schedule`` mapping or the whole ``train`` section."""
-    return settings.get("schedule", settings)
-
-
-def _warmup(step: int, peak: float, warmup_steps: int) -> float:
+def warmup_lr(step: int, peak: float, warmup_steps: int) -> float:
     # (step + 1) so the very first update already moves the weights and step warmup_steps - 1 reaches the peak.
     return peak * (step + 1) / warmup_steps
 
@@ -37,73 +30,54 @@ def _cosine(step: int, peak: float, floor: float, warmup_steps: int, horizon: in
     return floor + 0.5 * (peak - floor) * (1.0 + math.cos(math.pi * progress))
 
 
-def cosine_cut_lr(settings: Mapping[str, Any], cosine_steps: int) -> float:
+def cosine_cut_lr(schedule: ScheduleSettings, cosine_steps: int) -> float:
     """The WCL cosine's value at the cut: the rate the first step after the cosine phase would have had."""
-    s = _schedule(settings)
-    warmup = int(s["warmup_steps"])
+    warmup = schedule.warmup_steps
     if cosine_steps < warmup:
-        return _warmup(cosine_steps, float(s["lr_peak"]), warmup)
-    return _cosine(cosine_steps, float(s["lr_peak"]), float(s["lr_min"]), warmup, int(s["cosine_horizon"]))
+        return warmup_lr(cosine_steps, schedule.lr_peak, warmup)
+    return _cosine(cosine_steps, schedule.lr_peak, schedule.lr_min, warmup, schedule.cosine_horizon)
 
 
-def wcl_lr(global_step: int, settings: Mapping[str, Any], cosine_steps: int, anneal_steps: int) -> float:
+def wcl_lr(global_step: int, schedule: ScheduleSettings, cosine_steps: int, anneal_steps: int) -> float:
     """WCL learning rate at ``global_step`` (cosine phase: 0 .. cosine_steps-1; anneal: cosine_steps ..)."""
-    s = _schedule(settings)
-    peak, floor = float(s["lr_peak"]), float(s["lr_min"])
-    warmup, horizon = int(s["warmup_steps"]), int(s["cosine_horizon"])
+    peak, floor = schedule.lr_peak, schedule.lr_min
+    warmup, horizon = schedule.warmup_steps, schedule.cosine_horizon
     if global_step < 0:
         raise ValueError(f"step must be non-negative, got {global_step}")
     if global_step < cosine_steps:
         if global_step < warmup:
-            return _warmup(global_step, peak, warmup)
+            return warmup_lr(global_step, peak, warmup)
         return _cosine(global_step, peak, floor, warmup, horizon)
-    cut = cosine_cut_lr(s, cosine_steps)
-    final = float(s["lr_final"])
+    cut = cosine_cut_lr(schedule, cosine_steps)
+    final = schedule.lr_final
     # Anneal step a (0-based) moves (a + 1)/anneal_steps of the way, so the last step lands on lr_final.
     done = min(1.0, (global_step - cosine_steps + 1) / max(1, anneal_steps))
     return cut + (final - cut) * done
 
 
-def base_lr(step: int, base_settings: Mapping[str, Any], total_steps: int) -> float:
+def base_lr(step: int, base: BasePhaseSettings, total_steps: int) -> float:
     """Base phase: warmup to ``train.base.lr`` then a cosine to 10% of it over the phase's remaining steps."""
-    peak, warmup = float(base_settings["lr"]), int(base_settings["warmup_steps"])
+    peak, warmup = base.lr, base.warmup_steps
     warmup = min(warmup, max(1, total_steps - 1))
     if step < warmup:
-        return _warmup(step, peak, warmup)
+        return warmup_lr(step, peak, warmup)
     # Horizon = the phase's last step, so the final step sits at the floor.
     return _cosine(step, peak, peak * BASE_FLOOR, warmup, max(warmup + 1, total_steps - 1))
 
 
-def sft_warmup_steps(total_steps: int) -> int:
-    return max(1, round(SFT_WARMUP_FRACTION * total_steps))
-
-
-def sft_lr(step: int, peak: float, total_steps: int) -> float:
-    """SFT: warmup over 5% of the steps, then linear from ``sft.lr`` to 10% of it at the last step."""
-    warmup = sft_warmup_steps(total_steps)
-    if step < warmup:
-        return _warmup(step, peak, warmup)
-    span = max(1, total_steps - 1 - (warmup - 1))
-    done = min(1.0, (step - (warmup - 1)) / span)
-    return peak + (peak * SFT_FLOOR - peak) * done
-
-
-def phase_lr(
-    phase: str, step_in_phase: int, settings: Mapping[str, Any], phase_steps: int, cosine_steps: int | None = None
+def pretrain_lr(
+    phase: str, step_in_phase: int, train: TrainSettings, phase_steps: int, cosine_steps: int | None
 ) -> float:
-    """The rate for one step of a phase. ``settings``: {"train": train section, "sft": sft section}.
+    """The rate for one step of a pretraining phase (base, cosine, anneal).
 
     ``cosine_steps`` is needed for the anneal phase only (its global step starts there).
     """
-    train = settings["train"]
     if phase == "base":
-        return base_lr(step_in_phase, train["base"], phase_steps)
+        return base_lr(step_in_phase, train.base, phase_steps)
     if phase == "cosine":
-        return wcl_lr(step_in_phase, train["schedule"], cosine_steps=phase_steps, anneal_steps=0)
+        return wcl_lr(step_in_phase, train.schedule, cosine_steps=phase_steps, anneal_steps=0)
     if phase == "anneal":
         if cosine_steps is None:
             raise ValueError("the anneal phase needs the cosine phase's step count")
-        return wcl_lr(cosine_steps + step_in_phase, train["schedule"], cosine_steps, phase_steps)
-    if phase == "sft":
-        return sft_lr(step_in_phase, float(settings["sft"]["lr"]), phase_steps)
-    raise ValueError(f"unknown training phase {phase!r}")
+        return wcl_lr(cosine_steps + step_in_phase, train.schedule, cosine_steps, phase_steps)
+    raise ValueError(f"unknown pretraining phase {phase!r}")

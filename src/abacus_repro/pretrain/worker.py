@@ -1,17 +1,16 @@
 """One training rank: ``python -m abacus_repro.pretrain.worker SPEC.json`` (started by torchrun or srun).
 
-SPEC holds ``train_phase``'s keyword arguments as written by ``launch.run_phase``. Rank 0 logs at INFO, the
+SPEC holds ``train_phase``'s settings and paths as written by ``launch.run_phase``. Rank 0 logs at INFO, the
 others at WARNING, all to stderr (the rule's log).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from pathlib import Path
 
 from .engine import world_from_env
+from .launch import read_spec
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,10 +24,10 @@ def main(argv: list[str] | None = None) -> int:
         format=f"%(asctime)s [rank {world.rank}] %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    settings, paths = read_spec(argv[0])
     from .trainer import train_phase
 
-    train_phase(**spec)
+    train_phase(settings, paths)
     return 0
 
 

@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..imports import absolute_module, import_statements, package_of
 from .hashing import digest_of_hashes, sha256_file
 
 PACKAGE = "abacus_repro"
@@ -29,26 +30,6 @@ def _module_file(source_root: Path, module: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def _resolve_relative(module: str, is_package: bool, level: int, target: str | None) -> str:
-    """``from ..x import y`` inside ``module`` -> the absolute module name it means."""
-    parts = module.split(".") if is_package else module.split(".")[:-1]
-    if level > 1:
-        parts = parts[: len(parts) - (level - 1)]
-    return ".".join([*parts, target] if target else parts)
-
-
-def _statements(body: list[ast.stmt]):
-    """Every statement, nested ones included (imports are statements; expressions need no visit)."""
-    for node in body:
-        yield node
-        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
-            children = getattr(node, name, None)
-            if isinstance(children, list):
-                yield from _statements(
-                    [c for c in children if isinstance(c, ast.stmt | ast.excepthandler | ast.match_case)]
-                )
 
 
 def imported_modules(path: Path, module: str | None) -> frozenset[str]:
@@ -65,20 +46,18 @@ def imported_modules(path: Path, module: str | None) -> frozenset[str]:
 def _imported_modules(path: Path, module: str | None, stamp: tuple) -> frozenset[str]:
     # Every rule's closure shares most modules; parsing each once keeps the workflow's start fast.
     tree = ast.parse(path.read_bytes(), filename=str(path))
-    is_package = path.name == "__init__.py"
+    # A relative import in a top-level script (module None) cannot name the package.
+    package = package_of(module, path.name == "__init__.py") if module is not None else ""
     found: set[str] = set()
-    for node in _statements(tree.body):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                if module is None:  # a relative import in a top-level script cannot name the package
-                    continue
-                base = _resolve_relative(module, is_package, node.level, node.module)
-            else:
-                base = node.module or ""
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    for statement in import_statements(tree):
+        if statement.kind == "import":
+            found.add(statement.module)
+            continue
+        base = absolute_module(statement.module, statement.level, package)
+        if base is None:
+            continue
+        found.add(base)
+        found.update(f"{base}.{name}" for name in statement.names if name != "*")
     return frozenset(found)
 
 

@@ -5,15 +5,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-CHUNK = 1 << 20
+from ..io import sha256_file
 
-
-def sha256_file(path: Path, chunk: int = CHUNK) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+__all__ = ["digest_of_hashes", "files_of", "hash_tree", "output_digest", "sha256_file"]
 
 
 def digest_of_hashes(hashes: dict[str, str]) -> str:

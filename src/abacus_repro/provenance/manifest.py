@@ -292,9 +292,19 @@ def describe_rules(rules: dict[str, dict[str, Any]], used: Iterable[str | None])
             "script": (info.get("code") or {}).get("script"),
             "code": info.get("code"),
             "params": params,
-            "seed": params.get("seed") if isinstance(params, dict) else None,
+            "seed": rule_seed(params),
         }
     return described
+
+
+def rule_seed(params: Any) -> int | None:
+    """The seed a rule's job is given: in its settings (``get_settings("seed", ...)``), or a ``seed`` param."""
+    if not isinstance(params, dict):
+        return None
+    settings = params.get("settings")
+    if isinstance(settings, dict) and "seed" in settings:
+        return settings["seed"]
+    return params.get("seed")
 
 
 def build_manifest(

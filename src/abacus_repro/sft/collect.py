@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import builtins
-import doctest
 import importlib.util
 import logging
 import random
@@ -21,9 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import PositiveInt
 from tqdm import tqdm
 
-from ..io import Funnel, content_id, make_doc, read_docs
+from ..io import Funnel, content_id, make_doc, path_list, read_docs, write_docs, write_json
+from ..rules import RulePaths
+from ..settings import Settings
+from ..text import doctests
 
 log = logging.getLogger(__name__)
 
@@ -508,12 +511,8 @@ def _signature(func: ast.FunctionDef, params: list[dict], annotated: bool) -> st
 
 def doctest_examples(docstring: str, name: str) -> list[dict]:
     """``>>> name(...)`` examples from the docstring: the call's source and the expected output text."""
-    try:
-        examples = doctest.DocTestParser().get_examples(docstring)
-    except ValueError:
-        return []
     found = []
-    for example in examples:
+    for example in doctests.examples_in(docstring):  # none when doctest refuses the docstring
         source = example.source.strip()
         try:
             expr = ast.parse(source, mode="eval").body
@@ -666,3 +665,19 @@ _TOP_LEVEL_DEF = re.compile(r"^(?:async[ \t]+)?def[ \t]", re.MULTILINE)
 def _origin_key(doc: dict) -> tuple:
     meta = _meta(doc)
     return (meta.get("repo", ""), meta.get("path", ""), meta.get("lineno", 0))
+
+
+class SftCollectJob(Settings):
+    """What rule sft_collect reads: the seed and ``sft.max_functions`` (so editing another SFT key re-runs
+    nothing here)."""
+
+    seed: int
+    max_functions: PositiveInt
+
+
+def run_sft_collect(settings: SftCollectJob, paths: RulePaths) -> dict:
+    """Rule sft_collect: Natural-Instruct functions (self-contained, documented) from the cleaned code shards."""
+    natural, stats = collect_natural(path_list(paths.input["code"]), settings.max_functions, settings.seed)
+    write_docs(paths.output["natural"], natural)
+    write_json(paths.output["stats"], stats)
+    return stats

@@ -16,7 +16,9 @@ import random
 import re
 from collections.abc import Iterable
 
-from ..io import Funnel, content_id, doc_meta, make_doc
+from ..io import Funnel, content_id, doc_meta, make_doc, read_docs, write_docs, write_json
+from ..rules import RulePaths
+from ..settings import Settings, SftSettings
 from ..tokenization.chat import render_chat
 
 log = logging.getLogger(__name__)
@@ -67,18 +69,11 @@ def split_qa_text(text: str) -> tuple[str, str, str] | None:
     return title, question, answer
 
 
-NL_SHORTFALL = ("repeat", "trim_code", "keep")
-
-
-def build_dataset(
-    code_docs: Iterable[dict], nl_docs: Iterable[dict], code_nl_ratio: float, seed: int, nl_shortfall: str = "repeat"
-):
-    """Returns (dataset documents, stats). Every code and NL record read is kept or dropped with a reason;
-    NL pairs drawn again to reach the ratio are counted apart (``nl_repeated``), not as records read."""
-    if code_nl_ratio < 0:
-        raise ValueError(f"sft.code_nl_ratio must be >= 0, got {code_nl_ratio}")
-    if nl_shortfall not in NL_SHORTFALL:
-        raise ValueError(f"sft.nl_shortfall must be one of {', '.join(NL_SHORTFALL)}, got {nl_shortfall!r}")
+def build_dataset(code_docs: Iterable[dict], nl_docs: Iterable[dict], settings: SftSettings, seed: int):
+    """Returns (dataset documents, stats): code and NL pairs mixed 1:``settings.code_nl_ratio``, a shortfall of NL
+    pairs handled as ``settings.nl_shortfall`` says. Every code and NL record read is kept or dropped with a
+    reason; NL pairs drawn again to reach the ratio are counted apart (``nl_repeated``), not as records read."""
+    code_nl_ratio, nl_shortfall = settings.code_nl_ratio, settings.nl_shortfall
     funnel = Funnel("sft_dataset")
     seen: set[str] = set()
     code_pairs: list[dict] = []
@@ -186,3 +181,21 @@ def _interleave(code: list[dict], nl: list[dict]) -> list[dict]:
     keyed = [((i + 0.5) / len(code), 0, i, doc) for i, doc in enumerate(code)]
     keyed += [((j + 0.5) / len(nl), 1, j, doc) for j, doc in enumerate(nl)]
     return [doc for *_, doc in sorted(keyed, key=lambda item: item[:3])]
+
+
+class SftDatasetJob(Settings):
+    """What rule sft_dataset reads: the seed and the ``sft:`` section (code_nl_ratio, nl_shortfall)."""
+
+    seed: int
+    sft: SftSettings
+
+
+def run_sft_dataset(settings: SftDatasetJob, paths: RulePaths) -> dict:
+    """Rule sft_dataset: verified code pairs mixed 1:code_nl_ratio with the NL pairs, exact dedup."""
+    dataset, stats = build_dataset(
+        read_docs(paths.input["code"]), read_docs(paths.input["nl"]), settings.sft, settings.seed
+    )
+    log.info("sft dataset: %d code + %d nl pairs (%d repeated)", stats["code"], stats["nl"], stats["nl_repeated"])
+    write_docs(paths.output["dataset"], dataset)
+    write_json(paths.output["stats"], stats)
+    return stats

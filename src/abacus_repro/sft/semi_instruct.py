@@ -30,10 +30,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from pydantic import PositiveInt
 from tqdm import tqdm
 
-from ..io import Funnel, doc_meta, make_doc
+from ..io import Funnel, doc_meta, make_doc, read_docs, write_docs, write_json
+from ..rules import RulePaths
 from ..sandbox import call_repr, detect_isolation, run_programs
+from ..settings import LLMServerSettings, RewriterSettings, SandboxSettings, Settings, SftSettings
 from ..tokenization.chat import render_chat
 from .inputs import Call, format_call, generate_calls
 
@@ -380,7 +383,6 @@ _CLIENT_ARGS = {
         "model": "model",
         "timeout_s": "timeout",
         "max_retries": "retries",
-        "backoff_s": "backoff",
         "concurrency": "concurrency",
         "max_tokens": "max_tokens",
         "cache_dir": "cache_dir",
@@ -392,7 +394,7 @@ _CLIENT_ARGS = {
 
 def make_rewriter(settings: dict) -> Rewriter:
     """The configured rewriter (the resolved ``sft.rewriter`` section): ``backend: metadata`` is the template
-    rewriter; ``openai`` (base_url, model, timeout_s, max_retries, backoff_s, concurrency, max_tokens,
+    rewriter; ``openai`` (base_url, model, timeout_s, max_retries, concurrency, max_tokens,
     cache_dir, extra_body) and ``transformers`` (model: a local directory; concurrency, max_tokens) go through
     abacus_repro.llm. A null key keeps the client's own behaviour (e.g. no extra_body)."""
     settings = dict(settings)
@@ -519,18 +521,63 @@ def _sample(doc: dict) -> dict:
     return sample
 
 
+class SemiInstructJob(Settings):
+    """What rule sft_semi_instruct reads: the seed, the parts of ``sft:`` it uses (so editing another SFT key
+    re-runs no sandbox work), and ``llm_server`` when the job serves the rewriter's model (None otherwise)."""
+
+    seed: int
+    rewriter: RewriterSettings
+    sandbox: SandboxSettings
+    max_tests_per_function: PositiveInt
+    llm_server: LLMServerSettings | None = None
+
+    @classmethod
+    def of(cls, sft: SftSettings, seed: int) -> SemiInstructJob:
+        """The job a run with this ``sft:`` section and seed would run (for calls by hand)."""
+        return cls(
+            seed=seed, rewriter=sft.rewriter, sandbox=sft.sandbox, max_tests_per_function=sft.max_tests_per_function
+        )
+
+
+def run_sft_semi_instruct(settings: SemiInstructJob, paths: RulePaths) -> dict:
+    """Rule sft_semi_instruct: rewrite, generate tests, keep pairs whose rewritten code matches the original.
+
+    With ``sft.rewriter.backend: openai`` and no ``base_url``, the job serves the rewriter's model itself for its
+    own lifetime (``llm_server``; abacus_repro.llm.server), its output in the rule's log named server.
+    """
+    from ..llm import consumer_endpoint
+
+    served_model = paths.input.get("llm_model")  # the served model file, when the job serves one
+    with consumer_endpoint(
+        settings.rewriter, settings.llm_server, "sft.rewriter", paths.log["server"], served_model, paths.threads
+    ) as rewriter_settings:
+        kept, dropped, stats = semi_instruct(
+            read_docs(paths.input["natural"]),
+            settings,
+            rewriter=make_rewriter(rewriter_settings),
+            workers=paths.threads,
+        )
+    write_docs(paths.output["kept"], kept)
+    write_docs(paths.output["dropped"], dropped, dropped=True)
+    write_json(paths.output["stats"], stats)
+    log.info("semi-instruct: kept %d of %d (%s)", stats["kept"], stats["read"], stats["dropped"])
+    return stats
+
+
 def semi_instruct(
     natural_docs: Iterable[dict],
-    sft: dict,
-    seed: int,
+    settings: SemiInstructJob,
     rewriter: Rewriter | None = None,
     workers: int = 2,
 ) -> tuple[list[dict], list[dict], dict]:
-    """Rewrite, generate inputs, verify in the sandbox. Returns (kept, dropped, stats)."""
+    """Rewrite, generate inputs, verify in the sandbox. Returns (kept, dropped, stats).
+
+    ``rewriter``: the one ``settings.rewriter`` configures when None."""
     docs = list(natural_docs)
-    rewriter = rewriter or make_rewriter(sft["rewriter"])
-    sandbox = sft["sandbox"]
-    max_tests = int(sft["max_tests_per_function"])
+    seed = settings.seed
+    rewriter = rewriter or make_rewriter(settings.rewriter)
+    sandbox = settings.sandbox
+    max_tests = settings.max_tests_per_function
     funnel = Funnel("sft_semi_instruct")
     samples = [_sample(doc) for doc in docs]
 
@@ -562,8 +609,8 @@ def semi_instruct(
                 "rewritten": rewrite[1],
                 "calls": calls,
                 "max_tests": max_tests,
-                "timeout": float(sandbox["timeout_s"]),
-                "memory_mb": int(sandbox["memory_mb"]),
+                "timeout": float(sandbox.timeout_s),
+                "memory_mb": int(sandbox.memory_mb),
             }
         )
 

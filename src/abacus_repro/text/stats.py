@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from ..io import read_json, write_json
+from ..rules import RulePaths
+from ..settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def labels_informative(classifier: dict) -> bool:
@@ -78,3 +85,22 @@ def combine_text_stats(ingest: dict, judge: dict, classifier: dict, stackexchang
         | {"labels_informative": labels_informative(classifier)},
         "docs": docs,
     }
+
+
+class TextStatsJob(Settings):
+    """Rule text_stats reads no settings: only the funnels and metrics of the text stage's other rules."""
+
+
+def text_stats_rule(settings: TextStatsJob, paths: RulePaths) -> dict:
+    """Rule text_stats: results/text/stats.json from the text stage's funnels and the classifier's metrics."""
+    inputs = paths.input
+    stats = combine_text_stats(
+        read_json(inputs["ingest"]),
+        read_json(inputs["judge"]),
+        read_json(inputs["classifier"]),
+        read_json(inputs["stackexchange"]),
+        read_json(inputs["docs"]),
+    )
+    write_json(paths.output["stats"], stats)
+    log.info("stackexchange funnel: %s", stats["stackexchange"]["funnel"])
+    return stats

@@ -14,6 +14,7 @@ from .pack import (
     tokenizer_hash,
     write_packed,
 )
+from .phase import tokenize_phase
 
 __all__ = [
     "AI_TAG",
@@ -25,6 +26,7 @@ __all__ = [
     "render_chat",
     "render_prompt",
     "tokenize_and_pack",
+    "tokenize_phase",
     "tokenizer_hash",
     "write_packed",
 ]
