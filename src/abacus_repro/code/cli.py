@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from collections import Counter
 from pathlib import Path
 
 from ..errors import InputError
@@ -38,11 +40,20 @@ def _settings(config_path: str | None):
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from ..ingest.code import SKIP_REASONS, unresolvable_symlink
     from .pipeline import iter_check_paths
 
     for path in args.paths:
         if not Path(path).exists():
-            raise InputError(path, "no such file or directory")
-    for decision in iter_check_paths(args.paths, _settings(args.config)):
+            raise InputError(path, unresolvable_symlink(path) or "no such file or directory")
+    skipped: Counter[str] = Counter()
+    checked = 0
+    for decision in iter_check_paths(args.paths, _settings(args.config), skipped):
         print(json.dumps(decision, ensure_ascii=False), flush=True)
+        checked += 1
+    if not checked:
+        print(f"abacus-repro: warning: {' '.join(args.paths)}: no Python files found", file=sys.stderr)
+    if skipped:  # what the walk passed over is said, not lost: one line on stderr, the JSON lines stay clean
+        counts = ", ".join(f"{skipped[reason]} {reason}" for reason in SKIP_REASONS if skipped[reason])
+        print(f"abacus-repro: warning: not checked under {' '.join(args.paths)}: {counts}", file=sys.stderr)
     return 0

@@ -449,6 +449,36 @@ def link_upstream_outputs(run_dir: Path, workdir: Path, manifest: dict[str, Any]
     return sorted(linked)
 
 
+def _rerun_environment(workdir: Path, manifest: dict[str, Any]) -> dict[str, str]:
+    """This interpreter's Snakemake first on PATH, and the shared data where the run found it."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    shared = manifest.get("environment", {}).get("ABACUS_SHARED_DATA") or manifest.get("config", {}).get("shared_data")
+    if shared:
+        env["ABACUS_SHARED_DATA"] = str((workdir / shared).resolve())
+    return env
+
+
+def _compare_rerun(entry: dict[str, Any], run_dir: Path) -> Finding:
+    """One re-executed output against the manifest's bytes."""
+    full = run_dir / entry["path"]
+    if not full.exists():
+        return Finding(entry["path"], entry["rule"], NOT_PRODUCED, ["the re-run did not produce it"])
+    digest, files = output_digest(full, run_dir)
+    if digest == entry.get("sha256"):
+        return Finding(entry["path"], entry["rule"], REPRODUCED, [])
+    detail = (
+        "files differ: " + _listed(_files_diff(entry.get("files", {}), files))
+        if entry.get("kind") == "directory"
+        else f"sha256 {entry.get('sha256')} -> {digest}"
+    )
+    return Finding(
+        entry["path"],
+        entry["rule"],
+        NOT_REPRODUCED,
+        ["re-executed with the run's configuration, different bytes", detail],
+    )
+
+
 def rerun_data_rules(
     workdir: Path,
     manifest: dict[str, Any],
@@ -478,10 +508,7 @@ def rerun_data_rules(
     config_path.write_text(json.dumps(manifest.get("config", {}), indent=1, default=str))
     repo_dir = Path(__file__).resolve().parents[3]
     snakefile = Path(snakefile or manifest.get("workflow", {}).get("snakefile") or repo_dir / "workflow/Snakefile")
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    shared = manifest.get("environment", {}).get("ABACUS_SHARED_DATA") or manifest.get("config", {}).get("shared_data")
-    if shared:
-        env["ABACUS_SHARED_DATA"] = str((workdir / shared).resolve())
+    env = _rerun_environment(workdir, manifest)
     cmd = [
         sys.executable,
         "-m",
@@ -512,29 +539,7 @@ def rerun_data_rules(
     ]
     if proc.returncode != 0:
         notes.append(f"snakemake failed (exit {proc.returncode}); see {log_path}")
-    findings = []
-    for entry in targets:
-        full = run_dir / entry["path"]
-        if not full.exists():
-            findings.append(Finding(entry["path"], entry["rule"], NOT_PRODUCED, ["the re-run did not produce it"]))
-            continue
-        digest, files = output_digest(full, run_dir)
-        if digest == entry.get("sha256"):
-            findings.append(Finding(entry["path"], entry["rule"], REPRODUCED, []))
-        else:
-            detail = (
-                "files differ: " + _listed(_files_diff(entry.get("files", {}), files))
-                if entry.get("kind") == "directory"
-                else f"sha256 {entry.get('sha256')} -> {digest}"
-            )
-            findings.append(
-                Finding(
-                    entry["path"],
-                    entry["rule"],
-                    NOT_REPRODUCED,
-                    ["re-executed with the run's configuration, different bytes", detail],
-                )
-            )
+    findings = [_compare_rerun(entry, run_dir) for entry in targets]
     result = AuditResult(findings, notes, scratch=str(scratch))
     if not keep and proc.returncode == 0 and result.exit_code() == 0:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -31,6 +31,18 @@ def _size(n: int | None) -> str:
 
 
 def sections(manifest: dict[str, Any]) -> list[Section]:
+    """The report's sections, in order: the run, its rules, its outputs, stale outputs, packages, the audit."""
+    return [
+        _run_section(manifest),
+        _rules_section(manifest),
+        _outputs_section(manifest),
+        *_stale_section(manifest),
+        _packages_section(manifest["environment"]),
+        AUDIT_SECTION,
+    ]
+
+
+def _run_section(manifest: dict[str, Any]) -> Section:
     code = manifest["code"]
     env = manifest["environment"]
     run = manifest.get("run", {})
@@ -58,8 +70,10 @@ def sections(manifest: dict[str, Any]) -> list[Section]:
             + ", ".join(code["dirty_files"][:20])
             + (f" and {len(code['dirty_files']) - 20} more" if len(code["dirty_files"]) > 20 else "")
         )
-    out: list[Section] = [("Provenance", facts, [], [])]
+    return ("Provenance", facts, [], [])
 
+
+def _rules_section(manifest: dict[str, Any]) -> Section:
     rules = manifest.get("rules", {})
     counts = manifest.get("outputs_by_rule", {})
     rows = []
@@ -77,15 +91,15 @@ def sections(manifest: dict[str, Any]) -> list[Section]:
                 str(info.get("seed")) if info.get("seed") is not None else "-",
             ]
         )
-    out.append(
-        (
-            "Rules",
-            ["code fingerprint: sha256 over the rule's script and every package module it imports"],
-            ["rule", "stage", "byte-reproducible", "script", "code fingerprint", "code files", "outputs", "seed"],
-            rows,
-        )
+    return (
+        "Rules",
+        ["code fingerprint: sha256 over the rule's script and every package module it imports"],
+        ["rule", "stage", "byte-reproducible", "script", "code fingerprint", "code files", "outputs", "seed"],
+        rows,
     )
 
+
+def _outputs_section(manifest: dict[str, Any]) -> Section:
     rows = []
     for o in manifest["outputs"]:
         rows.append(
@@ -101,52 +115,52 @@ def sections(manifest: dict[str, Any]) -> list[Section]:
                 "yes" if o.get("deterministic", True) else "no",
             ]
         )
-    out.append(
-        (
-            "Outputs",
-            [(f"{len(manifest['outputs'])} outputs; sha256 shown to {SHORT} hex digits, full values in manifest.json")],
-            ["output", "rule", "sha256", "size", "inputs", "start", "end", "host", "reproducible"],
-            rows,
-        )
+    return (
+        "Outputs",
+        [(f"{len(manifest['outputs'])} outputs; sha256 shown to {SHORT} hex digits, full values in manifest.json")],
+        ["output", "rule", "sha256", "size", "inputs", "start", "end", "host", "reproducible"],
+        rows,
     )
 
+
+def _stale_section(manifest: dict[str, Any]) -> list[Section]:
     stale = [
         (o["path"], o["inputs_changed_since_run"]) for o in manifest["outputs"] if o.get("inputs_changed_since_run")
     ]
-    if stale:
-        out.append(
-            (
-                "Stale outputs",
-                ["inputs changed after these outputs were made"],
-                ["output", "inputs"],
-                [[p, ", ".join(i)] for p, i in stale],
-            )
+    if not stale:
+        return []
+    return [
+        (
+            "Stale outputs",
+            ["inputs changed after these outputs were made"],
+            ["output", "inputs"],
+            [[p, ", ".join(i)] for p, i in stale],
         )
+    ]
 
+
+def _packages_section(env: dict[str, Any]) -> Section:
     packages = env.get("packages", {})
-    out.append(
-        (
-            "Packages",
-            [f"{len(env.get('all_packages', {}))} distributions installed (all in manifest.json)"],
-            ["package", "version"],
-            [[k, str(v)] for k, v in packages.items()],
-        )
+    return (
+        "Packages",
+        [f"{len(env.get('all_packages', {}))} distributions installed (all in manifest.json)"],
+        ["package", "version"],
+        [[k, str(v)] for k, v in packages.items()],
     )
-    out.append(
+
+
+AUDIT_SECTION: Section = (
+    "Audit",
+    [
         (
-            "Audit",
-            [
-                (
-                    "`abacus-repro audit` checks every output against this manifest and names what drifted "
-                    "and why; `abacus-repro audit --rerun` re-executes the deterministic data rules in a "
-                    "scratch directory and compares bytes."
-                )
-            ],
-            [],
-            [],
+            "`abacus-repro audit` checks every output against this manifest and names what drifted and why; "
+            "`abacus-repro audit --rerun` re-executes the deterministic data rules in a scratch directory and "
+            "compares bytes."
         )
-    )
-    return out
+    ],
+    [],
+    [],
+)
 
 
 def _md_cell(text: str) -> str:
