@@ -40,8 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one subcommand; an InputError anywhere (a stage's import, an argument's type, the command itself) is
+    one line ``abacus-repro: error: <file>: <what>`` and exit status 2, without a traceback."""
     try:
+        args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except InputError as err:
         print(f"abacus-repro: error: {err}", file=sys.stderr)

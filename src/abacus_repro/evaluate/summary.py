@@ -117,6 +117,7 @@ def evalplus_entries(result: dict) -> dict[str, dict]:
         entry = _skip(result.get("reason", "not run"))
         return {name: dict(entry), f"{name}_plus": dict(entry)}
     dataset = result["dataset"]
+    by_check_function = result.get("scored_by") == "check function in the sandbox"
     common = {
         "status": "ok",
         "n": result["n"],
@@ -124,16 +125,29 @@ def evalplus_entries(result: dict) -> dict[str, dict]:
         "data_sha256": dataset["sha256"],
         "data_version": dataset["version"],
         "data_path": dataset["path"],
+        "data_source": dataset.get("source"),
+        "data_source_detail": dataset.get("source_detail"),
         "metric": "pass@1",
-        "prompt_style": result.get("prompt_style"),
-        "tool": f"evalplus {result.get('evalplus_version', '')}".strip(),
+        **generation_record(result),
+        "tool": "sandbox" if by_check_function else f"evalplus {result.get('evalplus_version', '')}".strip(),
     }
+    if by_check_function:
+        common["protocol"] = "pass@1, greedy, the original tests (OpenAI HumanEval's check function) in the sandbox"
     entries = {name: {"score": 100.0 * result["pass@1"]["base"], "tests": "base", **common}}
     if result["pass@1"].get("plus") is None:
-        entries[f"{name}_plus"] = _skip(f"{dataset['version']} has no plus tests; give evalplus's release file")
+        entries[f"{name}_plus"] = _skip(
+            f"{dataset['version']} has no plus tests: the plus column needs evalplus's release file "
+            f"(eval.{name}.path, or eval.download on an online machine)"
+        )
     else:
         entries[f"{name}_plus"] = {"score": 100.0 * result["pass@1"]["plus"], "tests": "base+plus", **common}
     return entries
+
+
+def generation_record(result: dict) -> dict:
+    """The settings that move a code benchmark's score, as its result recorded them."""
+    keys = ("prompt_style", "decoding", "batch_size", "max_new_tokens", "sanitizer")
+    return {key: result.get(key) for key in keys}
 
 
 def livecodebench_entries(result: dict) -> dict[str, dict]:
@@ -152,7 +166,7 @@ def livecodebench_entries(result: dict) -> dict[str, dict]:
             "data_version": f"{files} ({dataset['n_in_window']} of {dataset['n_total']} problems in {start}..{end})",
             "metric": "pass@1",
             "by_difficulty": result.get("by_difficulty", {}),
-            "prompt_style": result.get("prompt_style"),
+            **generation_record(result),
             "tool": "sandbox",
         }
     }
@@ -237,24 +251,59 @@ def _markdown_table(table: dict, columns: dict[str, str], models: Mapping[str, d
 
 
 def _benchmark_rows(models: Mapping[str, dict]) -> list[str]:
-    """n, data and hash per benchmark (the same data for every model), with each model's status."""
-    out = ["| benchmark | protocol | n | data | sha256 | status |", "|---|---|---:|---|---|---|"]
+    """n, data (which file, from where) and hash per benchmark (the same data for every model), the generation
+    settings, with each model's status."""
+    out = [
+        "| benchmark | protocol | n | data | source | sha256 | generation | status |",
+        "|---|---|---:|---|---|---|---|---|",
+    ]
     keys = [key for columns in TABLE_COLUMNS.values() for key in columns.values()]
     for key in keys:
         entries = {label: summary[key] for label, summary in models.items()}
         ran = [entry for entry in entries.values() if entry.get("status") == "ok"]
+        protocol = PROTOCOLS.get(key, "")
+        source, generation = MISSING, MISSING
         if ran:
             entry = ran[0]
             data = entry.get("data_version") or describe_files(entry.get("data_files", []))
             n, digest = str(entry["n"]), f"`{entry['data_sha256'][:16]}`"
+            protocol = entry.get("protocol", protocol)
+            source = _describe_source(entry)
+            generation = _describe_generation(entry)
         else:
             data, n, digest = MISSING, MISSING, MISSING
         statuses = "; ".join(
             f"{label}: ok" if entry.get("status") == "ok" else f"{label}: skipped ({entry.get('reason', '')})"
             for label, entry in entries.items()
         )
-        out.append(f"| {key} | {PROTOCOLS.get(key, '')} | {n} | {data} | {digest} | {statuses} |")
+        out.append(f"| {key} | {protocol} | {n} | {data} | {source} | {digest} | {generation} | {statuses} |")
     return out
+
+
+def _describe_source(entry: dict) -> str:
+    """Where a benchmark's data came from: the configured path, a package (and its version), the cached or
+    downloaded release (and its URL)."""
+    source = entry.get("data_source")
+    if not source:
+        return MISSING
+    detail = entry.get("data_source_detail")
+    return f"{source} ({detail})" if detail and source != "configured path" else source
+
+
+def _describe_generation(entry: dict) -> str:
+    """The generation settings that move a code score: prompt style, decoding, batch size, max new tokens,
+    sanitizer (the general benchmarks' are lm-eval's, described by their protocol)."""
+    if not entry.get("decoding"):
+        return MISSING
+    parts = [
+        f"{entry['prompt_style']} prompts",
+        entry["decoding"],
+        f"batch {entry['batch_size']}",
+        f"max {entry['max_new_tokens']} new tokens",
+    ]
+    if entry.get("sanitizer"):
+        parts.append(f"sanitized by {entry['sanitizer']}")
+    return ", ".join(parts)
 
 
 def render_markdown(models: Mapping[str, dict], published: dict) -> str:

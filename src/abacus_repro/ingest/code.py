@@ -11,12 +11,17 @@ Three sources, chosen by ``code.source``:
 
 Nothing is judged here: a file that cannot be used (not UTF-8, NUL bytes, empty, too large, unreadable) is still
 emitted, with ``meta["ingest_error"]`` naming the reason, so that the cleaning funnel counts it instead of the
-file vanishing silently. Markdown/reST files found in the sampled repositories go to a separate docs output.
+file vanishing silently. What the walk does not read is counted in the stats' ``skipped`` by reason
+(:data:`SKIP_REASONS`): symlinks (never followed: no escapes, no loops), directories that cannot be listed,
+files at the top of a repos_dir that belong to no repository, and sockets/FIFOs/devices. Hidden, VCS, cache and
+virtual-environment directories are left out by design and not counted. Markdown/reST files found in the sampled
+repositories go to a separate docs output.
 """
 
 from __future__ import annotations
 
 import codecs
+import errno
 import gzip
 import hashlib
 import io
@@ -46,6 +51,7 @@ DOC_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".rst": "rst"}
 DOC_DIR_NAMES = {"doc", "docs"}
 LOOSE_MODULES = "_modules"
 NUL = b"\x00"
+SKIP_REASONS = ("not_regular_file", "symlink", "top_level_file", "unreadable_dir")
 
 
 @dataclass(frozen=True)
@@ -155,14 +161,43 @@ def _skipped_dir(name: str) -> bool:
     return name in SKIPPED_DIR_NAMES or name.endswith(SKIPPED_DIR_SUFFIXES) or name.startswith(".")
 
 
-def walk_files(root: Path) -> Iterator[Path]:
-    """Every regular file under ``root`` in sorted order; symlinks are not followed (no escapes, no loops)."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not _skipped_dir(d))
+def count_skip(skipped: Counter[str] | None, reason: str, path: str | Path, why: str = "") -> None:
+    """Count one entry the walk does not read (when counting: the walk of the sampled repositories)."""
+    if skipped is None:
+        return
+    skipped[reason] += 1
+    if reason == "unreadable_dir":
+        log.warning("%s: skipped, %s", path, why)
+    else:
+        log.debug("%s: skipped (%s)", path, reason)
+
+
+def walk_files(root: Path, skipped: Counter[str] | None = None) -> Iterator[Path]:
+    """Every regular file under ``root`` in sorted order; symlinks are not followed (no escapes, no loops).
+
+    With ``skipped``, what is passed over is counted there by reason (``symlink``, ``unreadable_dir``,
+    ``not_regular_file``); os.walk itself would drop a directory it cannot list without a word.
+    """
+
+    def unreadable(err: OSError) -> None:
+        count_skip(skipped, "unreadable_dir", err.filename, f"cannot list the directory ({err.strerror})")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
+        walked = []
+        for name in sorted(d for d in dirnames if not _skipped_dir(d)):
+            if os.path.islink(os.path.join(dirpath, name)):  # os.walk would not enter it: counted here
+                count_skip(skipped, "symlink", os.path.join(dirpath, name))
+            else:
+                walked.append(name)
+        dirnames[:] = walked
         for name in sorted(filenames):
             candidate = Path(dirpath) / name
-            if not candidate.is_symlink() and candidate.is_file():
+            if candidate.is_symlink():
+                count_skip(skipped, "symlink", candidate)
+            elif candidate.is_file():
                 yield candidate
+            else:
+                count_skip(skipped, "not_regular_file", candidate)
 
 
 def _has_python(root: Path) -> bool:
@@ -183,8 +218,9 @@ def is_doc_file(rel_path: str) -> str | None:
     return None
 
 
-def list_repository_files(repo: Repository) -> tuple[list[str], list[str]]:
-    """(python files, doc files) of a repository, as sorted POSIX paths relative to ``repo.base``."""
+def list_repository_files(repo: Repository, skipped: Counter[str] | None = None) -> tuple[list[str], list[str]]:
+    """(python files, doc files) of a repository, as sorted POSIX paths relative to ``repo.base``; what the walk
+    passes over is counted in ``skipped`` (see :func:`walk_files`)."""
     python_files: list[str] = []
     doc_files: list[str] = []
     for entry in repo.entries:
@@ -192,7 +228,7 @@ def list_repository_files(repo: Repository) -> tuple[list[str], list[str]]:
         if start.is_file():
             candidates: Iterable[Path] = [start]
         elif repo.recursive:
-            candidates = walk_files(start)
+            candidates = walk_files(start, skipped)
         else:
             candidates = sorted(p for p in start.iterdir() if p.is_file() and not p.is_symlink())
         for candidate in candidates:
@@ -253,14 +289,45 @@ def repositories_in_root(label: str, root: Path) -> list[Repository]:
     return repos
 
 
-def repositories_in_dir(path: Path) -> list[Repository]:
+def unresolvable_symlink(path: str | Path) -> str | None:
+    """What is wrong with a path that is a symlink leading nowhere (a loop, or a dangling link); None otherwise.
+
+    ``exists()`` is False for both, which would read as "no such file or directory" though the link is there.
+    """
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "symlink loop: the path is a symbolic link that leads back to itself"
+        if os.path.islink(path):
+            return f"dangling symlink: it points to {os.readlink(path)}, which does not exist"
+    return None
+
+
+def check_code_path(path: Path) -> None:
+    """code.path must resolve: a symlink loop or a dangling link is named as such."""
+    problem = unresolvable_symlink(path)
+    if problem:
+        raise InputError(path, problem)
+
+
+def repositories_in_dir(path: Path, skipped: Counter[str] | None = None) -> list[Repository]:
+    """One repository per subdirectory of ``path``; symlinks and loose files at the top are counted in
+    ``skipped`` (``symlink``, ``top_level_file``), not read: a repository is a directory."""
+    check_code_path(path)
     if not path.is_dir():
         raise InputError(path, "code.path must be a directory of repositories for source repos_dir")
-    return [
-        Repository(child.name, child, (".",), True, "repos_dir")
-        for child in sorted(path.iterdir())
-        if child.is_dir() and not child.is_symlink() and not _skipped_dir(child.name)
-    ]
+    repos = []
+    for child in sorted(path.iterdir()):
+        if _skipped_dir(child.name):
+            continue
+        if child.is_symlink():
+            count_skip(skipped, "symlink", child)
+        elif child.is_dir():
+            repos.append(Repository(child.name, child, (".",), True, "repos_dir"))
+        else:
+            count_skip(skipped, "top_level_file" if child.is_file() else "not_regular_file", child)
+    return repos
 
 
 # --------------------------------------------------------------------------------------------------- sampling
@@ -308,7 +375,7 @@ def doc_record(repo: str, path: str, text: str, fmt: str) -> dict:
 
 
 def _filesystem_files(
-    repos: list[Repository], settings: CodeSettings, seed: int, stats: dict
+    repos: list[Repository], settings: CodeSettings, seed: int, stats: dict, skipped: Counter[str]
 ) -> tuple[list[SourceFile], list[dict]]:
     max_files = settings.max_files_per_repo
     max_bytes = settings.max_file_bytes
@@ -326,7 +393,7 @@ def _filesystem_files(
     docs: list[dict] = []
     doc_skipped: Counter[str] = Counter()
     for repo in _progress(chosen, "ingest repositories"):
-        python_files, doc_files = list_repository_files(repo)
+        python_files, doc_files = list_repository_files(repo, skipped)
         for rel in sample_sorted(python_files, max_files, repo_rng(seed, repo.name, "files")):
             raw, text, error, detail = read_source_file(repo.base / rel, max_bytes)
             files.append(SourceFile(repo.name, rel, raw, text, error, detail))
@@ -348,11 +415,12 @@ STACK_PATH_FIELDS = ("max_stars_repo_path", "path")
 STACK_DUMP_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".parquet")
 
 
-def stack_dump_files(path: Path) -> list[Path]:
+def stack_dump_files(path: Path, skipped: Counter[str] | None = None) -> list[Path]:
+    check_code_path(path)
     if path.is_file():
         return [path]
     if path.is_dir():
-        found = sorted(p for p in walk_files(path) if p.name.endswith(STACK_DUMP_SUFFIXES))
+        found = sorted(p for p in walk_files(path, skipped) if p.name.endswith(STACK_DUMP_SUFFIXES))
         if not found:
             raise InputError(path, f"no {'/'.join(STACK_DUMP_SUFFIXES)} files in this stack_dump directory")
         return found
@@ -434,9 +502,9 @@ def stack_kind(file_path: str, lang: str | None) -> str | None:
 
 
 def _stack_dump_files(
-    path: Path, settings: CodeSettings, seed: int, stats: dict
+    path: Path, settings: CodeSettings, seed: int, stats: dict, skipped: Counter[str]
 ) -> tuple[list[SourceFile], list[dict]]:
-    dumps = stack_dump_files(path)
+    dumps = stack_dump_files(path, skipped)
     max_bytes = settings.max_file_bytes
     # Pass 1: names only, so sampling never holds the whole dump's contents in memory.
     code_paths: dict[str, set[str]] = {}
@@ -500,17 +568,29 @@ def collect_code(settings: CodeSettings, seed: int) -> tuple[list[SourceFile], l
     """Sampled code files and docs from the configured source, plus ingest statistics."""
     source = settings.source
     stats: dict[str, Any] = {"source": source}
+    skipped: Counter[str] = Counter()
     if source == "python_installation":
-        files, docs = _filesystem_files(installation_repositories(settings.packages), settings, seed, stats)
+        repos = installation_repositories(settings.packages)
+        files, docs = _filesystem_files(repos, settings, seed, stats, skipped)
     elif source == "repos_dir":
         if not settings.path:
             raise InputError("config code.path", "source repos_dir needs code.path (a directory of repositories)")
-        files, docs = _filesystem_files(repositories_in_dir(Path(settings.path)), settings, seed, stats)
+        repos = repositories_in_dir(Path(settings.path), skipped)
+        files, docs = _filesystem_files(repos, settings, seed, stats, skipped)
     else:  # stack_dump (CodeSettings admits no other source)
         if not settings.path:
             raise InputError("config code.path", "source stack_dump needs code.path (JSONL/Parquet file or dir)")
-        files, docs = _stack_dump_files(Path(settings.path), settings, seed, stats)
+        files, docs = _stack_dump_files(Path(settings.path), settings, seed, stats, skipped)
+    stats["skipped"] = {reason: skipped[reason] for reason in SKIP_REASONS}
+    if any(skipped.values()):
+        log.warning("%s: not read: %s", settings.path or source, _skip_summary(skipped))
+    if not files and not docs:
+        log.warning("%s: no repositories or files found: the code outputs are empty", settings.path or source)
     return files, docs, stats
+
+
+def _skip_summary(skipped: Mapping[str, int]) -> str:
+    return ", ".join(f"{skipped[reason]} {reason}" for reason in SKIP_REASONS if skipped.get(reason))
 
 
 class IngestCodeJob(Settings):

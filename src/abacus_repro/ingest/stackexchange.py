@@ -27,10 +27,11 @@ Document text (Markdown; the HTML bodies go through :func:`html_to_markdown`)::
 
     {answer body}
 
-The funnel counts questions: each question row (and each row whose type cannot be read) is kept as one
-document or dropped with a reason (``malformed_row``, ``empty_body``, ``no_answer``, ``duplicate_id``).
-Answers are accounted separately in ``rows.answers_detail``: used, not chosen, orphans (their question is not
-in the dump or was dropped), empty, malformed, duplicate ids.
+The funnel counts questions: each question row (and each row whose type cannot be read, or is no post type the
+dumps define) is kept as one document or dropped with a reason (``malformed_row``, ``unknown_post_type``,
+``empty_body``, ``no_answer``, ``duplicate_id``). Answers are accounted separately in ``rows.answers_detail``:
+used, not chosen, orphans (their question is not in the dump or was dropped), answers to a row of unknown post
+type, empty, malformed, duplicate ids. A dump with no rows gives no documents and a warning naming it.
 """
 
 from __future__ import annotations
@@ -63,6 +64,20 @@ log = logging.getLogger(__name__)
 
 SOURCE = "stackexchange"
 QUESTION, ANSWER = 1, 2
+# The other post types the dumps define (their PostTypes table): tag wikis and excerpts, moderator nominations,
+# wiki placeholders, privilege wikis, articles, help articles, collections, questionnaire responses,
+# announcements, collective discussions and collections. None is Q&A; any type outside this set is counted as
+# ``unknown_post_type``, so a new kind of post is seen rather than filed with the tag wikis.
+OTHER_POST_TYPES = frozenset({3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17})
+ANSWER_OUTCOMES = (
+    "used",
+    "not_chosen",
+    "orphan",
+    "parent_unknown_post_type",
+    "empty_body",
+    "malformed",
+    "duplicate_id",
+)
 _TAG_ANGLE = re.compile(r"<([^<>]+)>")
 _HTML_TAG = re.compile(r"<[^>]*>")
 # Question attributes kept for the document's meta (everything else in the row is dropped right away).
@@ -291,6 +306,7 @@ class _SiteIngest:
         self.answers: Counter = Counter()
         self.documents = 0
         self.with_accepted = 0
+        self.unknown_type_ids: set[int] = set()  # rows of unknown post type: their answers are told from orphans
 
     def drop(self, qid: str, title: str, body: str, reason: str, detail: str, attrs: dict) -> None:
         self.funnel.drop(reason)
@@ -313,8 +329,13 @@ class _SiteIngest:
         elif post_type == ANSWER:
             self.rows["answers"] += 1
             self.read_answer(post_id, attrs, store)
-        else:  # tag wikis, moderator nominations, ...: not Q&A
+        elif post_type in OTHER_POST_TYPES:  # tag wikis, moderator nominations, ...: not Q&A
             self.rows["other_types"] += 1
+        else:
+            self.rows["unknown_post_type"] += 1
+            self.unknown_type_ids.add(post_id)
+            detail = f"PostTypeId={post_type} is none of the post types the dumps define (1-17)"
+            self.drop(str(post_id), attrs.get("Title", ""), attrs.get("Body", ""), "unknown_post_type", detail, attrs)
 
     def read_question(self, post_id: int, attrs: dict, store: _ThreadStore) -> None:
         title, body = attrs.get("Title"), attrs.get("Body")
@@ -351,7 +372,8 @@ class _SiteIngest:
     def emit_threads(self, store: _ThreadStore) -> None:
         for question, parent, answers in store.threads():
             if question is None:
-                self.answers["orphan"] += len(answers)
+                outcome = "parent_unknown_post_type" if parent in self.unknown_type_ids else "orphan"
+                self.answers[outcome] += len(answers)
                 continue
             chosen = select_answers(question, answers, self.per_question)
             self.answers["used"] += len(chosen)
@@ -404,7 +426,7 @@ def question_doc(site: str, question: _Question, chosen: list[_Answer], answer_t
 
 def _check_rows(name: str, rows: dict) -> None:
     """Every row is a question, an answer, another post type or malformed; every answer is accounted for."""
-    kinds = sum(rows.get(key, 0) for key in ("questions", "answers", "other_types", "malformed"))
+    kinds = sum(rows.get(key, 0) for key in ("questions", "answers", "other_types", "unknown_post_type", "malformed"))
     if kinds != rows["read"]:
         raise AssertionError(f"{name}: row kinds {kinds} != rows read {rows['read']}")
     answers = sum(rows["answers_detail"].values())
@@ -441,13 +463,12 @@ def stream_dump(
             site.emit_threads(store)
         finally:
             store.close()
-    rows = dict(sorted(site.rows.items()))
-    rows["answers_detail"] = {
-        key: site.answers.get(key, 0)
-        for key in ("used", "not_chosen", "orphan", "empty_body", "malformed", "duplicate_id")
-    }
+    rows = {"read": 0, **dict(sorted(site.rows.items()))}  # "read" is there even when the dump has no rows
+    rows["answers_detail"] = {key: site.answers.get(key, 0) for key in ANSWER_OUTCOMES}
     name = f"{path}:Posts.xml" if is_7z(path) else str(path)
     _check_rows(name, rows)
+    if rows["read"] == 0:
+        log.warning("%s: the dump has no rows (an empty <posts> element): no documents from it", name)
     rows["documents_with_accepted_answer"] = site.with_accepted
     log.info("%s: %d rows, %d questions -> %d documents", name, rows["read"], rows.get("questions", 0), site.documents)
     return rows

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
+import sys
 from pathlib import Path
 
 
@@ -47,15 +47,27 @@ def wcl_plot(args: argparse.Namespace) -> int:
 
 
 def train_launch(args: argparse.Namespace) -> int:
-    """Print the launch command for a train job with these resources (nothing is started)."""
+    """Print the launch command for a train job with these resources (nothing is started). Outside a SLURM
+    allocation a multi-node command names the first node ``$HEAD_NODE``, and one line on stderr says where it runs."""
     from ..settings import LaunchSettings
-    from .launch import launch_command, plan_from_resources
+    from .launch import (
+        ALLOCATION_HINT,
+        HEAD_NODE_PLACEHOLDER,
+        NotInAllocation,
+        launch_command,
+        plan_from_resources,
+        shell_line,
+    )
 
     resources = {"nodes": args.nodes, "gres": f"gpu:{args.gpus_per_node}" if args.gpus_per_node else ""}
     launch = LaunchSettings() if args.port is None else LaunchSettings(port=args.port)
     plan = plan_from_resources(resources, launch)
-    command = launch_command(plan, args.spec, deepspeed=args.deepspeed)
-    print("in-process (no launcher)" if command is None else shlex.join(command))
+    try:
+        command = launch_command(plan, args.spec, deepspeed=args.deepspeed)
+    except NotInAllocation:
+        command = launch_command(plan, args.spec, deepspeed=args.deepspeed, head=HEAD_NODE_PLACEHOLDER)
+        print(f"abacus-repro: note: no SLURM allocation here; {ALLOCATION_HINT}", file=sys.stderr)
+    print("in-process (no launcher)" if command is None else shell_line(command))
     return 0
 
 

@@ -13,7 +13,9 @@ The train rule's resources decide (``nodes``; GPUs per node from ``gres: gpu[:ty
   abacus_repro.pretrain.worker SPEC``.
 
 SPEC is a JSON file with ``train_phase``'s two arguments (the job's settings and paths), so every rank runs
-exactly what the in-process path runs.
+exactly what the in-process path runs. Outside an allocation a multi-node phase cannot start
+(:class:`NotInAllocation`); ``abacus-repro train-launch`` then shows the command with ``$HEAD_NODE`` in place of
+the first node.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from ..rules import RulePaths
 from ..settings import LaunchSettings
 from .phases import STATE_FILE, TrainJob
@@ -41,6 +44,16 @@ WORKER_MODULE = "abacus_repro.pretrain.worker"
 SPEC_FILE = "launch_spec.json"
 DEFAULT_PORT = 29500
 _GRES_GPUS = re.compile(r"(?:^|,)gpu(?::[A-Za-z0-9_.-]+)?:(\d+)")
+HEAD_NODE_PLACEHOLDER = "$HEAD_NODE"
+ALLOCATION_HINT = (
+    "multi-node training runs inside a SLURM allocation (salloc/sbatch); there, "
+    'HEAD_NODE=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)'
+)
+
+
+class NotInAllocation(InputError, RuntimeError):
+    """No SLURM allocation around this process, so no first node for the ranks to meet at. An InputError, so a
+    rule's log and the CLI show it as one line; a RuntimeError, as it always was, for callers that catch that."""
 
 
 @dataclass(frozen=True)
@@ -103,9 +116,8 @@ def head_node(env: Mapping[str, str]) -> str:
     """The rendezvous host: the first node of the SLURM allocation."""
     nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST") or _nodelist_of_job(env)
     if not nodelist:
-        raise RuntimeError(
-            "multi-node training runs inside a SLURM allocation (SLURM_JOB_NODELIST is not set, "
-            "and squeue could not name the nodes of SLURM_JOB_ID)"
+        raise NotInAllocation(
+            "SLURM_JOB_NODELIST", f"not set, and squeue could not name the nodes of SLURM_JOB_ID: {ALLOCATION_HINT}"
         )
     try:
         out = subprocess.run(
@@ -121,9 +133,14 @@ def head_node(env: Mapping[str, str]) -> str:
 
 
 def launch_command(
-    plan: LaunchPlan, spec_path: str | Path, env: Mapping[str, str] | None = None, deepspeed: bool = False
+    plan: LaunchPlan,
+    spec_path: str | Path,
+    env: Mapping[str, str] | None = None,
+    deepspeed: bool = False,
+    head: str | None = None,
 ) -> list[str] | None:
-    """The command that starts every rank, or None when the phase runs in-process."""
+    """The command that starts every rank, or None when the phase runs in-process. Several nodes meet at
+    ``head`` (default: the allocation's first node, :func:`head_node`; a placeholder to show the command)."""
     env = os.environ if env is None else env
     if plan.in_process(deepspeed):
         return None
@@ -152,10 +169,16 @@ def launch_command(
         f"--nnodes={plan.nodes}",
         f"--nproc-per-node={plan.procs_per_node}",
         "--rdzv-backend=c10d",
-        f"--rdzv-endpoint={head_node(env)}:{plan.port}",
+        f"--rdzv-endpoint={head or head_node(env)}:{plan.port}",
         f"--rdzv-id={job}",
         *worker,
     ]
+
+
+def shell_line(command: list[str]) -> str:
+    """The command as one shell line to paste; an argument holding ``$HEAD_NODE`` is double-quoted, so the shell
+    expands it."""
+    return " ".join(f'"{arg}"' if HEAD_NODE_PLACEHOLDER in arg else shlex.quote(arg) for arg in command)
 
 
 def write_spec(path: str | Path, settings: TrainJob, paths: RulePaths) -> Path:

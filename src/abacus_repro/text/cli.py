@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from ..errors import InputError
@@ -45,7 +46,10 @@ def _docs_check(args: argparse.Namespace) -> int:
 
 def _se_check(args: argparse.Namespace) -> int:
     from ..ingest.stackexchange import ingest_stackexchange
+    from ..logging_setup import setup_logging
     from ..settings import StackExchangeSettings
+
+    setup_logging(level=logging.WARNING)  # a dump with no rows is a warning on stderr, as in the rule's log
 
     given = {"dumps": [str(args.dump)], "answers_per_question": args.answers_per_question}
     settings = StackExchangeSettings(**{key: value for key, value in given.items() if value is not None})
