@@ -368,9 +368,21 @@ class GeneralEvalSettings(Settings):
     data: GeneralDataPaths = Field(default_factory=GeneralDataPaths)
 
 
+PromptStyle = Literal["auto", "chat", "base"]
+
+
+class GenerationSettings(Settings):
+    """The generation settings every code benchmark shares (eval.prompt_style, eval.max_new_tokens,
+    eval.batch_size; their defaults are EvalSettings'). A benchmark job's settings class adds its own sections."""
+
+    prompt_style: PromptStyle
+    max_new_tokens: PositiveInt
+    batch_size: PositiveInt
+
+
 class EvalSettings(Settings):
     max_new_tokens: PositiveInt = 512
-    prompt_style: Literal["auto", "chat", "base"] = "auto"
+    prompt_style: PromptStyle = "auto"
     batch_size: PositiveInt = 8
     models: list[EvalModel] = Field(
         default_factory=lambda: [EvalModel(name="abacus-repro", path="results/train/sft/model")], min_length=1

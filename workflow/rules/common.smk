@@ -1,4 +1,5 @@
 # Helpers only: paths and settings the rules share.
+import functools
 import os
 import sys
 from pathlib import Path
@@ -403,6 +404,15 @@ def get_phase_documents(wildcards):
     return f"results/mixture/{wildcards.phase}.parquet"
 
 
+@functools.cache
+def code_fingerprint_of(script):
+    """The code fingerprint of a script path: itself plus every package module it imports (once per script)."""
+    from abacus_repro.provenance.code import code_fingerprint  # this checkout's src/ is on sys.path (above)
+
+    repo_dir = Path(workflow.basedir).parent
+    return code_fingerprint(Path(script), repo_dir / "src", repo_dir)
+
+
 def get_code_fingerprint(rule_name):
     """The code fingerprint of a rule: its script workflow/scripts/<rule>.py plus every package module it imports.
 
@@ -410,25 +420,18 @@ def get_code_fingerprint(rule_name):
     notices an edited library module; with the fingerprint among the params, the params trigger re-runs a rule
     exactly when its code changed (README "Partial re-runs"). The package is read from this checkout.
     """
-    from abacus_repro.provenance.code import code_fingerprint  # this checkout's src/ is on sys.path (above)
-
-    repo_dir = Path(workflow.basedir).parent
-    script = Path(workflow.basedir) / "scripts" / f"{rule_name}.py"
-    return code_fingerprint(script, repo_dir / "src", repo_dir)["digest"]
+    return code_fingerprint_of(str(Path(workflow.basedir) / "scripts" / f"{rule_name}.py"))["digest"]
 
 
 def get_code_fingerprints(rules):
     """Each script rule's full code fingerprint (files and digest), for the provenance manifest."""
-    from abacus_repro.provenance.code import code_fingerprint
-
-    repo_dir = Path(workflow.basedir).parent
     found = {}
     for each in rules:
         if not each.script:
             continue
         basedir = each.basedir
         basedir = basedir.get_path_or_uri(secret_free=True) if hasattr(basedir, "get_path_or_uri") else basedir
-        found[each.name] = code_fingerprint(Path(basedir) / each.script, repo_dir / "src", repo_dir)
+        found[each.name] = code_fingerprint_of(str((Path(basedir) / each.script).resolve()))
     return found
 
 

@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from ..rules import RulePaths
-from ..settings import EvalModel, Settings
-from .generation import GenerationSettings, generate_greedy, load_model, resolve_prompt_style
+from ..settings import EvalModel, GenerationSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +97,9 @@ def evaluate_with_model(
 
     A skipped benchmark leaves an empty samples file, so a rule's outputs exist either way.
     """
+    # Imported here: torch and transformers are for the jobs that generate, not for building the DAG.
+    from .generation import generate_greedy, load_model, resolve_prompt_style
+
     prepared = benchmark.prepare()
     if prepared.skip_reason:
         return _skip(benchmark, prepared, samples_path)

@@ -12,34 +12,22 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
-from pydantic import PositiveInt
 from tqdm import tqdm
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from ..errors import InputError
-from ..settings import Settings
+from ..settings import GenerationSettings, PromptStyle  # noqa: F401  (GenerationSettings: for importers)
 
 log = logging.getLogger(__name__)
 
-PromptStyle = Literal["auto", "chat", "base"]
 PROMPT_STYLES = get_args(PromptStyle)
 # Below this many parameters a forward pass is a handful of tiny matrix products: splitting them over threads
 # costs more in synchronisation than it saves, and on a busy machine OpenMP's spin-waiting made 2 threads
 # 20x slower than 1 (0.9 s vs 18 s for 8 HumanEval prompts x 128 tokens on the tiny default model).
 SINGLE_THREAD_BELOW_PARAMS = 50_000_000
-
-
-class GenerationSettings(Settings):
-    """The generation settings every code benchmark shares (eval.prompt_style, eval.max_new_tokens,
-    eval.batch_size; their defaults live in abacus_repro.settings.EvalSettings). A benchmark job's settings
-    class adds its own sections to these."""
-
-    prompt_style: PromptStyle
-    max_new_tokens: PositiveInt
-    batch_size: PositiveInt
 
 
 def import_model_package() -> bool:

@@ -40,7 +40,7 @@ from pydantic import model_validator
 from ..errors import InputError
 from ..io import read_jsonl, sha256_file, write_json
 from ..rules import RulePaths
-from ..settings import EvalplusLimits, EvalSettings, HumanEvalSettings, MbppSettings
+from ..settings import EvalplusLimits, EvalSettings, GenerationSettings, HumanEvalSettings, MbppSettings
 from . import datasource, mbpp
 from .benchmark import (
     Benchmark,
@@ -53,7 +53,6 @@ from .benchmark import (
     write_jsonl,
 )
 from .check_tests import run_check_tests
-from .generation import GenerationSettings
 
 log = logging.getLogger(__name__)
 

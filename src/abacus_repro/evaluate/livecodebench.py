@@ -44,9 +44,8 @@ from typing import Any
 from ..errors import InputError
 from ..io import read_jsonl, sha256_file, write_json
 from ..rules import RulePaths
-from ..settings import EvalSettings, LiveCodeBenchSettings
+from ..settings import EvalSettings, GenerationSettings, LiveCodeBenchSettings
 from .benchmark import Benchmark, EvalRuleJob, Prepared, Prompts, Scored, evaluate_with_model
-from .generation import GenerationSettings
 
 log = logging.getLogger(__name__)
 
