@@ -98,6 +98,8 @@ class JobRecords:
             if not isinstance(record, dict) or record.get("format") != FORMAT:
                 continue
             for output in record.get("output") or []:
+                if Path(output).is_absolute() and not Path(output).is_relative_to(workdir.resolve()):
+                    continue  # another directory's job (a script run by hand from here): not this run's output
                 known = self.by_output.get(output)
                 if known is None or (record.get("endtime") or 0) >= (known.get("endtime") or 0):
                     self.by_output[output] = record

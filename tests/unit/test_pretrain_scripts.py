@@ -3,6 +3,7 @@ write its outputs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import runpy
 from pathlib import Path
@@ -50,7 +51,10 @@ def run_script(
     snakemake.threads = 1
     snakemake.rule = name
     (tmp / "logs").mkdir(exist_ok=True)
-    runpy.run_path(str(SCRIPTS / f"{name}.py"), init_globals={"snakemake": snakemake}, run_name="__main__")
+    # Snakemake runs a job in its run directory, where run_rule writes the job's record (logs/jobs/).
+    with contextlib.chdir(tmp):
+        runpy.run_path(str(SCRIPTS / f"{name}.py"), init_globals={"snakemake": snakemake}, run_name="__main__")
+    assert (tmp / "logs/jobs" / name).is_dir()
 
 
 def test_decontamination_and_mixture_scripts_chain_from_sources(tmp_path):

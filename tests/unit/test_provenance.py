@@ -168,3 +168,18 @@ def test_cli_writes_manifest_for_a_finished_run(tmp_path):
     assert manifest["seeds"]["seed"] == 5 and len(manifest["outputs"]) == 6
     assert manifest["rules"]["train"]["code"]["script"] == "workflow/scripts/train.py"  # read from the rule files
     assert (root / "results/provenance/report.html").is_file()
+
+
+def test_a_record_of_another_directorys_job_is_not_this_runs_output(tmp_path):
+    """A script run by hand from the run directory on files elsewhere leaves a record naming them: not outputs."""
+    from abacus_repro.job_record import JobRecords
+
+    from .provenance_fixtures import write_record
+
+    root = fake_run(tmp_path / "run")
+    elsewhere = tmp_path / "elsewhere" / "mixture" / "base.parquet"
+    elsewhere.parent.mkdir(parents=True)
+    elsewhere.write_bytes(b"not this run's")
+    write_record(root, str(elsewhere), "mixture", [], {}, 1.7e9, wildcards={"phase": "base"})
+    assert JobRecords(root).of(str(elsewhere)) is None
+    assert str(elsewhere) not in {o["path"] for o in _manifest(root)["outputs"]}

@@ -3,6 +3,7 @@ scripts end to end on the synthetic module."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import runpy
 from pathlib import Path
@@ -120,7 +121,9 @@ def _run_script(name, tmp, input, output, settings, threads=1):
     snakemake.params, snakemake.wildcards, snakemake.resources = _Named(settings=settings), _Named(), _Named()
     snakemake.log = _Logs([str(tmp / f"{name}.log"), str(tmp / f"{name}.server.log")])
     snakemake.threads, snakemake.rule = threads, name
-    runpy.run_path(str(SCRIPTS / f"{name}.py"), init_globals={"snakemake": snakemake}, run_name="__main__")
+    # Snakemake runs a job in its run directory, where run_rule writes the job's record (logs/jobs/).
+    with contextlib.chdir(tmp):
+        runpy.run_path(str(SCRIPTS / f"{name}.py"), init_globals={"snakemake": snakemake}, run_name="__main__")
 
 
 @pytest.mark.parametrize("threads", [2])
