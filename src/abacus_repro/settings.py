@@ -57,6 +57,37 @@ class ShardsSettings(Settings):
     code: PositiveInt = 2
 
 
+class NearDedupSettings(Settings):
+    """MinHash-LSH over the whole corpus; BigCode's values (The Stack, StarCoder) as defaults."""
+
+    enabled: bool = True
+    ngram: PositiveInt = 5
+    num_perm: PositiveInt = 256
+    bands: PositiveInt = 25
+    rows: PositiveInt = 10
+    threshold: Fraction = 0.7
+    bucket_jobs: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _bands_fit(self) -> NearDedupSettings:
+        if self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands x rows ({self.bands} x {self.rows}) exceeds num_perm {self.num_perm}")
+        if self.bucket_jobs > self.bands:
+            raise ValueError(f"bucket_jobs {self.bucket_jobs} exceeds bands {self.bands}")
+        return self
+
+
+class RedactSettings(Settings):
+    enabled: bool = True
+    kinds: list[Literal["email", "ip_address", "key"]] = Field(
+        default_factory=lambda: ["email", "ip_address", "key"], min_length=1
+    )
+
+
+class LicenseSettings(Settings):
+    allow: list[str] | None = None
+
+
 class CodeSettings(Settings):
     source: Literal["python_installation", "repos_dir", "stack_dump"] = "python_installation"
     path: str | None = None
@@ -74,6 +105,9 @@ class CodeSettings(Settings):
     max_blob_chars: PositiveInt = 256
     max_duplicate_line_fraction: Fraction = 0.5
     target_version: str = Field(default="py313", pattern="^py3[0-9]+$")
+    near_dedup: NearDedupSettings = Field(default_factory=NearDedupSettings)
+    redact: RedactSettings = Field(default_factory=RedactSettings)
+    licenses: LicenseSettings = Field(default_factory=LicenseSettings)
 
 
 class StackExchangeSettings(Settings):
