@@ -19,6 +19,7 @@ MODEL_RULES = frozenset(
         "sft_semi_instruct",
         "sft_semdedup",
         "eval_code",
+        "eval_infill",
         "eval_livecodebench",
         "eval_general",
     }

@@ -108,27 +108,52 @@ def read_many(paths: Iterable[str | Path]) -> list[dict]:
 
 
 class Funnel:
-    """Counts for one filter: every record read is either kept or dropped with a reason."""
+    """Counts for one filter: every record read is either kept or dropped with a reason.
 
-    def __init__(self, name: str):
+    With ``count_bytes`` the same account is kept in bytes (``read_bytes == kept_bytes + sum(dropped_bytes)``) and
+    written next to the counts; without it the stats are exactly as before bytes were counted.
+    """
+
+    def __init__(self, name: str, count_bytes: bool = False):
         self.name = name
         self.read = 0
         self.kept = 0
         self.dropped: Counter[str] = Counter()
+        self.count_bytes = count_bytes
+        self.read_bytes = 0
+        self.kept_bytes = 0
+        self.dropped_bytes: Counter[str] = Counter()
         self.extra: dict[str, Any] = {}
 
-    def keep(self, n: int = 1) -> None:
+    def keep(self, n: int = 1, nbytes: int = 0) -> None:
         self.read += n
         self.kept += n
+        self.read_bytes += nbytes
+        self.kept_bytes += nbytes
 
-    def drop(self, reason: str, n: int = 1) -> None:
+    def drop(self, reason: str, n: int = 1, nbytes: int = 0) -> None:
         self.read += n
         self.dropped[reason] += n
+        self.read_bytes += nbytes
+        self.dropped_bytes[reason] += nbytes
+
+    def drop_kept(self, reason: str, n: int = 1, nbytes: int = 0) -> None:
+        """Records an earlier job counted as kept, dropped by a later step (read stays the same)."""
+        self.kept -= n
+        self.dropped[reason] += n
+        self.kept_bytes -= nbytes
+        self.dropped_bytes[reason] += nbytes
 
     def check(self) -> None:
         total = self.kept + sum(self.dropped.values())
         if total != self.read:
             raise AssertionError(f"{self.name}: read {self.read} != kept {self.kept} + dropped {total - self.kept}")
+        total_bytes = self.kept_bytes + sum(self.dropped_bytes.values())
+        if self.count_bytes and total_bytes != self.read_bytes:
+            raise AssertionError(
+                f"{self.name}: read {self.read_bytes} bytes != kept {self.kept_bytes} + dropped "
+                f"{total_bytes - self.kept_bytes} bytes"
+            )
 
     def to_dict(self) -> dict:
         self.check()
@@ -138,13 +163,35 @@ class Funnel:
             "kept": self.kept,
             "dropped": dict(sorted(self.dropped.items())),
         }
+        if self.count_bytes:
+            out.update(
+                read_bytes=self.read_bytes,
+                kept_bytes=self.kept_bytes,
+                dropped_bytes=dict(sorted(self.dropped_bytes.items())),
+            )
         out.update(self.extra)
         return out
 
+    @classmethod
+    def from_dict(cls, stats: Mapping[str, Any]) -> Funnel:
+        """The funnel a job wrote (``to_dict``), to be carried on by a later job; its counts must add up."""
+        funnel = cls(stats["name"], count_bytes="read_bytes" in stats)
+        funnel.read, funnel.kept = stats["read"], stats["kept"]
+        funnel.dropped.update(stats.get("dropped", {}))
+        if funnel.count_bytes:
+            funnel.read_bytes, funnel.kept_bytes = stats["read_bytes"], stats["kept_bytes"]
+            funnel.dropped_bytes.update(stats.get("dropped_bytes", {}))
+        counted = {"name", "read", "kept", "dropped", "read_bytes", "kept_bytes", "dropped_bytes"}
+        funnel.extra = {key: value for key, value in stats.items() if key not in counted}
+        funnel.check()
+        return funnel
+
 
 def merge_stats(name: str, parts: Iterable[Mapping[str, Any]]) -> dict:
-    """Sum per-shard funnels into one; refuses any part whose counts do not add up."""
-    funnel = Funnel(name)
+    """Sum per-shard funnels into one (bytes too when every part counts them); refuses any part whose counts do
+    not add up."""
+    parts = list(parts)
+    funnel = Funnel(name, count_bytes=bool(parts) and all("read_bytes" in part for part in parts))
     for part in parts:
         dropped = part.get("dropped", {})
         if part["read"] != part["kept"] + sum(dropped.values()):
@@ -152,6 +199,10 @@ def merge_stats(name: str, parts: Iterable[Mapping[str, Any]]) -> dict:
         funnel.read += part["read"]
         funnel.kept += part["kept"]
         funnel.dropped.update(dropped)
+        if funnel.count_bytes:
+            funnel.read_bytes += part["read_bytes"]
+            funnel.kept_bytes += part["kept_bytes"]
+            funnel.dropped_bytes.update(part.get("dropped_bytes", {}))
     return funnel.to_dict()
 
 

@@ -103,7 +103,8 @@ class CodeSettings(Settings):
     min_alnum_fraction: Fraction = 0.25
     max_string_literal_chars: PositiveInt = 1000
     max_blob_chars: PositiveInt = 256
-    max_duplicate_line_fraction: Fraction = 0.5
+    max_duplicate_line_fraction: Fraction = 0.85
+    max_periodic_line_fraction: Fraction = 0.55
     target_version: str = Field(default="py313", pattern="^py3[0-9]+$")
     near_dedup: NearDedupSettings = Field(default_factory=NearDedupSettings)
     redact: RedactSettings = Field(default_factory=RedactSettings)
@@ -239,8 +240,15 @@ class MixtureSettings(Settings):
     decontamination: DecontaminationSettings = Field(default_factory=DecontaminationSettings)
 
 
+class FimSettings(Settings):
+    rate: Fraction = 0.0
+    spm_rate: Fraction = 0.5
+    level: Literal["character", "token"] = "character"
+
+
 class PackSettings(Settings):
     seq_len: int = Field(default=256, ge=16)
+    fim: FimSettings = Field(default_factory=FimSettings)
 
 
 class LaunchSettings(Settings):
@@ -368,6 +376,17 @@ class MbppSettings(Settings):
     limit: int | None = Field(default=None, ge=1)
 
 
+class InfillSettings(Settings):
+    """HumanEval infilling (evaluate.infill): which spans of the canonical solutions the model fills in. The caps
+    apply to each kind (single-line, multi-line) separately; None: no cap."""
+
+    enabled: bool = True
+    max_problems: int | None = Field(default=None, ge=1)
+    max_spans_per_problem: int | None = Field(default=None, ge=1)
+    max_spans: int | None = Field(default=None, ge=1)
+    max_new_tokens: PositiveInt = 256
+
+
 class LiveCodeBenchSettings(Settings):
     path: str | Annotated[list[str], Field(min_length=1)] | None = None
     fewshot_dir: str | None = "{shared_data}/eval/livecodebench"
@@ -429,6 +448,7 @@ class EvalSettings(Settings):
     packages: bool = True
     humaneval: HumanEvalSettings = Field(default_factory=HumanEvalSettings)
     mbpp: MbppSettings = Field(default_factory=MbppSettings)
+    infill: InfillSettings = Field(default_factory=InfillSettings)
     livecodebench: LiveCodeBenchSettings = Field(default_factory=LiveCodeBenchSettings)
     general: GeneralEvalSettings = Field(default_factory=GeneralEvalSettings)
 

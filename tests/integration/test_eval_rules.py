@@ -39,6 +39,7 @@ def _config(workdir: Path, models: list[dict]) -> Path:
         "models": models,
         "humaneval": {"path": "{shared_data}/code_eval/HumanEvalPlus-Mini.jsonl.gz", "limit": 2},
         "mbpp": {"path": "{shared_data}/code_eval/sanitized-mbpp.json", "limit": 2},
+        "infill": {"max_problems": 2, "max_spans_per_problem": 1, "max_spans": 2, "max_new_tokens": 8},
         "livecodebench": {
             "path": str(REPO_ROOT / "tests/integration/data/livecodebench_sample.jsonl"),
             "limit": 3,
@@ -84,14 +85,15 @@ def test_tables_have_our_row_above_the_published_rows(eval_run):
     lines = table.splitlines()
     ours = [i for i, line in enumerate(lines) if line.startswith("| toy-minicpm ")]
     abacus = [i for i, line in enumerate(lines) if line.startswith("| 珠算 ")]
-    assert len(ours) == len(abacus) == 2 and ours[0] < abacus[0] and ours[1] < abacus[1]
+    # The two seed tables, then the infilling table (no published rows).
+    assert len(ours) == 3 and len(abacus) == 2 and ours[0] < abacus[0] and ours[1] < abacus[1] < ours[2]
     assert (eval_run / "results/eval/summary.png").stat().st_size > 0
     for log in ("humaneval", "mbpp", "livecodebench", "general"):
         assert (eval_run / "logs/eval/toy-minicpm" / f"{log}.log").stat().st_size > 0
 
 
 def test_more_models_get_the_same_jobs(eval_run):
-    # A second model by path and one by hub id: the dry run plans the same four jobs for each new model.
+    # A second model by path and one by hub id: the dry run plans the same five jobs for each new model.
     models = [
         {"name": "toy-minicpm", "path": str(eval_run / "models" / "minicpm")},
         {"name": "other", "path": str(eval_run / "models" / "minicpm")},
@@ -100,7 +102,13 @@ def test_more_models_get_the_same_jobs(eval_run):
     result = _snakemake(eval_run, _config(eval_run, models), "-n", "--quiet", "rules")
     assert result.returncode == 0, result.stderr[-3000:]
     counts = dict(line.split() for line in result.stdout.splitlines() if line.startswith("eval_"))
-    assert counts == {"eval_code": "4", "eval_livecodebench": "2", "eval_general": "2", "eval_summary": "1"}
+    assert counts == {
+        "eval_code": "4",
+        "eval_infill": "2",
+        "eval_livecodebench": "2",
+        "eval_general": "2",
+        "eval_summary": "1",
+    }
 
 
 @pytest.mark.parametrize(("benchmark", "rule"), [("mbpp", "eval_code"), ("general", "eval_general")])

@@ -57,11 +57,15 @@ def test_job_counts_follow_the_config(paper_dry_run):
     phases = ["cosine", "anneal"] if config["model"]["pretrained"] else ["base", "cosine", "anneal"]
     expected = {
         "code_clean": config["shards"]["code"],
+        "code_minhash": config["shards"]["code"],
+        "code_finish": config["shards"]["code"],
+        "code_lsh": config["code"]["near_dedup"]["bucket_jobs"],
         "mixture": len(phases),
         "tokenize": len(phases) + 1,
         "train": len(phases) + 1,
         "decontaminate": 2,  # the pretraining documents and the SFT data set
         "eval_code": 2 * models,  # HumanEval+ and MBPP+
+        "eval_infill": models,
         "eval_livecodebench": models,
         "eval_general": models,
     }

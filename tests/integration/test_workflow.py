@@ -156,3 +156,14 @@ def test_the_report_opens_with_the_resolved_config_which_provenance_records(run_
     for key in ("max_duplicate_line_fraction", "include_repos", "cpu_procs_per_node"):
         assert f"&quot;{key}&quot;" in first_page, key
     assert str(resolved["seed"]) in first_page
+
+
+def test_code_documents_are_fim_transformed_at_the_configured_rate(run_dir):
+    """micro.yaml asks pack.fim.rate 0.5: about half the pretraining code documents become PSM/SPM (counted over
+    the three phases: the anneal phase has only a handful), in both orders; SFT rows never."""
+    metas = [_json(run_dir / f"results/tokenized/{phase}/meta.json")["fim"] for phase in ("base", "cosine", "anneal")]
+    assert all(fim["code_documents"] > 0 and fim["rate"] == 0.5 for fim in metas), metas
+    code = sum(fim["code_documents"] for fim in metas)
+    psm, spm = (sum(fim[f"{mode}_documents"] for fim in metas) for mode in ("psm", "spm"))
+    assert 0.3 < (psm + spm) / code < 0.7 and psm > 0 and spm > 0, metas
+    assert _json(run_dir / "results/tokenized/sft/meta.json")["fim"] is None

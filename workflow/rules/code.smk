@@ -1,13 +1,15 @@
-# Code cleaning (recipe steps 1-4), one job per repository shard, then the funnel.
+# Code cleaning (recipe steps 1-4), one job per repository shard; near-duplicate removal over the whole corpus
+# (MinHash signatures per shard, LSH per group of bands, clusters in one job); then per shard the near duplicates
+# are dropped and the kept files ordered; the funnel last.
 
 
 rule code_clean:
     input:
         shard="results/ingest/code/shard-{shard}.parquet",
     output:
-        kept="results/code/shards/{shard}/kept.parquet",
+        cleaned="results/code/shards/{shard}/cleaned.parquet",
         dropped="results/code/shards/{shard}/dropped.parquet",
-        stats="results/code/shards/{shard}/stats.json",
+        stats="results/code/shards/{shard}/clean_stats.json",
     log:
         "logs/code/clean_{shard}.log",
     benchmark:
@@ -24,14 +26,111 @@ rule code_clean:
         "../scripts/code_clean.py"
 
 
+rule code_minhash:
+    input:
+        cleaned="results/code/shards/{shard}/cleaned.parquet",
+    output:
+        signatures="results/code/near_dedup/signatures/{shard}.parquet",
+    log:
+        "logs/code/minhash_{shard}.log",
+    benchmark:
+        "benchmarks/rules/code_minhash_{shard}.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: get_rule_threads("code_minhash")
+    resources:
+        **get_rule_resources("code_minhash"),
+    params:
+        code=get_code_fingerprint("code_minhash"),
+        settings=get_settings("seed", "code.near_dedup"),
+    script:
+        "../scripts/code_minhash.py"
+
+
+rule code_lsh:
+    input:
+        signatures=expand("results/code/near_dedup/signatures/{shard}.parquet", shard=SHARDS),
+    output:
+        candidates="results/code/near_dedup/candidates/{group}.parquet",
+    log:
+        "logs/code/lsh_{group}.log",
+    benchmark:
+        "benchmarks/rules/code_lsh_{group}.tsv"
+    wildcard_constraints:
+        group=r"\d+",
+    conda:
+        "../envs/data.yaml"
+    threads: get_rule_threads("code_lsh")
+    resources:
+        **get_rule_resources("code_lsh"),
+    params:
+        code=get_code_fingerprint("code_lsh"),
+        settings=get_settings("code.near_dedup"),
+    script:
+        "../scripts/code_lsh.py"
+
+
+rule code_near_clusters:
+    input:
+        unpack(get_near_dedup_inputs),
+    output:
+        clusters="results/code/near_dedup/clusters.parquet",
+        stats="results/code/near_dedup/stats.json",
+    log:
+        "logs/code/near_clusters.log",
+    benchmark:
+        "benchmarks/rules/code_near_clusters.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: get_rule_threads("code_near_clusters")
+    resources:
+        **get_rule_resources("code_near_clusters"),
+    params:
+        code=get_code_fingerprint("code_near_clusters"),
+        settings=get_settings("seed", "code.near_dedup"),
+    script:
+        "../scripts/code_near_clusters.py"
+
+
+rule code_finish:
+    input:
+        cleaned="results/code/shards/{shard}/cleaned.parquet",
+        stats="results/code/shards/{shard}/clean_stats.json",
+        clusters="results/code/near_dedup/clusters.parquet",
+    output:
+        kept="results/code/shards/{shard}/kept.parquet",
+        near_dropped="results/code/shards/{shard}/near_dropped.parquet",
+        stats="results/code/shards/{shard}/stats.json",
+    log:
+        "logs/code/finish_{shard}.log",
+    benchmark:
+        "benchmarks/rules/code_finish_{shard}.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: get_rule_threads("code_finish")
+    resources:
+        **get_rule_resources("code_finish"),
+    params:
+        code=get_code_fingerprint("code_finish"),
+        settings=get_settings("code"),
+    script:
+        "../scripts/code_finish.py"
+
+
 rule code_funnel:
     input:
         stats=expand("results/code/shards/{shard}/stats.json", shard=SHARDS),
+        near_dedup="results/code/near_dedup/stats.json",
     output:
         stats="results/code/stats.json",
         plot=report(
             "results/code/funnel.png",
             caption="../report/code_funnel.rst",
+            category="Data",
+        ),
+        clusters_plot=report(
+            "results/code/near_dedup/cluster_sizes.png",
+            caption="../report/code_near_dedup.rst",
             category="Data",
         ),
     log:

@@ -125,6 +125,20 @@ def get_code_shards(kind="kept"):
     return expand("results/code/shards/{shard}/{kind}.parquet", shard=SHARDS, kind=kind)
 
 
+def get_near_dedup_inputs(wildcards):
+    """code_near_clusters' inputs: every shard's signatures and every band group's candidate pairs; none when
+    code.near_dedup.enabled is false (the job then writes no clusters, so code_finish drops nothing)."""
+    settings = config["code"]["near_dedup"]
+    if not settings["enabled"]:
+        return {}
+    return {
+        "signatures": expand("results/code/near_dedup/signatures/{shard}.parquet", shard=SHARDS),
+        "candidates": expand(
+            "results/code/near_dedup/candidates/{group}.parquet", group=range(settings["bucket_jobs"])
+        ),
+    }
+
+
 def get_stackexchange_dumps():
     return list(config["text"]["stackexchange"]["dumps"])
 
@@ -237,6 +251,13 @@ def get_eval_job_settings(benchmark, *shared):
         return job
 
     return settings
+
+
+def get_infill_job_settings(wildcards):
+    """Rule eval_infill's `params.settings`: eval.infill, HumanEval's section and data (the infilling spans are cut
+    from HumanEval's problems), the shared eval settings it reads, its model, and the run's seed (which spans)."""
+    shared = ("infill", "evalplus", "data_cache", "download", "packages", "batch_size")
+    return {**get_eval_job_settings("humaneval", *shared)(wildcards), "seed": config["seed"]}
 
 
 def get_eval_data_locations(benchmark):

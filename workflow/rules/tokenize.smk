@@ -25,6 +25,6 @@ rule tokenize:
         **get_rule_resources("tokenize"),
     params:
         code=get_code_fingerprint("tokenize"),
-        settings=get_settings("pack"),
+        settings=get_settings("seed", "pack"),
     script:
         "../scripts/tokenize.py"

@@ -1,4 +1,4 @@
-"""Rule code_clean: one repository shard through the cleaning funnel (recipe steps 1-4)."""
+"""Rule code_clean: one repository shard through cleaning steps 1-6 (recipe steps 1-3), kept files one per document."""
 
 from abacus_repro.code.pipeline import run_code_clean
 from abacus_repro.rules import run_rule

@@ -18,7 +18,8 @@ def register(subparsers) -> None:
         "check",
         help="print the cleaning decision for each file (or each .py under a directory) as JSON lines",
         description="One JSON line per file: {path, kept, reason, detail}, exactly as the workflow decides "
-        "(duplicate detection aside, which needs the whole shard).",
+        "(duplicate detection aside, which needs the whole shard); a kept file in which redaction would replace "
+        "something also gets redactions: [{kind, line, masked}] (the value masked, never printed whole).",
     )
     check.add_argument("paths", nargs="+", help="Python files or directories")
     check.add_argument(
@@ -27,6 +28,15 @@ def register(subparsers) -> None:
         help="a workflow config whose `code:` section sets the thresholds (default: config/config.yaml)",
     )
     check.set_defaults(func=run_check)
+    precision = code_sub.add_parser(
+        "precision",
+        help="per step-2 rule: false drops on maintained code and recall on data (labelled files)",
+        description="Runs every data-dense and repetitive rule on its own over the labelled files "
+        "(tests/data/step2_labels.yaml) and prints each rule's false-drop rate and recall.",
+    )
+    precision.add_argument("labels", help="labels file, e.g. tests/data/step2_labels.yaml")
+    precision.add_argument("--config", default=None, help="a workflow config whose `code:` section sets thresholds")
+    precision.set_defaults(func=run_precision)
 
 
 def _settings(config_path: str | None):
@@ -56,4 +66,11 @@ def run_check(args: argparse.Namespace) -> int:
     if skipped:  # what the walk passed over is said, not lost: one line on stderr, the JSON lines stay clean
         counts = ", ".join(f"{skipped[reason]} {reason}" for reason in SKIP_REASONS if skipped[reason])
         print(f"abacus-repro: warning: not checked under {' '.join(args.paths)}: {counts}", file=sys.stderr)
+    return 0
+
+
+def run_precision(args: argparse.Namespace) -> int:
+    from .precision import format_report, measure
+
+    print(format_report(measure(args.labels, _settings(args.config))))
     return 0

@@ -2,15 +2,20 @@
 
 Steps, in order; each drop has one reason, so read == kept + sum(dropped):
 
-1. ingest errors (non_utf8, nul_bytes, empty, too_large, unreadable), flagged by the ingest stage;
+1. ingest errors (non_utf8, nul_bytes, empty, too_large, unreadable), flagged by the ingest stage; then
+   ``license``: none of the file's licences in ``code.licenses.allow`` (code/licenses.py);
 2. ``duplicate``: same content once whitespace is normalised (the first in repository/path order is kept);
 3. ``python2`` / ``syntax_error``: ast.parse under Python 3, with ruff's parser as the second opinion for newer
    syntax than the running interpreter knows (recipe step 1);
 4. ``data_dense``, then ``repetitive`` (recipe step 2);
 5. ``undefined_name``: ruff F821, in batches (recipe step 3). A file with ``from x import *`` cannot be judged
    by F821 (any name may come from the star), so it is kept and counted as ``star_import_unjudged``;
-6. ruff's layout fixes on every kept file (counted as ``fixed_files``), then dependency order per repository
-   (recipe step 4).
+6. ruff's layout fixes on every kept file (counted as ``fixed_files``). Rule code_clean ends here: it writes the
+   kept files one per document (cleaned.parquet), with what ordering needs in their meta;
+7. ``near_duplicate``: MinHash-LSH over the whole corpus (code/near_dedup.py; the first in repository/path order
+   is kept), then dependency order per repository (recipe step 4): rule code_finish.
+
+``clean_shard`` runs steps 1-6 and the ordering in one call, without step 7 (which needs every shard).
 """
 
 from __future__ import annotations
@@ -29,20 +34,35 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..io import Funnel, content_id, make_doc, read_docs, write_docs, write_json
+from ..errors import InputError
+from ..imports import ImportStatement
+from ..io import Funnel, content_id, doc_meta, make_doc, read_docs, read_json, write_docs, write_json
 from ..rules import RulePaths
-from ..settings import CodeSettings
+from ..settings import CodeSettings, LicenseSettings
 from .content import judge_data_dense, judge_repetitive
 from .deps import dependency_order, module_index, resolve_imports
+from .licenses import license_drop_detail, license_table
+from .redact import Finding, apply_redactions, find_redactions
 from .ruff_batch import check_and_fix, syntax_errors
-from .settings import FIX_SELECT, feature_version
+from .settings import CLEANED_META_KEY, FIX_SELECT, feature_version
 from .syntax import ParsedFile, analyse_source, classify_failure, judge_tree, parse_python
 
 log = logging.getLogger(__name__)
 
 INGEST_REASONS = ("unreadable", "too_large", "empty", "nul_bytes", "non_utf8")
-# Funnel order: the order in which the steps run (the funnel plot follows it).
-REASONS = (*INGEST_REASONS, "duplicate", "syntax_error", "python2", "data_dense", "repetitive", "undefined_name")
+# Funnel order: the order in which the steps run (the funnel plot follows it). near_duplicate runs last, over the
+# whole corpus, on the files every other step kept (rules code_minhash to code_finish: code/near_dedup.py).
+REASONS = (
+    *INGEST_REASONS,
+    "license",
+    "duplicate",
+    "syntax_error",
+    "python2",
+    "data_dense",
+    "repetitive",
+    "undefined_name",
+    "near_duplicate",
+)
 
 
 @dataclass
@@ -57,6 +77,7 @@ class Judged:
     parsed: ParsedFile | None = None
     notes: list[str] = field(default_factory=list)
     fixed: bool = False
+    redactions: list[Finding] = field(default_factory=list)
 
 
 def normalised_hash(text: str) -> str:
@@ -110,11 +131,39 @@ def _gc_paused() -> Iterator[None]:
 
 def judge_files(
     items: list[Judged], settings: CodeSettings, dedup: bool = True, progress: bool = True
-) -> dict[str, int]:
-    """Run every per-file step and the ruff steps on ``items`` in place; returns extra counters."""
+) -> dict[str, Any]:
+    """Run every per-file step and the ruff steps on ``items`` in place, then redact the files kept; returns
+    extra counters (ruff's, the redactions per kind, and files and bytes per licence read and kept)."""
     with _gc_paused():
         _judge_syntax_and_content(items, settings, dedup, progress)
-        return _judge_with_ruff(items, settings)
+        counters: dict[str, Any] = dict(_judge_with_ruff(items, settings))
+        counters.update(_redact_kept(items, settings, progress))
+    counters["license_table"] = license_table((item.meta, _read_bytes(item), item.reason is None) for item in items)
+    return counters
+
+
+def _redact_kept(items: list[Judged], settings: CodeSettings, progress: bool) -> dict[str, Any]:
+    """E-mail and IP addresses and keys in the kept files replaced by typed placeholders (code/redact.py), when
+    ``code.redact.enabled``; the counts per kind and the files touched."""
+    if not settings.redact.enabled:
+        return {"redacted": {}, "redacted_files": 0}
+    kinds = list(settings.redact.kinds)
+    totals = dict.fromkeys(kinds, 0)
+    files = 0
+    for item in tqdm(items, desc="code redact", unit="file", mininterval=5.0, disable=not progress):
+        if item.reason is not None:
+            continue
+        findings = find_redactions(item.text, kinds)
+        if not findings:
+            continue
+        item.redactions = findings
+        item.text = apply_redactions(item.text, findings)
+        counts = Counter(finding.kind for finding in findings if finding.counted)
+        for kind, count in counts.items():
+            totals[kind] += count
+        files += 1
+        item.notes.append("redacted: " + ", ".join(f"{counts[kind]} {kind}" for kind in kinds if counts[kind]))
+    return {"redacted": totals, "redacted_files": files}
 
 
 def _judge_syntax_and_content(items: list[Judged], settings: CodeSettings, dedup: bool, progress: bool) -> None:
@@ -124,6 +173,10 @@ def _judge_syntax_and_content(items: list[Judged], settings: CodeSettings, dedup
         error = item.meta.get("ingest_error")
         if error:
             item.reason, item.detail = error, item.meta.get("ingest_error_detail", "")
+            continue
+        license_detail = license_drop_detail(item.meta, settings.licenses.allow)
+        if license_detail:
+            item.reason, item.detail = "license", license_detail
             continue
         if dedup:
             key = normalised_hash(item.text)
@@ -217,40 +270,147 @@ def _order_repositories(kept: list[Judged]) -> tuple[dict[str, list[tuple[Judged
     return ordered, cycles
 
 
-def clean_shard(docs: Iterable[Mapping[str, Any]], settings: CodeSettings) -> tuple[list[dict], list[dict], Funnel]:
-    """(kept documents, dropped records, funnel) for one shard of ingested code documents."""
+def _read_bytes(item: Judged) -> int:
+    """A file's size as code_clean reads it: the UTF-8 bytes of its ingested text, before any fix (0 for a file
+    ingest could not decode)."""
+    return len((item.doc.get("text") or "").encode("utf-8", "surrogatepass"))
+
+
+def clean_files(docs: Iterable[Mapping[str, Any]], settings: CodeSettings) -> tuple[list[Judged], list[dict], Funnel]:
+    """Steps 1-6 on one shard: (kept files in repository/path order, dropped records, funnel in files and bytes)."""
     items = _to_items(docs)
     counters = judge_files(items, settings, dedup=True)
-    funnel = Funnel("code_clean")
+    funnel = Funnel("code_clean", count_bytes=True)
     dropped: list[dict] = []
     kept: list[Judged] = []
     for item in items:
         if item.reason is None:
-            funnel.keep()
+            funnel.keep(nbytes=_read_bytes(item))
             kept.append(item)
         else:
-            funnel.drop(item.reason)
+            funnel.drop(item.reason, nbytes=_read_bytes(item))
             dropped.append({**item.doc, "reason": item.reason, "detail": item.detail})
+    funnel.extra.update(counters)
+    funnel.extra.update(steps=list(REASONS), repo_output=settings.repo_output)
+    return kept, dropped, funnel
+
+
+def finish_files(kept: list[Judged], funnel: Funnel, settings: CodeSettings) -> list[dict]:
+    """Dependency order (recipe step 4) and the output documents of the files left; their counts join the funnel."""
     ordered, cycles = _order_repositories(kept)
     outputs = _output_documents(ordered, settings.repo_output)
-    funnel.extra.update(counters)
     funnel.extra.update(
-        steps=list(REASONS),
         repositories=len(ordered),
         import_cycles_broken=cycles,
         repo_output=settings.repo_output,
         output_documents=len(outputs),
     )
     log.info("read %d, kept %d, dropped %s", funnel.read, funnel.kept, dict(funnel.dropped))
-    return outputs, dropped, funnel
+    return outputs
+
+
+def clean_shard(docs: Iterable[Mapping[str, Any]], settings: CodeSettings) -> tuple[list[dict], list[dict], Funnel]:
+    """(kept documents, dropped records, funnel) for one shard of ingested code documents: steps 1-6 and the
+    dependency order in one call, without near-duplicate removal (which needs every shard)."""
+    kept, dropped, funnel = clean_files(docs, settings)
+    return finish_files(kept, funnel, settings), dropped, funnel
+
+
+def cleaned_documents(kept: list[Judged]) -> list[dict]:
+    """code_clean's kept files, one document each (ruff's fixes applied), in repository/path order. Their meta is
+    the ingest's plus, under CLEANED_META_KEY, what code_finish needs without parsing again: the size as read,
+    whether ruff fixed the file and its import statements."""
+    documents = []
+    for item in kept:
+        carried = {
+            "read_bytes": _read_bytes(item),
+            "fixed": item.fixed,
+            "imports": [list(statement) for statement in (item.parsed.imports if item.parsed else [])],
+        }
+        meta = {**item.meta, CLEANED_META_KEY: carried}
+        documents.append(make_doc(item.text, item.doc.get("source") or "code", meta, id=item.doc.get("id")))
+    return documents
+
+
+def cleaned_items(docs: Iterable[Mapping[str, Any]], path: str | Path) -> list[Judged]:
+    """The files of a cleaned.parquet (read from ``path``) as code_clean left them, ready for ordering."""
+    items = []
+    for doc in docs:
+        meta = doc_meta(doc)
+        carried = meta.pop(CLEANED_META_KEY, None)
+        if not isinstance(carried, dict) or not {"fixed", "imports"} <= set(carried):
+            raise InputError(
+                path, f"document {doc.get('id')} lacks meta {CLEANED_META_KEY} (not written by code_clean?)"
+            )
+        imports = [
+            ImportStatement(kind, level, module, tuple(names), lazy)
+            for kind, level, module, names, lazy in carried["imports"]
+        ]
+        items.append(
+            Judged(doc, meta, doc.get("text") or "", parsed=ParsedFile(imports=imports), fixed=carried["fixed"])
+        )
+    return items
+
+
+def finish_shard(
+    cleaned: list[dict],
+    near: Mapping[int, Mapping[str, Any]],
+    clean_stats: Mapping[str, Any],
+    settings: CodeSettings,
+    path: str | Path,
+) -> tuple[list[dict], list[dict], Funnel]:
+    """(kept documents, near-duplicate records, the whole shard's funnel): the shard's cleaned files (read from
+    ``path``) less its near duplicates (``near``: row -> cluster row, code/near_dedup.py), in dependency order."""
+    funnel = Funnel.from_dict(clean_stats)
+    kept: list[Judged] = []
+    dropped: list[dict] = []
+    for row, item in enumerate(cleaned_items(cleaned, path)):
+        member = near.get(row)
+        if member is None:
+            kept.append(item)
+            continue
+        if member["id"] != item.doc.get("id"):
+            raise InputError(
+                path,
+                f"row {row} is {item.doc.get('id')}, the near-duplicate clusters name {member['id']} (stale clusters?)",
+            )
+        funnel.drop_kept("near_duplicate", nbytes=member["bytes"])
+        detail = (
+            f"near-duplicate cluster {member['cluster']}: kept {member['kept_repo']}/{member['kept_path']} "
+            f"(id {member['kept_id']}), estimated Jaccard {member['jaccard']:.3f}"
+        )
+        document = make_doc(item.text, item.doc.get("source") or "code", item.meta, id=item.doc.get("id"))
+        dropped.append({**document, "reason": "near_duplicate", "detail": detail})
+    if len(dropped) != len(near):
+        raise InputError(path, f"the near-duplicate clusters name {len(near)} rows of this shard, {len(dropped)} found")
+    return finish_files(kept, funnel, settings), dropped, funnel
 
 
 def run_code_clean(settings: CodeSettings, paths: RulePaths) -> dict:
-    """Rule code_clean: one repository shard through the cleaning funnel (recipe steps 1-4)."""
-    kept, dropped, funnel = clean_shard(read_docs(paths.input["shard"]), settings)
+    """Rule code_clean: one repository shard through cleaning steps 1-6 (recipe steps 1-3); the kept files one per
+    document, before near-duplicate removal and dependency order (rule code_finish)."""
+    kept, dropped, funnel = clean_files(read_docs(paths.input["shard"]), settings)
     funnel.extra["shard"] = int(paths.wildcards["shard"])
-    write_docs(paths.output["kept"], kept)
+    write_docs(paths.output["cleaned"], cleaned_documents(kept))
     write_docs(paths.output["dropped"], dropped, dropped=True)
+    stats = funnel.to_dict()
+    write_json(paths.output["stats"], stats)
+    log.info("read %d, kept %d, dropped %s", funnel.read, funnel.kept, dict(funnel.dropped))
+    return stats
+
+
+def run_code_finish(settings: CodeSettings, paths: RulePaths) -> dict:
+    """Rule code_finish: one shard's near duplicates dropped, then dependency order (recipe step 4); its stats
+    account for the whole shard (every reason of code_clean and near_duplicate)."""
+    from .near_dedup import near_duplicates_of_shard
+
+    shard = int(paths.wildcards["shard"])
+    near = near_duplicates_of_shard(paths.input["clusters"], shard)
+    clean_stats = read_json(paths.input["stats"])
+    cleaned = read_docs(paths.input["cleaned"])
+    kept, dropped, funnel = finish_shard(cleaned, near, clean_stats, settings, paths.input["cleaned"])
+    write_docs(paths.output["kept"], kept)
+    write_docs(paths.output["near_dropped"], dropped, dropped=True)
     stats = funnel.to_dict()
     write_json(paths.output["stats"], stats)
     return stats
@@ -307,9 +467,11 @@ def iter_check_paths(
     paths: Iterable[str | Path], settings: CodeSettings, skipped: Counter[str] | None = None
 ) -> Iterator[dict]:
     """check_paths, one ruff batch of files at a time, so a large tree streams out in bounded memory; the
-    entries the walk passes over (symlinks, directories it cannot list) are counted in ``skipped``."""
+    entries the walk passes over (symlinks, directories it cannot list) are counted in ``skipped``. A file on
+    disk carries no licence field, so ``code.licenses.allow`` is not applied here (it would drop every file)."""
     from ..ingest.code import read_source_file
 
+    settings = settings.model_copy(update={"licenses": LicenseSettings()})
     files = _python_files(paths, skipped)
     for start in range(0, len(files), settings.ruff_batch_size):
         items = []
@@ -322,9 +484,12 @@ def iter_check_paths(
             items.append(Judged({"id": str(position), "text": text, "source": "code", "meta": ""}, meta, text))
         judge_files(items, settings, dedup=False, progress=False)
         for item in items:
-            yield {
+            decision = {
                 "path": item.meta["path"],
                 "kept": item.reason is None,
                 "reason": item.reason,
                 "detail": item.detail if item.reason else "; ".join(item.notes),
             }
+            if item.redactions:  # what redaction replaced, masked: never the value itself
+                decision["redactions"] = [finding.to_dict() for finding in item.redactions if finding.counted]
+            yield decision

@@ -6,6 +6,8 @@
   shared generation settings (``GenerationSettings``).
 - ``humaneval``: HumanEval(+) and MBPP(+) samples from the model, scored by the real evalplus evaluator
   (``mbpp`` turns Google's sanitized-mbpp.json into evalplus problems when MBPP+'s file is not at hand).
+- ``infill``: HumanEval infilling (fill-in-the-middle of single lines and multi-line blocks of the canonical
+  solutions, PSM prompts with the tokenizer's FIM tokens), scored by HumanEval's own tests through ``humaneval``.
 - ``livecodebench``: LiveCodeBench problems from the official release files, in a contest-date window, graded
   in the project's sandbox (``_lcb_check`` is the harness that runs inside it).
 - ``general``: MMLU, HellaSwag, ARC-e, BBH, C-Eval, CMMLU and GSM8K through the real lm-eval harness on local

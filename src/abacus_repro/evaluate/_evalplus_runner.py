@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
         samples=args["samples"],
         parallel=args["parallel"],
         i_just_wanna_run=True,
-        base_only=False,
+        base_only=args["base_only"],
         min_time_limit=args["min_time_limit"],
         gt_time_limit_factor=args["gt_time_limit_factor"],
     )

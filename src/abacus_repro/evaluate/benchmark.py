@@ -19,11 +19,12 @@ import json
 import logging
 import shutil
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from ..io import write_json
 from ..rules import RulePaths
 from ..settings import EvalModel, GenerationSettings, Settings
 
@@ -175,3 +176,22 @@ def fresh_dir(path: str | Path) -> Path:
         shutil.rmtree(path)
     path.mkdir(parents=True)
     return path
+
+
+def run_model_rule(evaluate: Callable[..., dict], settings: EvalRuleJob, paths: RulePaths) -> None:
+    """A rule that scores one model on one benchmark file: ``evaluate(settings, model, data_path, ...)`` with the
+    rule's paths, its result written to the rule's ``result`` output."""
+    # The data file is an input where it exists (the configured one, else the package's or the cached release:
+    # common.smk); a configured one that is missing keeps the path looked for, so the record names it; with
+    # none found locally the official release is downloaded into the data cache, if eval.download allows.
+    data = settings.data_locations(paths)
+    result = evaluate(
+        settings,
+        settings.model.path,
+        data.get("data"),
+        work_dir=Path(paths.output["result"]).parent / "work",
+        samples_path=paths.output["samples"],
+        threads=paths.threads,
+        parallel=max(2, paths.threads),  # test processes mostly wait on each other
+    )
+    write_json(paths.output["result"], result)

@@ -4,6 +4,7 @@ abacus-repro eval selfcheck --dataset humaneval|mbpp --path FILE [--limit N]
 abacus-repro eval selfcheck --dataset livecodebench --path FILE [FILE ...] --solutions FILE [--start-date D]
 abacus-repro eval download --dataset humaneval|mbpp [--cache-dir DIR]   (online machines)
 abacus-repro eval run --model DIR_OR_HUB_ID [--name NAME] [--config config/config.yaml] [--out results/eval_manual]
+    (HumanEval(+), MBPP(+), HumanEval infilling when eval.infill.enabled, LiveCodeBench, general, summary)
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ def register(subparsers) -> None:
     run.add_argument("--name", default=None, help="the model's row label (default: the directory's name)")
     run.add_argument("--config", default="config/config.yaml", help="workflow config whose `eval:` section is used")
     run.add_argument("--out", default="results/eval_manual", help="output directory")
-    run.add_argument("--only", choices=[*CODE_BENCHMARKS, "general"], default=None, help="run one part only")
+    run.add_argument(
+        "--only", choices=[*CODE_BENCHMARKS, "humaneval_infill", "general"], default=None, help="run one part only"
+    )
     run.add_argument("--threads", type=int, default=2)
     run.set_defaults(func=run_command)
 
@@ -185,7 +188,7 @@ def _livecodebench_selfcheck(args: argparse.Namespace) -> int:
     return 0 if not result["failed"] else 1
 
 
-def _load_config(config_path: str | Path) -> tuple[EvalSettings, str]:
+def _load_config(config_path: str | Path) -> tuple[EvalSettings, str, int]:
     import os
 
     from ..config import load_config
@@ -194,7 +197,7 @@ def _load_config(config_path: str | Path) -> tuple[EvalSettings, str]:
     # As `snakemake --configfile` resolves it: the file plus the schema's defaults.
     config = load_config(config_path)
     shared_data = os.environ.get("ABACUS_SHARED_DATA", config["shared_data"])
-    return EvalSettings.model_validate(config["eval"]), shared_data
+    return EvalSettings.model_validate(config["eval"]), shared_data, config["seed"]
 
 
 def _shared(template, shared_data: str):
@@ -211,15 +214,16 @@ def run_command(args: argparse.Namespace) -> int:
     from . import summary
 
     setup_logging()
-    eval_settings, shared_data = _load_config(args.config)
+    eval_settings, shared_data, seed = _load_config(args.config)
     name = args.name or Path(str(args.model).rstrip("/")).name
     out = Path(args.out)
-    for benchmark in ("humaneval", "mbpp", "livecodebench", "general"):
+    code = summary.CODE_BENCHMARKS + ((summary.INFILL_BENCHMARK,) if eval_settings.infill.enabled else ())
+    for benchmark in (*code, "general"):
         if args.only in (None, benchmark):
-            _run_benchmark(args, benchmark, eval_settings, shared_data, out / name / benchmark)
+            _run_benchmark(args, benchmark, eval_settings, shared_data, seed, out / name / benchmark)
     if args.only is None:
         summaries = summary.write_summary(
-            summary.collect_results(out, [name]), out / "summary.json", out / "summary.md", out / "summary.png"
+            summary.collect_results(out, [name], code), out / "summary.json", out / "summary.md", out / "summary.png"
         )
         print(summary.format_scores(summaries))
         print(f"wrote {out / 'summary.md'}")
@@ -227,13 +231,23 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _run_benchmark(
-    args: argparse.Namespace, benchmark: str, eval_settings: EvalSettings, shared_data: str, out: Path
+    args: argparse.Namespace, benchmark: str, eval_settings: EvalSettings, shared_data: str, seed: int, out: Path
 ) -> None:
     """One benchmark of ``eval run`` into ``out`` (result.json, and samples.jsonl for a code benchmark)."""
     from ..io import write_json
-    from . import general, humaneval, livecodebench
+    from . import general, humaneval, infill, livecodebench
 
-    if benchmark == "general":
+    if benchmark == infill.BENCHMARK:
+        result = infill.evaluate_infill(
+            infill.InfillJob.from_eval(eval_settings, seed),
+            args.model,
+            _shared(eval_settings.humaneval.path, shared_data),
+            out / "work",
+            samples_path=out / "samples.jsonl",
+            threads=args.threads,
+            parallel=args.threads,
+        )
+    elif benchmark == "general":
         job = general.GeneralJob.from_eval(eval_settings)
         result = general.evaluate_model(job, args.model, shared_data, out / "work", args.threads)
     elif benchmark == "livecodebench":

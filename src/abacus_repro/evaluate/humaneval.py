@@ -38,7 +38,7 @@ from pathlib import Path
 from pydantic import model_validator
 
 from ..errors import InputError
-from ..io import read_jsonl, sha256_file, write_json
+from ..io import read_jsonl, sha256_file
 from ..rules import RulePaths
 from ..settings import EvalplusLimits, EvalSettings, GenerationSettings, HumanEvalSettings, MbppSettings
 from . import datasource, mbpp
@@ -50,6 +50,7 @@ from .benchmark import (
     Scored,
     evaluate_with_model,
     fresh_dir,
+    run_model_rule,
     write_jsonl,
 )
 from .check_tests import run_check_tests
@@ -279,8 +280,10 @@ def run_evalplus(
     work_dir: Path,
     parallel: int = 2,
     limits: EvalplusLimits | None = None,
+    base_only: bool = False,
 ) -> dict:
-    """Score samples with evalplus's evaluator; returns its parsed ``*_eval_results.json``.
+    """Score samples with evalplus's evaluator; returns its parsed ``*_eval_results.json``. ``base_only``: the
+    base tests only (every plus status is None), for a benchmark that scores those alone (infilling).
 
     The samples are written into ``work_dir`` and any earlier result there is removed first, so evalplus
     neither reuses a stale result nor asks whether to overwrite one.
@@ -302,6 +305,7 @@ def run_evalplus(
                 "parallel": int(parallel),
                 "min_time_limit": limits.min_time_limit,
                 "gt_time_limit_factor": limits.gt_time_limit_factor,
+                "base_only": base_only,
             }
         ),
         encoding="utf-8",
@@ -400,14 +404,18 @@ def regrade_with_oracle(
 
         evalplus_version = evalplus.__version__
     by_id = {problem["task_id"]: problem for problem in problems}
-    solutions = {sample["task_id"]: sample["solution"] for sample in samples}
+    # A task's runs are in the order of its samples (evalplus sorts them so); infilling gives a task several.
+    solutions: dict[str, list[str]] = {}
+    for sample in samples:
+        solutions.setdefault(sample["task_id"], []).append(sample["solution"])
     regraded = {}
     for (version, task_id), oracle in ORACLE_REGRADES.items():
         if version != evalplus_version or task_id not in by_id or oracle != "find_zero":
             continue
         problem = by_id[task_id]
-        for run in eval_results.get("eval", {}).get(task_id, []):
-            solution = solutions.get(task_id, run.get("solution", ""))
+        given = solutions.get(task_id, [])
+        for number, run in enumerate(eval_results.get("eval", {}).get(task_id, [])):
+            solution = given[number] if number < len(given) else run.get("solution", "")
             run["base_status"] = _find_zero_status(problem, solution, problem["base_input"], limits)
             run["plus_status"] = _find_zero_status(problem, solution, problem["plus_input"], limits)
         regraded[task_id] = (
@@ -474,6 +482,7 @@ class EvalplusBenchmark(Benchmark[dict]):
         work_dir: str | Path,
         parallel: int,
         sources: datasource.DataSources,
+        base_only: bool = False,
     ):
         self.name = dataset.name
         self.dataset = dataset
@@ -483,6 +492,8 @@ class EvalplusBenchmark(Benchmark[dict]):
         self.limits = limits
         self.work_dir = Path(work_dir)
         self.parallel = parallel
+        # Only the base tests count (HumanEval infilling): evalplus then skips the plus tests.
+        self.base_only = base_only
 
     def prepare(self) -> EvalplusPrepared:
         """A fresh work directory; the data resolved (configured path, package, cache, download) and checked to
@@ -585,7 +596,13 @@ class EvalplusBenchmark(Benchmark[dict]):
         if prepared.check_tests:
             return run_check_tests(problems, samples, self.parallel, limits), {}
         results = run_evalplus(
-            self.dataset, problems_file, samples, work_dir or self.work_dir / "evalplus", self.parallel, limits
+            self.dataset,
+            problems_file,
+            samples,
+            work_dir or self.work_dir / "evalplus",
+            self.parallel,
+            limits,
+            base_only=self.base_only,
         )
         return results, regrade_with_oracle(results, problems, samples, limits)
 
@@ -712,17 +729,4 @@ def evaluate_model(
 
 def run_eval_code(settings: EvalplusRuleJob, paths: RulePaths) -> None:
     """Rule eval_code: greedy samples from one model on HumanEval(+) or MBPP(+), scored by evalplus."""
-    # The data file is an input where it exists (the configured one, else the package's or the cached release:
-    # common.smk); a configured one that is missing keeps the path looked for, so the record names it; with
-    # none found locally the official release is downloaded into the data cache, if eval.download allows.
-    data = settings.data_locations(paths)
-    result = evaluate_model(
-        settings,
-        settings.model.path,
-        data.get("data"),
-        work_dir=Path(paths.output["result"]).parent / "work",
-        samples_path=paths.output["samples"],
-        threads=paths.threads,
-        parallel=max(2, paths.threads),  # evalplus's test processes mostly wait on each other
-    )
-    write_json(paths.output["result"], result)
+    run_model_rule(evaluate_model, settings, paths)

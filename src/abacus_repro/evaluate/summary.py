@@ -8,7 +8,8 @@ were is stated in a note, never passed off as comparable.
 
 ``summary.json``: ``{model name: {benchmark: entry}}`` in the configured model order (ours first by default).
 Every table column appears for every model; an entry is ``{"status": "ok", "score", "n", "data_sha256", ...}``
-or ``{"status": "skipped", "reason", ...}``.
+or ``{"status": "skipped", "reason", ...}``. HumanEval infilling (``infill``), which has no published Abacus number,
+gets a table of its own: pass@1 and exact match per model, single-line / multi-line.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from ..io import read_json, write_json
 from ..rules import RulePaths
-from ..settings import EvalModel, Settings
+from ..settings import EvalModel, InfillSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,11 @@ GENERAL_COLUMNS = {
     "GSM8K": "gsm8k",
 }
 TABLE_COLUMNS = {"code": CODE_COLUMNS, "general": GENERAL_COLUMNS}
+# HumanEval infilling (no published Abacus number to set it beside): its kind -> our key in summary.json.
+INFILL_KEYS = {"single_line": "humaneval_infill_single_line", "multi_line": "humaneval_infill_multi_line"}
+# The code benchmarks' result folders, ``root/<model>/<benchmark>/result.json`` (infilling when eval.infill.enabled).
+CODE_BENCHMARKS = ("humaneval", "mbpp", "livecodebench")
+INFILL_BENCHMARK = "humaneval_infill"
 # How each benchmark is scored here (shown under the tables).
 PROTOCOLS = {
     "humaneval": "pass@1, greedy, evalplus base tests",
@@ -57,6 +63,8 @@ PROTOCOLS = {
     "mbpp": "pass@1, greedy, evalplus base tests (the original MBPP tests)",
     "mbpp_plus": "pass@1, greedy, evalplus base + plus tests",
     "livecodebench": "pass@1, greedy, public + private tests in the sandbox, contest-date window",
+    "humaneval_infill_single_line": "pass@1, greedy, PSM fill-in-the-middle of one solution line, HumanEval's tests",
+    "humaneval_infill_multi_line": "pass@1, greedy, PSM fill-in-the-middle of 2+ solution lines, HumanEval's tests",
     "mmlu": "5-shot, acc (letter log-likelihood)",
     "hellaswag": "0-shot, acc_norm",
     "arc_easy": "0-shot, acc",
@@ -122,11 +130,7 @@ def evalplus_entries(result: dict) -> dict[str, dict]:
         "status": "ok",
         "n": result["n"],
         "limit": result.get("limit"),
-        "data_sha256": dataset["sha256"],
-        "data_version": dataset["version"],
-        "data_path": dataset["path"],
-        "data_source": dataset.get("source"),
-        "data_source_detail": dataset.get("source_detail"),
+        **data_record(dataset),
         "metric": "pass@1",
         **generation_record(result),
         "tool": "sandbox" if by_check_function else f"evalplus {result.get('evalplus_version', '')}".strip(),
@@ -142,6 +146,17 @@ def evalplus_entries(result: dict) -> dict[str, dict]:
     else:
         entries[f"{name}_plus"] = {"score": 100.0 * result["pass@1"]["plus"], "tests": "base+plus", **common}
     return entries
+
+
+def data_record(dataset: dict) -> dict:
+    """Which benchmark file a score comes from: its sha256, release, path and how it was found."""
+    return {
+        "data_sha256": dataset["sha256"],
+        "data_version": dataset["version"],
+        "data_path": dataset["path"],
+        "data_source": dataset.get("source"),
+        "data_source_detail": dataset.get("source_detail"),
+    }
 
 
 def generation_record(result: dict) -> dict:
@@ -172,9 +187,35 @@ def livecodebench_entries(result: dict) -> dict[str, dict]:
     }
 
 
+def infill_entries(result: dict) -> dict[str, dict]:
+    """summary.json entries of HumanEval infilling: one per kind (single-line, multi-line), with its exact match."""
+    if result.get("status") != "ok":
+        return {key: _skip(result.get("reason", "not run")) for key in INFILL_KEYS.values()}
+    dataset = result["dataset"]
+    entries = {}
+    for kind, key in INFILL_KEYS.items():
+        if result["pass@1"][kind] is None:
+            entries[key] = _skip(f"no {kind.replace('_', '-')} span among the selected problems")
+            continue
+        entries[key] = {
+            "status": "ok",
+            "score": 100.0 * result["pass@1"][kind],
+            "exact_match": 100.0 * result["exact_match"][kind],
+            "n": result["n_spans"][kind],
+            "n_problems": result["n_problems"],
+            **data_record(dataset),
+            "metric": "pass@1",
+            **generation_record(result),
+            "tool": "sandbox" if result.get("scored_by") == "check function in the sandbox" else "evalplus",
+        }
+    return entries
+
+
 def code_entries(result: dict) -> dict[str, dict]:
     if result.get("benchmark") == "livecodebench":
         return livecodebench_entries(result)
+    if result.get("benchmark") == INFILL_BENCHMARK:
+        return infill_entries(result)
     return evalplus_entries(result)
 
 
@@ -205,9 +246,8 @@ def build_summary(code_results: list[dict], general_result: dict) -> dict[str, d
     for result in code_results:
         summary.update(code_entries(result))
     summary.update(general_entries(general_result))
-    for columns in TABLE_COLUMNS.values():
-        for key in columns.values():
-            summary.setdefault(key, _skip("not part of this run's configuration"))
+    for key in _detail_keys():
+        summary.setdefault(key, _skip("not part of this run's configuration"))
     return dict(sorted(summary.items()))
 
 
@@ -250,6 +290,25 @@ def _markdown_table(table: dict, columns: dict[str, str], models: Mapping[str, d
     return lines, notes
 
 
+def _detail_keys() -> list[str]:
+    """Every benchmark key of summary.json: the tables' columns, then infilling's."""
+    return [key for columns in TABLE_COLUMNS.values() for key in columns.values()] + list(INFILL_KEYS.values())
+
+
+def _infill_table(models: Mapping[str, dict]) -> list[str]:
+    """One row per model: infilling pass@1 and exact match, single-line / multi-line (no published row to compare)."""
+    lines = [
+        "| 模型名称 / model | HumanEval infilling (single-line / multi-line) | exact match (single-line / multi-line) |",
+        "|:---|:---:|:---:|",
+    ]
+    for label, summary in models.items():
+        entries = [summary[key] for key in INFILL_KEYS.values()]
+        scores = " / ".join(_format_score(entry) for entry in entries)
+        exact = " / ".join(f"{e['exact_match']:.2f}" if e.get("status") == "ok" else MISSING for e in entries)
+        lines.append(f"| {label} | {scores} | {exact} |")
+    return lines
+
+
 def _benchmark_rows(models: Mapping[str, dict]) -> list[str]:
     """n, data (which file, from where) and hash per benchmark (the same data for every model), the generation
     settings, with each model's status."""
@@ -257,8 +316,7 @@ def _benchmark_rows(models: Mapping[str, dict]) -> list[str]:
         "| benchmark | protocol | n | data | source | sha256 | generation | status |",
         "|---|---|---:|---|---|---|---|---|",
     ]
-    keys = [key for columns in TABLE_COLUMNS.values() for key in columns.values()]
-    for key in keys:
+    for key in _detail_keys():
         entries = {label: summary[key] for label, summary in models.items()}
         ran = [entry for entry in entries.values() if entry.get("status") == "ok"]
         protocol = PROTOCOLS.get(key, "")
@@ -322,6 +380,7 @@ def render_markdown(models: Mapping[str, dict], published: dict) -> str:
         out += [f"## {table['title']}", "", *lines, ""]
         for note in notes:
             out += [note, ""]
+    out += ["## HumanEval infilling", "", *_infill_table(models), ""]
     out += ["## Benchmarks", "", *_benchmark_rows(models), ""]
     out += [f"Published numbers: {published['source']}", ""]
     return "\n".join(out)
@@ -396,9 +455,7 @@ def write_summary(
     return summaries
 
 
-def collect_results(
-    root: str | Path, models: Sequence[str], code: Sequence[str] = ("humaneval", "mbpp", "livecodebench")
-):
+def collect_results(root: str | Path, models: Sequence[str], code: Sequence[str] = CODE_BENCHMARKS):
     """The result files of the workflow's layout, ``root/<model>/<benchmark>/result.json``, per model."""
     root = Path(root)
     return {
@@ -419,16 +476,19 @@ def format_scores(summaries: Mapping[str, dict]) -> str:
 
 
 class SummaryJob(Settings):
-    """Rule eval_summary's settings: the evaluated models (eval.models), whose rows the tables get in this order."""
+    """Rule eval_summary's settings: the evaluated models (eval.models), whose rows the tables get in this order,
+    and whether HumanEval infilling was run (eval.infill)."""
 
     models: list[EvalModel]
+    infill: InfillSettings
 
 
 def run_eval_summary(settings: SummaryJob, paths: RulePaths) -> None:
     """Rule eval_summary: summary.json, the seed's tables with every evaluated model's row (summary.md), the plot."""
     root = Path(paths.output["summary"]).parent
+    code = CODE_BENCHMARKS + ((INFILL_BENCHMARK,) if settings.infill.enabled else ())
     summaries = write_summary(
-        collect_results(root, [model.name for model in settings.models]),
+        collect_results(root, [model.name for model in settings.models], code),
         paths.output["summary"],
         paths.output["table"],
         paths.output["plot"],

@@ -255,4 +255,31 @@ def add_tokenizer_metadata(writer: gguf.GGUFWriter, vocabulary: Vocabulary, n_vo
         writer.add_token_types(types)
     # Merges (gpt2 only), special ids, the add-BOS/EOS flags and the chat template, in that order.
     vocabulary.special.add_to_gguf(writer, quiet=True)
+    add_fim_token_ids(writer, vocabulary)
     return len(tokens)
+
+
+def fim_token_ids(vocabulary: Vocabulary) -> dict[str, int]:
+    """The GGUF keys of the fill-in-the-middle markers the vocabulary has, with their ids."""
+    # Imported here: the model package imports torch, which reading a GGUF's metadata does not need.
+    from ..model.tokenizer import FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX
+
+    keys = {
+        FIM_PREFIX: gguf.Keys.Tokenizer.FIM_PRE_ID,
+        FIM_SUFFIX: gguf.Keys.Tokenizer.FIM_SUF_ID,
+        FIM_MIDDLE: gguf.Keys.Tokenizer.FIM_MID_ID,
+        FIM_PAD: gguf.Keys.Tokenizer.FIM_PAD_ID,
+    }
+    return {key: vocabulary.vocab[token] for token, key in keys.items() if token in vocabulary.vocab}
+
+
+def add_fim_token_ids(writer: gguf.GGUFWriter, vocabulary: Vocabulary) -> None:
+    """``tokenizer.ggml.fim_{pre,suf,mid,pad}_token_id``: what llama.cpp's infill prompts are built from.
+
+    gguf's SpecialVocab has no FIM types, so they are written here. Only these keys: llama.cpp reads the older
+    ``prefix/suffix/middle_token_id`` as deprecated synonyms of the same three. The markers are added special
+    tokens, so their token type is already CONTROL (token_table_with_scores): llama.cpp never splits them and
+    never prints them.
+    """
+    for key, token_id in fim_token_ids(vocabulary).items():
+        writer.add_uint32(key, token_id)

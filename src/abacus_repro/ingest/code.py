@@ -8,6 +8,8 @@ Three sources, chosen by ``code.source``:
   "site-packages/requests"); the standard library's loose top-level modules form one more ("stdlib/_modules").
 * ``repos_dir``: ``code.path`` is a directory whose subdirectories are repositories.
 * ``stack_dump``: ``code.path`` is a JSONL(.gz)/Parquet file, or a directory of them, in The Stack's field layout.
+  Its licence fields travel in each file's meta (:func:`stack_licenses`); the filesystem sources read no licence
+  (a LICENSE file's text is not classified), so their files count as licence "unknown" (code/licenses.py).
 
 Nothing is judged here: a file that cannot be used (not UTF-8, NUL bytes, empty, too large, unreadable) is still
 emitted, with ``meta["ingest_error"]`` naming the reason, so that the cleaning funnel counts it instead of the
@@ -35,7 +37,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import InputError
 from ..io import content_id, make_doc, write_docs, write_json
@@ -413,6 +415,26 @@ def _filesystem_files(
 STACK_REPO_FIELDS = ("max_stars_repo_name", "repo_name")
 STACK_PATH_FIELDS = ("max_stars_repo_path", "path")
 STACK_DUMP_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".parquet")
+# Licence fields: The Stack v1 (lists of SPDX ids per repository role), v2 (ScanCode's SPDX ids, and its
+# classification of the repository: "permissive" or "no_license").
+STACK_LICENSE_LIST_FIELDS = (
+    "max_stars_repo_licenses",
+    "max_issues_repo_licenses",
+    "max_forks_repo_licenses",
+    "detected_licenses",
+)
+STACK_LICENSE_TYPE_FIELD = "license_type"
+STACK_LICENSE_FIELDS = (*STACK_LICENSE_LIST_FIELDS, STACK_LICENSE_TYPE_FIELD)
+
+
+class StackRow(NamedTuple):
+    """What ingest takes from one row of a Stack dump; ``licenses`` is meta (see :func:`stack_licenses`)."""
+
+    repo: str
+    path: str
+    content: str | None
+    lang: str | None
+    licenses: dict[str, Any]
 
 
 def stack_dump_files(path: Path, skipped: Counter[str] | None = None) -> list[Path]:
@@ -434,8 +456,9 @@ def _first_field(row: Mapping[str, Any], names: tuple[str, ...]) -> Any:
     return None
 
 
-def iter_stack_rows(path: Path, with_content: bool = True) -> Iterator[tuple[str, str, str | None, str | None]]:
-    """(repo, path, content, lang) per row of one dump file; a broken JSON line names the file and the line."""
+def iter_stack_rows(path: Path, with_content: bool = True) -> Iterator[StackRow]:
+    """One StackRow per row of one dump file (licences only with the content); a broken JSON line names the file
+    and the line."""
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -448,6 +471,7 @@ def iter_stack_rows(path: Path, with_content: bool = True) -> Iterator[tuple[str
             if "content" not in parquet.schema_arrow.names:
                 raise InputError(path, "stack_dump Parquet file has no 'content' column")
             wanted.append("content")
+            wanted.extend(c for c in STACK_LICENSE_FIELDS if c in parquet.schema_arrow.names)
         for batch in parquet.iter_batches(columns=wanted, batch_size=2048):
             for index, row in enumerate(batch.to_pylist()):
                 yield _stack_fields(path, row, f"row {index}")
@@ -472,7 +496,7 @@ def _open_text(path: Path):
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open("r", encoding="utf-8")
 
 
-def _stack_fields(path: Path, row: Mapping[str, Any], where: str) -> tuple[str, str, str | None, str | None]:
+def _stack_fields(path: Path, row: Mapping[str, Any], where: str) -> StackRow:
     repo = _first_field(row, STACK_REPO_FIELDS)
     file_path = _first_field(row, STACK_PATH_FIELDS)
     if repo is None or file_path is None:
@@ -484,7 +508,31 @@ def _stack_fields(path: Path, row: Mapping[str, Any], where: str) -> tuple[str, 
     content = row.get("content")
     if content is not None and not isinstance(content, str):
         raise InputError(path, f"{where}: 'content' is not a string")
-    return str(repo), str(file_path), content, row.get("lang")
+    return StackRow(str(repo), str(file_path), content, row.get("lang"), stack_licenses(path, row, where))
+
+
+def stack_licenses(path: Path, row: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The licence fields a row carries, as meta: ``licenses`` (the sorted union of the SPDX ids in The Stack
+    v1's three ``*_repo_licenses`` lists and v2's ``detected_licenses``) and ``license_type`` (v2:
+    "permissive" or "no_license"). A row with none of these fields gets neither key (licence unknown)."""
+    meta: dict[str, Any] = {}
+    ids: set[str] = set()
+    for name in STACK_LICENSE_LIST_FIELDS:
+        value = row.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise InputError(path, f"{where}: '{name}' is not a list of licence ids")
+        ids.update(value)
+        meta["licenses"] = []
+    if "licenses" in meta:
+        meta["licenses"] = sorted(ids)
+    kind = row.get(STACK_LICENSE_TYPE_FIELD)
+    if kind is not None:
+        if not isinstance(kind, str):
+            raise InputError(path, f"{where}: '{STACK_LICENSE_TYPE_FIELD}' is not a string")
+        meta[STACK_LICENSE_TYPE_FIELD] = kind
+    return meta
 
 
 def stack_kind(file_path: str, lang: str | None) -> str | None:
@@ -511,7 +559,7 @@ def _stack_dump_files(
     doc_paths: dict[str, set[str]] = {}
     skipped_other = 0
     for dump in dumps:
-        for repo, file_path, _content, lang in iter_stack_rows(dump, with_content=False):
+        for repo, file_path, _content, lang, _licenses in iter_stack_rows(dump, with_content=False):
             kind = stack_kind(file_path, lang)
             if kind == "code":
                 code_paths.setdefault(repo, set()).add(file_path)
@@ -534,11 +582,11 @@ def _stack_dump_files(
     docs: list[dict] = []
     doc_skipped: Counter[str] = Counter()
     for dump in dumps:
-        for repo, file_path, content, lang in iter_stack_rows(dump):
+        for repo, file_path, content, lang, licenses in iter_stack_rows(dump):
             key = (repo, file_path)
             if key in wanted_code:
                 raw, text, error, detail = _decode_stack_content(content, max_bytes)
-                files.append(SourceFile(repo, file_path, raw, text, error, detail))
+                files.append(SourceFile(repo, file_path, raw, text, error, detail, licenses))
             elif key in wanted_docs:
                 raw, text, error, _detail = _decode_stack_content(content, max_bytes)
                 if error:

@@ -21,7 +21,7 @@ from ..rules import RulePaths
 from ..settings import ModelSettings, Settings
 from .configuration import MiniCPMConfig
 from .modeling import MiniCPMForCausalLM
-from .tokenizer import load_tokenizer
+from .tokenizer import FIM_TOKENS, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ def _copy_pretrained(source: Path, tokenizer_dir: Path, out_dir: Path, model_set
     check_pretrained_config(model.config, model_settings, source)
     tokenizer = load_tokenizer(tokenizer_dir)
     check_tokenizer_fits(model.config, tokenizer, source)
+    grow_for_appended_tokens(model, tokenizer)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
     # The run tokenized its data with the tokenizer stage's output (for a checkpoint: its own tokenizer).
@@ -179,12 +180,20 @@ def _same_number(actual: Any, expected: Any) -> bool:
     return math.isclose(float(actual), float(expected), rel_tol=1e-9, abs_tol=0.0)
 
 
+def appended_tokens(config: MiniCPMConfig, tokenizer) -> list[str]:
+    """The tokens beyond the checkpoint's vocabulary: only the FIM markers the tokenizer stage appends may be."""
+    extra = tokenizer.convert_ids_to_tokens(list(range(config.vocab_size, len(tokenizer))))
+    return extra if extra and all(token in FIM_TOKENS for token in extra) else []
+
+
 def check_tokenizer_fits(config: MiniCPMConfig, tokenizer, source: Path) -> None:
-    """The run's tokenizer must index the checkpoint's embeddings and share its end-of-text id."""
-    if len(tokenizer) > config.vocab_size:
+    """The run's tokenizer must index the checkpoint's embeddings (beyond them: only the appended FIM markers,
+    for which the embeddings grow) and share its end-of-text id."""
+    if len(tokenizer) > config.vocab_size and not appended_tokens(config, tokenizer):
         raise InputError(
             source / "config.json",
-            f"the tokenizer has {len(tokenizer)} tokens but the checkpoint's vocab_size is {config.vocab_size}",
+            f"the tokenizer has {len(tokenizer)} tokens but the checkpoint's vocab_size is {config.vocab_size} "
+            f"(only the FIM markers {FIM_TOKENS} may follow the checkpoint's vocabulary)",
         )
     eos = config.eos_token_id[0] if isinstance(config.eos_token_id, list) else config.eos_token_id
     if tokenizer.eos_token_id != eos:
@@ -193,3 +202,28 @@ def check_tokenizer_fits(config: MiniCPMConfig, tokenizer, source: Path) -> None
             f"the tokenizer's end of text {tokenizer.eos_token!r} is id {tokenizer.eos_token_id}, "
             f"the checkpoint's eos_token_id is {eos}",
         )
+
+
+def grow_for_appended_tokens(model: MiniCPMForCausalLM, tokenizer) -> None:
+    """Give the tokens appended after the checkpoint's vocabulary (the FIM markers) embedding rows.
+
+    Each new row is the mean of the checkpoint's rows (the input embeddings, and the output ones when untied), so
+    the new tokens start as an average token (a uniform prior among the learnt ones, not a random direction) and
+    the result is deterministic. Nothing else of the checkpoint changes; config.json's vocab_size follows.
+    """
+    old_size = model.config.vocab_size
+    added = appended_tokens(model.config, tokenizer)
+    if not added:
+        return
+    matrices = [model.get_input_embeddings().weight]
+    if not model.config.tie_word_embeddings:
+        matrices.append(model.get_output_embeddings().weight)
+    means = [matrix.detach().float().mean(dim=0) for matrix in matrices]
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    grown = [model.get_input_embeddings().weight]
+    if not model.config.tie_word_embeddings:
+        grown.append(model.get_output_embeddings().weight)
+    with torch.no_grad():
+        for matrix, mean in zip(grown, means, strict=True):
+            matrix[old_size:] = mean.to(matrix.dtype)
+    log.info("grew the checkpoint's vocabulary from %d to %d for %s", old_size, len(tokenizer), added)

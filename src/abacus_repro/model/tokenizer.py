@@ -3,12 +3,15 @@
 GPT-2 style: the ByteLevel pre-tokenizer with GPT-2's split regex and no prefix space, so every string
 round-trips and llama.cpp's ``gpt2`` tokenizer (pre-tokenizer ``gpt-2``) reproduces the ids exactly. Special
 tokens follow MiniCPM: ``<unk>`` 0, ``<s>`` 1, ``</s>`` 2, then ``<pad>`` and the chat markers ``<用户>`` and
-``<AI>``. No BOS is added on encode: packing ends every document with ``</s>`` and trains without ``<s>``, so
+``<AI>``, then the fill-in-the-middle markers ``<fim_prefix>``, ``<fim_middle>``, ``<fim_suffix>``, ``<fim_pad>``
+(ids 6-9). No BOS is added on encode: packing ends every document with ``</s>`` and trains without ``<s>``, so
 inference sees what training saw.
 
 A run that starts from a published checkpoint keeps that checkpoint's tokenizer instead: MiniCPM-2B ships a
 SentencePiece BPE ``tokenizer.model``, converted here into the same layout (tokenizer.json plus
-tokenizer_config.json with the chat template) and checked to give sentencepiece's own ids.
+tokenizer_config.json with the chat template) and checked to give sentencepiece's own ids; the FIM markers,
+which MiniCPM's vocabulary lacks, are appended after its last id (init_model grows the checkpoint's embeddings
+to match).
 """
 
 from __future__ import annotations
@@ -32,7 +35,12 @@ log = logging.getLogger(__name__)
 
 UNK, BOS, EOS, PAD = "<unk>", "<s>", "</s>", "<pad>"
 USER_TAG, AI_TAG = "<用户>", "<AI>"
-SPECIAL_TOKENS = [UNK, BOS, EOS, PAD, USER_TAG, AI_TAG]
+# Fill-in-the-middle markers (StarCoder's names): a FIM-trained model reads
+# <fim_prefix>{prefix}<fim_suffix>{suffix}<fim_middle> and writes the middle (PSM order).
+FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, FIM_PAD = "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>"
+FIM_TOKENS = [FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, FIM_PAD]
+# Ids 0-9 in this order: the FIM markers come after MiniCPM's, so <用户> (4) and <AI> (5) keep their ids.
+SPECIAL_TOKENS = [UNK, BOS, EOS, PAD, USER_TAG, AI_TAG, *FIM_TOKENS]
 
 # MiniCPM's chat format: <用户>{user}<AI>{assistant}</s>. A system message, if any, is read as plain text
 # before the first user turn (MiniCPM has no system role).
@@ -109,7 +117,7 @@ def wrap_tokenizer(
     eos_token: str | None = EOS,
     unk_token: str | None = UNK,
     pad_token: str | None = PAD,
-    additional_special_tokens: Sequence[str] = (USER_TAG, AI_TAG),
+    additional_special_tokens: Sequence[str] = (USER_TAG, AI_TAG, *FIM_TOKENS),
     **flags,
 ):
     """A ``tokenizers.Tokenizer`` as PreTrainedTokenizerFast with MiniCPM's special tokens and chat template.
@@ -323,12 +331,30 @@ def export_pretrained_tokenizer(source: str | Path, out_dir: str | Path, expecte
             f"the checkpoint's tokenizer has {len(tokenizer)} tokens but tokenizer.vocab_size is {expected_size} "
             "(with model.pretrained it documents the checkpoint's vocabulary: set it to the checkpoint's)",
         )
+    append_fim_tokens(tokenizer)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(str(out_dir), save_jinja_files=False)
     _normalise_saved_files(out_dir)
     log.info("saved the tokenizer of %s: %d tokens", source, len(tokenizer))
     return out_dir
+
+
+def append_fim_tokens(tokenizer) -> list[str]:
+    """Append the FIM markers a checkpoint's vocabulary lacks, as special tokens after its last id; returns them.
+
+    Special (never split, never normalised, CONTROL in the GGUF) like the chat markers, in FIM_TOKENS' order, so
+    MiniCPM-2B's 122753 tokens become 122757 with <fim_prefix> at 122753.
+    """
+    from tokenizers import AddedToken
+
+    missing = [token for token in FIM_TOKENS if token not in tokenizer.get_vocab()]
+    if missing:
+        tokenizer.add_special_tokens(
+            {"additional_special_tokens": [AddedToken(t, special=True, normalized=False) for t in missing]},
+            replace_extra_special_tokens=False,
+        )
+    return missing
 
 
 def _read_checkpoint_tokenizer_config(source: Path) -> dict:

@@ -38,6 +38,10 @@ RULES: dict[str, RuleKind] = {
     "ingest_docs": RuleKind(DATA),
     "ingest_math": RuleKind(DATA),
     "code_clean": RuleKind(DATA),
+    "code_minhash": RuleKind(DATA),
+    "code_lsh": RuleKind(DATA),
+    "code_near_clusters": RuleKind(DATA),
+    "code_finish": RuleKind(DATA),
     "code_funnel": RuleKind(DATA),
     "text_judge": RuleKind(DATA),
     # The judge's and the rewriter's model as GGUF F16 for llama_cpp (llm_server): the exporter's bytes.
@@ -79,6 +83,7 @@ RULES: dict[str, RuleKind] = {
     ),
     # Evaluation tools leave work files (caches, execution records, task copies) next to their results.
     "eval_code": RuleKind(EVAL, {"results/eval/*/work/*": EVAL_WORK}),
+    "eval_infill": RuleKind(EVAL, {"results/eval/*/work/*": EVAL_WORK}),
     "eval_livecodebench": RuleKind(EVAL, {"results/eval/*/work/*": EVAL_WORK}),
     "eval_general": RuleKind(EVAL, {"results/eval/*/work/*": EVAL_WORK}),
     "eval_summary": RuleKind(EVAL),

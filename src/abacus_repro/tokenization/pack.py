@@ -1,6 +1,7 @@
 """Batched tokenization and greedy packing into rows of ``seq_len`` tokens.
 
-Every document becomes its tokens followed by ``</s>``. A document longer than a row is split into
+Every document becomes its tokens followed by ``</s>``; with ``pack.fim.rate`` > 0 a seeded share of the code
+documents is first laid out for fill-in-the-middle (fim.py). A document longer than a row is split into
 row-sized pieces; pieces are packed greedily into rows (first fit among the few most recently opened rows, so
 neighbouring documents stay neighbours and padding stays low). Each row records which piece every token
 belongs to (``segments``: 0, 1, 2, ... within the row, -1 for padding): the trainer turns that into the block
@@ -26,6 +27,7 @@ from tqdm import tqdm
 from ..errors import InputError
 from ..io import write_json
 from .chat import render_prompt
+from .fim import FimCounts, FimCut, FimIds, FimPlan, draw_cut, fim_ids, is_code, layout, split_text, transform_tokens
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +134,16 @@ def _sft_fields(doc: Mapping[str, Any], source_path: str | None) -> tuple[str, s
 
 
 def _document_pieces(
-    docs: Sequence[Mapping[str, Any]], tokenizer, sft: bool, eos: int, source_path: str | None, workers: int = 1
+    docs: Sequence[Mapping[str, Any]],
+    tokenizer,
+    sft: bool,
+    eos: int,
+    source_path: str | None,
+    workers: int,
+    fim: FimPlan | None,
+    fim_counts: FimCounts,
 ):
-    """Per document: (ids, mask) as int32/uint8 arrays, ids ending in </s>."""
+    """Per document: (ids, mask) as int32/uint8 arrays, ids ending in </s> (SFT pairs are never FIM-transformed)."""
     if sft:
         pairs = [_sft_fields(doc, source_path) for doc in docs]
         prompts = _encode_all(
@@ -148,9 +157,56 @@ def _document_pieces(
             mask[len(prompt_ids) :] = 1
             yield ids, mask
     else:
-        for ids in _encode_all(tokenizer, [doc["text"] for doc in docs], "encode documents", workers):
+        for ids in _pretraining_ids(docs, tokenizer, workers, fim, fim_counts):
             arr = np.asarray(ids + [eos], dtype=np.int32)
             yield arr, np.ones(len(arr), dtype=np.uint8)
+
+
+def _pretraining_ids(
+    docs: Sequence[Mapping[str, Any]], tokenizer, workers: int, plan: FimPlan | None, counts: FimCounts
+) -> list[list[int]]:
+    """Per document its token ids; code documents FIM-transformed as ``plan`` draws (none without a plan)."""
+    texts = [doc["text"] for doc in docs]
+    code = [is_code(doc) for doc in docs]
+    counts.code_documents += sum(code)
+    if plan is None or plan.settings.rate == 0:
+        return _encode_all(tokenizer, texts, "encode documents", workers)
+    marker_ids = fim_ids(tokenizer)
+    if plan.settings.level == "token":
+        encoded = _encode_all(tokenizer, texts, "encode documents", workers)
+        cuts = [
+            draw_cut(plan, doc["id"], len(ids)) if is_doc_code else None
+            for doc, ids, is_doc_code in zip(docs, encoded, code)
+        ]
+        out = [ids if cut is None else transform_tokens(ids, cut, marker_ids) for ids, cut in zip(encoded, cuts)]
+    else:
+        cuts = [
+            draw_cut(plan, doc["id"], len(text)) if is_doc_code else None
+            for doc, text, is_doc_code in zip(docs, texts, code)
+        ]
+        out = _encode_character_fim(tokenizer, texts, cuts, marker_ids, workers)
+    for cut in cuts:
+        if cut is not None:
+            counts.by_mode[cut.mode] += 1
+    return out
+
+
+def _encode_character_fim(
+    tokenizer, texts: Sequence[str], cuts: Sequence[FimCut | None], marker_ids: FimIds, workers: int
+) -> list[list[int]]:
+    """Character level: a transformed document's prefix, middle and suffix are tokenized as three texts."""
+    flat: list[str] = []
+    for text, cut in zip(texts, cuts):
+        flat.extend([text] if cut is None else split_text(text, cut))
+    encoded = iter(_encode_all(tokenizer, flat, "encode documents", workers))
+    out = []
+    for cut in cuts:
+        if cut is None:
+            out.append(next(encoded))
+        else:
+            prefix, middle, suffix = next(encoded), next(encoded), next(encoded)
+            out.append(layout(cut.mode, prefix, middle, suffix, marker_ids))
+    return out
 
 
 def _split(ids: np.ndarray, mask: np.ndarray, seq_len: int):
@@ -188,10 +244,13 @@ def tokenize_and_pack(
     sft: bool,
     source_path: str | None = None,
     workers: int = 1,
+    fim: FimPlan | None = None,
 ) -> PackedData:
     """Documents -> packed rows. ``sft``: documents carry meta instruction/response; only responses are targets.
 
-    ``workers`` > 1 encodes chunks of documents in that many processes (same ids, same order).
+    ``workers`` > 1 encodes chunks of documents in that many processes (same ids, same order). ``fim``: the
+    `pack.fim` settings and seed that transform code documents (fim.py); None, as for SFT rows, transforms nothing
+    and records ``fim: null`` in the meta.
     """
     if seq_len < 2:
         raise ValueError(f"pack.seq_len must be at least 2, got {seq_len}")
@@ -202,7 +261,9 @@ def tokenize_and_pack(
     skipped_empty = 0
     split_documents = 0
     n_documents = 0
-    for doc, (ids, mask) in zip(docs, _document_pieces(docs, tokenizer, sft, eos, source_path, workers)):
+    fim_counts = FimCounts()
+    document_pieces = _document_pieces(docs, tokenizer, sft, eos, source_path, workers, fim, fim_counts)
+    for doc, (ids, mask) in zip(docs, document_pieces):
         if not sft and len(ids) == 1:
             skipped_empty += 1  # an empty text would be a lone </s>: nothing to learn from
             continue
@@ -236,6 +297,7 @@ def tokenize_and_pack(
         "eos_id": eos,
         "pad_id": pad,
         "tokenizer_hash": tokenizer_hash(tokenizer),
+        "fim": fim_counts.as_meta(fim) if fim is not None and not sft else None,
     }
     log.info(
         "packed %d documents (%d split) into %d rows of %d: %d tokens, padding %.2f%%",

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import logging
 
+from pydantic import Field
+
 from ..io import path_list, read_docs
 from ..rules import RulePaths
-from ..settings import PackSettings
+from ..settings import PackSettings, Settings
+from .fim import FimPlan
 from .pack import PackedData, load_tokenizer, tokenize_and_pack, write_packed
 
 log = logging.getLogger(__name__)
 
 
-def tokenize_phase(settings: PackSettings, paths: RulePaths) -> PackedData:
+class TokenizeJob(Settings):
+    """What the tokenize job reads: the run's seed (it seeds the FIM draws) and the `pack` section."""
+
+    seed: int = Field(ge=0)
+    pack: PackSettings
+
+
+def tokenize_phase(settings: TokenizeJob, paths: RulePaths) -> PackedData:
     """Rule tokenize: the phase's documents (``docs``), less those the decontamination step listed
     (``contaminated``: the SFT phase's; the pretraining mixtures left them out already), packed into rows of
-    ``pack.seq_len``; the SFT phase marks only responses as targets."""
+    ``pack.seq_len``; the pretraining phases FIM-transform code documents as ``pack.fim`` says, the SFT phase
+    marks only responses as targets."""
     phase = paths.wildcards["phase"]
     docs_path = paths.input["docs"]
     docs = read_docs(docs_path)
@@ -23,13 +34,15 @@ def tokenize_phase(settings: PackSettings, paths: RulePaths) -> PackedData:
         doc["id"] for path in path_list(paths.input["contaminated"]) for doc in read_docs(path, columns=["id"])
     )
     kept = [doc for doc in docs if doc["id"] not in contaminated]
+    sft = phase == "sft"
     packed = tokenize_and_pack(
         kept,
         load_tokenizer(paths.input["tokenizer"]),
-        settings.seq_len,
-        sft=phase == "sft",
+        settings.pack.seq_len,
+        sft=sft,
         source_path=docs_path,
         workers=paths.threads,
+        fim=None if sft else FimPlan(settings.pack.fim, settings.seed),
     )
     packed.meta["decontaminated_docs"] = len(docs) - len(kept)
     output = paths.output
