@@ -242,6 +242,7 @@ def test_funnel_shows_files_and_bytes_per_reason_and_the_cluster_sizes(tmp_path,
     out = run_near_dedup(tmp_path, shards, {"bucket_jobs": 2})
     outputs = {
         "stats": str(out / "stats.json"),
+        "table": str(out / "funnel.md"),
         "plot": str(out / "funnel.png"),
         "clusters_plot": str(out / "near_dedup/cluster_sizes.png"),
     }
@@ -257,6 +258,13 @@ def test_funnel_shows_files_and_bytes_per_reason_and_the_cluster_sizes(tmp_path,
     assert stats["read_bytes"] == stats["kept_bytes"] + sum(step["dropped_bytes"] for step in stats["steps"])
     for name in ("plot", "clusters_plot"):
         assert Path(outputs[name]).read_bytes()[:4] == b"\x89PNG"
+    table = Path(outputs["table"]).read_text(encoding="utf-8")
+    near_row = next(line for line in table.splitlines() if line.startswith("| near_duplicate |"))
+    assert near_row.split("|")[2].strip() == str(len(expected))
+    histogram = stats["near_dedup"]["cluster_size_histogram"]
+    for size, count in histogram.items():
+        assert f"| {size} | {count} |" in table
+    assert "| unknown |" in table  # the planted files carry no licence fields
 
 
 def test_one_or_two_band_groups_give_identical_clusters(tmp_path, planted):

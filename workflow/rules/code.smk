@@ -123,6 +123,11 @@ rule code_funnel:
         near_dedup="results/code/near_dedup/stats.json",
     output:
         stats="results/code/stats.json",
+        table=report(
+            "results/code/funnel.md",
+            caption="../report/code_funnel.rst",
+            category="Data",
+        ),
         plot=report(
             "results/code/funnel.png",
             caption="../report/code_funnel.rst",

@@ -98,10 +98,84 @@ def run_code_funnel(settings: NoSettings, paths: RulePaths) -> dict:
     stats = summarize_funnel([read_json(path) for path in path_list(paths.input["stats"])])
     stats["near_dedup"] = read_json(paths.input["near_dedup"])
     write_json(paths.output["stats"], stats)
+    Path(paths.output["table"]).write_text(funnel_markdown(stats), encoding="utf-8")
     plot_funnel(stats, paths.output["plot"])
     plot_cluster_sizes(stats["near_dedup"], paths.output["clusters_plot"])
     log.info("code funnel: read %d, kept %d (%.1f%%)", stats["read"], stats["kept"], 100 * stats["kept_fraction"])
     return stats
+
+
+def funnel_markdown(stats: Mapping[str, Any]) -> str:
+    """results/code/funnel.md: the funnel per step in files and bytes, the recipe's published funnel beside ours,
+    the near-duplicate clusters by size, the licence table and the redactions."""
+    lines = ["# Code cleaning funnel", "", *_steps_table(stats), "", *_paper_table(stats), ""]
+    lines += [*_near_dedup_table(stats["near_dedup"]), "", *_license_rows(stats["license_table"]), ""]
+    redacted = ", ".join(f"{count} {kind}" for kind, count in stats["redacted"].items()) or "off"
+    lines.append(f"Redacted in kept files: {redacted} ({stats['redacted_files']} files).")
+    return "\n".join(lines) + "\n"
+
+
+def _steps_table(stats: Mapping[str, Any]) -> list[str]:
+    read, read_bytes = stats["read"], stats["read_bytes"]
+    rows = [
+        (
+            f"{stats['read']} files ({read_bytes / 1e6:.2f} MB) read, {stats['kept']} kept "
+            f"({100 * stats['kept_fraction']:.1f}% of files, {100 * stats['kept_bytes_fraction']:.1f}% of bytes)."
+        ),
+        "",
+        "| step | files dropped | % of files | MB dropped | % of bytes | files left | MB left |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for step in stats["steps"]:
+        rows.append(
+            f"| {step['step']} | {step['dropped']} | {_percent(step['dropped'], read)} | "
+            f"{step['dropped_bytes'] / 1e6:.3f} | {_percent(step['dropped_bytes'], read_bytes)} | "
+            f"{step['remaining']} | {step['remaining_bytes'] / 1e6:.2f} |"
+        )
+    return rows
+
+
+def _paper_table(stats: Mapping[str, Any]) -> list[str]:
+    rows = ["| recipe step (share of files) | ours | paper |", "|---|---:|---:|"]
+    rows += [
+        f"| {row['step']} | {100 * row['ours']:.2f}% | {100 * row['paper']:.1f}% |"
+        for row in stats["recipe_steps_vs_paper"]
+    ]
+    return rows
+
+
+def _near_dedup_table(near: Mapping[str, Any]) -> list[str]:
+    if not near["enabled"]:
+        return ["Near-duplicate removal: off (code.near_dedup.enabled)."]
+    params = near["parameters"]
+    rows = [
+        (
+            f"Near duplicates (MinHash {params['num_perm']} permutations, {params['ngram']}-grams, LSH {params['bands']} "
+            f"bands x {params['rows']} rows, Jaccard >= {params['threshold']}): {near['clusters']} clusters, "
+            f"{near['files_dropped']} files ({near['bytes_dropped'] / 1e6:.3f} MB) dropped."
+        ),
+        "",
+        "| files in the cluster | clusters |",
+        "|---:|---:|",
+    ]
+    rows += [f"| {size} | {count} |" for size, count in near["cluster_size_histogram"].items()]
+    return rows
+
+
+def _license_rows(table: Mapping[str, Mapping[str, int]]) -> list[str]:
+    rows = [
+        "| licence | files read | MB read | files kept by cleaning | MB kept by cleaning |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    rows += [
+        f"| {name} | {row['files']} | {row['bytes'] / 1e6:.2f} | {row['kept_files']} | {row['kept_bytes'] / 1e6:.2f} |"
+        for name, row in table.items()
+    ]
+    return rows
+
+
+def _percent(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.2f}%" if whole else "-"
 
 
 def _funnel_panel(ax, stats: Mapping[str, Any], unit: str) -> None:

@@ -271,8 +271,10 @@ def _order_repositories(kept: list[Judged]) -> tuple[dict[str, list[tuple[Judged
 
 
 def _read_bytes(item: Judged) -> int:
-    """A file's size as code_clean reads it: the UTF-8 bytes of its ingested text, before any fix (0 for a file
-    ingest could not decode)."""
+    """A file's size in the dump: the bytes ingest read (its meta ``bytes``, so a file refused as too large or
+    undecodable still counts its size), else the UTF-8 bytes of its text, before any fix."""
+    if "bytes" in item.meta:
+        return int(item.meta["bytes"])
     return len((item.doc.get("text") or "").encode("utf-8", "surrogatepass"))
 
 
