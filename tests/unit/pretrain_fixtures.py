@@ -101,19 +101,27 @@ def training_settings(seed: int = 5, **train_overrides):
     return TrainJob.model_validate({"seed": seed, "train": train, "sft": sft})
 
 
-def phase_paths(out: Path, phase: str, model_dir: Path, data: Path, job):
+def phase_paths(out: Path, phase: str, model_dir: Path, data: Path, job, validation: Path | None = None):
     """The train rule's paths for ``phase`` writing under ``out`` (as under results/train/{phase}/), reading the
-    packed arrays in ``data``; the anneal phase continues the cosine state beside its model as the rule says."""
+    packed arrays in ``data``; the anneal phase continues the cosine state beside its model as the rule says.
+    ``validation``: a directory holding each source's packed validation split (``<source>/tokens.npy``, ...)."""
+    from abacus_repro.mixture.validation import VALIDATION_SOURCES
     from abacus_repro.pretrain.data import ARRAYS
     from abacus_repro.rules import RulePaths
 
     continues = phase == "anneal" and job.train.continue_optimizer
     out, model_dir, data = Path(out), Path(model_dir), Path(data)
+    held_out = {
+        f"validation_{name}": [str(Path(validation) / source / f"{name}.npy") for source in VALIDATION_SOURCES]
+        for name in ARRAYS
+        if validation is not None
+    }
     return RulePaths(
         input={
             "model": str(model_dir),
             **{name: str(data / f"{name}.npy") for name in ARRAYS},
             "init_state": str(model_dir.parent / "state") if continues else [],
+            **held_out,
         },
         output={
             "model": str(out / "model"),

@@ -285,11 +285,12 @@ def test_disabled_drops_nothing_and_matches_the_one_job_cleaning(tmp_path, plant
     for i, docs in enumerate(shards):
         assert read_docs(out / f"shards/{i}/near_dropped.parquet") == []
         # The split into code_clean and code_finish changes no byte of what the one-job cleaning kept.
-        kept, _dropped, funnel = clean_shard(docs, CodeSettings())
+        kept, _dropped, funnel = clean_shard(docs, CodeSettings(near_dedup={"enabled": False}))
         write_docs(tmp_path / f"one_job_{i}.parquet", kept)
         assert (out / f"shards/{i}/kept.parquet").read_bytes() == (tmp_path / f"one_job_{i}.parquet").read_bytes()
         stats = read_json(out / f"shards/{i}/stats.json")
         assert {k: v for k, v in stats.items() if k != "shard"} == funnel.to_dict()
+        assert stats["steps_off"] == ["near_dedup"]  # the funnel says the step was off, not that it found nothing
 
 
 def test_band_groups_split_every_band_once():

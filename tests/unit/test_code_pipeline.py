@@ -11,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from abacus_repro.code import REASONS, check_paths, clean_shard
-from abacus_repro.code.funnel import plot_funnel, summarize_funnel
+from abacus_repro.code.funnel import funnel_markdown, plot_funnel, summarize_funnel
+from abacus_repro.code.pipeline import clean_files
 from abacus_repro.config import REPO_ROOT
 from abacus_repro.errors import InputError
 from abacus_repro.ingest.code import ingest_code, shard_of
@@ -380,3 +381,71 @@ def test_decode_source_honours_coding_lines_for_python_only():
     _text, error, detail = decode_source(wrong, 1000, python_source=True)
     assert error == "non_utf8" and "ascii" in detail
     assert decode_source(b"\xef\xbb\xbfx = 1\n", 1000, python_source=True) == ("x = 1\n", None, "")
+
+
+# code.steps: each switch off -> (reasons that must vanish, paths those reasons dropped, now kept).
+STEPS_OFF = {
+    "exact_dedup": ({"duplicate"}, {"beta/good.py"}),
+    "syntax": ({"python2", "syntax_error"}, {"alpha/old.py", "alpha/broken.py"}),
+    # repeat.py then reaches F821 (compute_something is defined nowhere): the later step still judges it.
+    "content": ({"data_dense", "repetitive"}, {"beta/data.py"}),
+    "undefined_names": ({"undefined_name"}, {"beta/undefined.py"}),
+    "ruff_fixes": (set(), set()),
+    "dependency_order": (set(), set()),
+}
+
+
+def kept_by_path(out: Path, shards=2) -> dict[str, dict]:
+    return {doc_meta(row)["path"]: row for i in range(shards) for row in read_docs(out / f"kept-{i}.parquet")}
+
+
+@pytest.mark.parametrize("step", sorted(STEPS_OFF))
+def test_a_step_switched_off_judges_nothing_and_the_stats_say_so(tmp_path, step):
+    reasons, now_kept = STEPS_OFF[step]
+    out, _, parts = run_stage(tmp_path, "off", steps={step: False})
+    stats = summarize_funnel(parts)
+    assert stats["read"] == stats["kept"] + sum(stats["dropped"].values()) == 16
+    assert stats["kept"] == 7 + len(now_kept)
+    assert not reasons & set(stats["dropped"])
+    assert now_kept <= set(kept_by_path(out))
+    assert stats["steps_off"] == [step] and all(part["steps_off"] == [step] for part in parts)
+    assert {row["step"] for row in stats["steps"] if row.get("off")} == reasons
+    table = funnel_markdown({**stats, "near_dedup": {"enabled": False}})
+    assert f"Steps switched off (config `code.steps` and others): {step}." in table
+    assert all(f"| {reason} (off) | 0 |" in table for reason in reasons)
+
+
+def test_syntax_off_keeps_unparsed_files_unjudged_and_untouched(tmp_path):
+    out, _, parts = run_stage(tmp_path, "off", steps={"syntax": False})
+    stats = summarize_funnel(parts)
+    assert stats["syntax_unjudged"] == 2  # old.py and broken.py: no parser accepts them
+    kept = kept_by_path(out)
+    assert kept["alpha/broken.py"]["text"] == REPOS["alpha"]["alpha/broken.py"]
+    assert doc_meta(kept["alpha/old.py"])["imports"] == []
+
+
+def test_ruff_fixes_off_leaves_the_text_as_read(tmp_path):
+    out, _, parts = run_stage(tmp_path, "off", steps={"ruff_fixes": False})
+    assert sum(part["fixed_files"] for part in parts) == 0
+    assert kept_by_path(out)["alpha/util.py"]["text"] == REPOS["alpha"]["alpha/util.py"]
+    assert sum(part["star_import_unjudged"] for part in parts) == 1  # F821 still ran
+
+
+def test_dependency_order_off_keeps_path_order_and_the_imports(tmp_path):
+    out, _, parts = run_stage(tmp_path, "off", steps={"dependency_order": False})
+    alpha = sorted((doc_meta(r)["order"], path) for path, r in kept_by_path(out).items() if path.startswith("alpha/"))
+    assert [path for _, path in alpha] == ["alpha/__init__.py", "alpha/core.py", "alpha/util.py"]
+    assert doc_meta(kept_by_path(out)["alpha/core.py"])["imports"] == ["alpha/util.py"]
+    assert all("import_cycles_broken" not in part for part in parts)
+    # Rule code_clean's stats do not depend on the later steps' switches (its job is the same for both variants).
+    shard = tmp_path / "off" / "shard-0.parquet"
+    _, _, funnel = clean_files(read_docs(shard), code_settings({"steps": {"dependency_order": False}}))
+    assert "steps_off" not in funnel.to_dict()
+
+
+def test_the_recipe_names_no_step_off(tmp_path):
+    _, _, parts = run_stage(tmp_path, "on")
+    stats = summarize_funnel(parts)
+    assert "steps_off" not in stats and all("steps_off" not in part for part in parts)
+    assert all("off" not in row for row in stats["steps"])
+    assert all("syntax_unjudged" not in part for part in parts)

@@ -141,3 +141,34 @@ def test_infill_prompt_through_the_completions_endpoint(served):
     with pytest.raises(urllib.error.HTTPError) as missing:
         _post(base + "/infill", {"input_prefix": prefix, "input_suffix": suffix})
     assert missing.value.code == 404
+
+
+def _llama_server() -> str | None:
+    """llama.cpp's own server: `make llama-server` builds it into the venv from the pinned llama.cpp source."""
+    built = os.path.join(os.path.dirname(sys.executable), "llama-server")
+    return os.environ.get("ABACUS_LLAMA_SERVER") or (built if os.path.exists(built) else None)
+
+
+@pytest.mark.skipif(_llama_server() is None, reason="llama.cpp's llama-server not built (make llama-server)")
+def test_llama_server_infill_reads_the_fim_tokens_from_the_gguf(tmp_path):
+    """The endpoint editor plugins call: llama-server builds the PSM prompt from the GGUF's fim_* token ids."""
+    from abacus_repro.model.tokenizer import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX
+
+    tokenizer_dir = make_tokenizer(tmp_path / "tok", vocab_size=1024, max_chars=200_000)
+    model_dir = make_model(tmp_path / "model", tokenizer_dir, hidden_size=64, intermediate_size=160)
+    gguf_path = write_gguf(model_dir, tmp_path / "model-F16.gguf", "F16")
+    port = _free_port()
+    log_path = tmp_path / "llama-server.log"
+    command = [_llama_server(), "-m", str(gguf_path), "--host", "127.0.0.1", "--port", str(port), "-c", "256"]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command + ["-t", "1"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_until_up(base, process, log_path)
+        prefix, suffix = "def square(x):\n    return ", "\n\nprint(square(3))\n"
+        answer = _post(base + "/infill", {"input_prefix": prefix, "input_suffix": suffix, "n_predict": 4})
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert answer["prompt"] == f"{FIM_PREFIX}{prefix}{FIM_SUFFIX}{suffix}{FIM_MIDDLE}"
+    assert answer["tokens_predicted"] >= 1

@@ -105,3 +105,48 @@ def test_loss_of_a_packed_row_is_the_documents_own_losses(model, packed):
             total += float(loss) * (len(document) - 1)
             count += len(document) - 1
     assert float(packed_loss) == pytest.approx(total / count, rel=1e-5)
+
+
+def _row_logits(model, documents, document_mask: bool, attention: str) -> torch.Tensor:
+    """The packed row's logits as the trainer computes them under ``train.attention`` (plain: no document mask)."""
+    from abacus_repro.model import set_packed_attention
+
+    tokens = np.full((1, ROW), PAD, dtype=np.int32)
+    segments = np.full((1, ROW), -1, dtype=np.int32)
+    for index, ((start, end), document) in enumerate(zip(spans(), documents, strict=True)):
+        tokens[0, start:end] = document.numpy()
+        segments[0, start:end] = index
+    arrays = {"tokens": tokens, "segments": segments, "loss_mask": (segments >= 0).astype(np.uint8)}
+    batch = {k: torch.from_numpy(v) for k, v in make_batch(arrays, np.array([0]), document_mask).items()}
+    batch.pop("labels")
+    set_packed_attention(model, attention, "reference")
+    try:
+        with torch.no_grad():
+            return model(**batch, use_cache=False).logits[0]
+    finally:
+        set_packed_attention(model, "block_mask")
+
+
+@pytest.mark.parametrize("attention", ["block_mask", "varlen"])
+def test_plain_packing_sees_the_previous_document_and_the_block_mask_does_not(model, packed, attention):
+    """train.attention=plain: the second document's logits change with the first; under the document mask they
+    do not. Either model path (block mask or varlen) honours a plain batch: one causal sequence over the row."""
+    documents, _ = packed
+    changed = [torch.remainder(documents[0] + 7, 97) + 4, *documents[1:]]
+    second = slice(*spans()[1])
+    masked = _row_logits(model, documents, True, attention)
+    torch.testing.assert_close(masked[second], _row_logits(model, changed, True, attention)[second], rtol=0, atol=1e-5)
+    plain = _row_logits(model, documents, False, attention)
+    assert (plain[second] - _row_logits(model, changed, False, attention)[second]).abs().max() > 1e-3
+    # Plain packing is the whole row as one sequence: positions 0..ROW-1, causal attention.
+    row = torch.cat([*documents, torch.full((ROW - sum(LENGTHS),), PAD)])[None]
+    with torch.no_grad():
+        whole = model(input_ids=row, use_cache=False).logits[0]
+    torch.testing.assert_close(plain, whole, rtol=0, atol=1e-5)
+
+
+def test_plain_attention_mode_on_every_device():
+    from abacus_repro.pretrain.trainer import packed_attention_mode
+
+    assert packed_attention_mode("plain", torch.device("cpu")) == "plain"
+    assert packed_attention_mode("plain", torch.device("cuda")) == "plain"

@@ -12,6 +12,7 @@ import numpy as np
 
 from abacus_repro.config import resolved_section
 from abacus_repro.io import read_docs, write_docs
+from abacus_repro.pretrain.data import ARRAYS
 
 from .pretrain_fixtures import (
     CODE_SNIPPETS,
@@ -103,6 +104,7 @@ def test_decontamination_and_mixture_scripts_chain_from_sources(tmp_path):
     decontamination_stats = json.loads(Path(dropped["pretrain"]["stats"]).read_text())
     assert decontamination_stats["eval_roots"] == ["eval", "no-such-eval"]
     assert decontamination_stats["missing_eval_roots"] == ["no-such-eval"]  # reported, not fatal
+    validation = run_validation_split(tmp_path, code, dropped)
     stats = []
     for phase in ("base", "anneal"):
         sources = {
@@ -111,10 +113,12 @@ def test_decontamination_and_mixture_scripts_chain_from_sources(tmp_path):
             "math": [str(tmp_path / "math.parquet")],
             "tokenizer": tokenizer_json,
             "contaminated": [dropped["pretrain"]["dropped"]],
+            "validation": [validation[source] for source in ("code", "math", "text")],
         }
         if phase == "anneal":
             sources["sft"] = [str(tmp_path / "sft.parquet")]
             sources["contaminated"].append(dropped["sft"]["dropped"])
+            sources["validation"].append(validation["sft"])
         out = {
             "docs": str(tmp_path / "mixture" / f"{phase}.parquet"),
             "stats": str(tmp_path / "mixture" / f"{phase}.stats.json"),
@@ -123,7 +127,29 @@ def test_decontamination_and_mixture_scripts_chain_from_sources(tmp_path):
         mixed = read_docs(out["docs"])
         assert mixed and json.loads(Path(out["stats"]).read_text())["phase"] == phase
         assert not any(d["id"].split(".r")[0] == "leak" for d in mixed)
+        # No mixture trains on a validation document (repeats carry a .rN suffix on the id).
+        held_out = {d["id"] for path in validation.values() for d in read_docs(path)}
+        assert held_out and not held_out & {d["id"].split(".r")[0] for d in mixed}
+        phase_stats = json.loads(Path(out["stats"]).read_text())
+        assert phase_stats["sources"]["code"]["validation_docs"] == 5
         stats.append(out["stats"])
+    # The SFT phase leaves the SFT validation pairs out too.
+    sft_tokenized = {name: str(tmp_path / "tokenized" / "sft" / f"{name}.npy") for name in ARRAYS}
+    run_script(
+        "tokenize",
+        tmp_path,
+        {"phase": "sft"},
+        {
+            "docs": str(tmp_path / "sft.parquet"),
+            "tokenizer": tokenizer_json,
+            "contaminated": [dropped["sft"]["dropped"]],
+            "held_out": [validation["sft"]],
+        },
+        {**sft_tokenized, "meta": str(tmp_path / "tokenized" / "sft" / "meta.json")},
+        {"settings": {"seed": 3, "pack": {"seq_len": 64}}},
+    )
+    sft_meta = json.loads((tmp_path / "tokenized" / "sft" / "meta.json").read_text())
+    assert sft_meta["validation_docs"] == 4 and sft_meta["documents"] == 40 - 4
     run_script(
         "mixture_stats",
         tmp_path,
@@ -135,6 +161,39 @@ def test_decontamination_and_mixture_scripts_chain_from_sources(tmp_path):
     summary = json.loads((tmp_path / "mixture" / "stats.json").read_text())
     assert set(summary["phases"]) == {"base", "anneal"}
     assert summary["decontamination"]["pretrain"]["dropped"] == {"eval_ngram_overlap": 1}
+
+
+def run_validation_split(tmp_path: Path, code: list[str], dropped: dict) -> dict[str, str]:
+    """The validation_split rule per source (10%, at most 5): {source: its held-out documents' path}."""
+    inputs = {
+        "code": code,
+        "text": [str(tmp_path / "se.parquet"), str(tmp_path / "docs.parquet")],
+        "math": [str(tmp_path / "math.parquet")],
+        "sft": [str(tmp_path / "sft.parquet")],
+    }
+    paths = {}
+    for source, docs in inputs.items():
+        group = "sft" if source == "sft" else "pretrain"
+        out = {
+            "docs": str(tmp_path / "validation" / f"{source}.parquet"),
+            "stats": str(tmp_path / "validation" / f"{source}.stats.json"),
+        }
+        contaminated = dropped[group]["dropped"]
+        settings = {"settings": {"fraction": 0.1, "max_documents": 5}}
+        run_script(
+            "validation_split",
+            tmp_path,
+            {"source": source},
+            {"docs": docs, "contaminated": contaminated},
+            out,
+            settings,
+        )
+        paths[source] = out["docs"]
+    counts = {s: json.loads((tmp_path / "validation" / f"{s}.stats.json").read_text()) for s in inputs}
+    # 81 code documents less the leaked one: ceil(8.0) capped at 5; 40 text: 4; 10 math: 1; 40 SFT pairs: 4.
+    assert {s: c["validation_docs"] for s, c in counts.items()} == {"code": 5, "text": 4, "math": 1, "sft": 4}
+    assert "leak" not in {d["id"] for d in read_docs(paths["code"])}
+    return paths
 
 
 def test_tokenize_and_train_scripts_write_the_rule_outputs(tmp_path):
@@ -150,13 +209,33 @@ def test_tokenize_and_train_scripts_write_the_rule_outputs(tmp_path):
         "tokenize",
         tmp_path,
         {"phase": "base"},
-        {"docs": str(tmp_path / "mixture" / "base.parquet"), "tokenizer": tokenizer_json, "contaminated": []},
+        {
+            "docs": str(tmp_path / "mixture" / "base.parquet"),
+            "tokenizer": tokenizer_json,
+            "contaminated": [],
+            "held_out": [],
+        },
         {**tokenized, "meta": str(tmp_path / "tokenized" / "base" / "meta.json")},
         {"settings": {"seed": 3, "pack": {"seq_len": 64, "fim": {"rate": 0.5}}}},
     )
     assert np.load(tokenized["tokens"], mmap_mode="r").shape[1] == 64
     fim = json.loads((tmp_path / "tokenized" / "base" / "meta.json").read_text())["fim"]
     assert fim["code_documents"] == 60 and 0 < fim["psm_documents"] + fim["spm_documents"] < 60
+    # The validation split of a source, tokenized without FIM (the rule tokenize_validation).
+    validation_dir = tmp_path / "tokenized" / "validation" / "code"
+    run_script(
+        "tokenize_validation",
+        tmp_path,
+        {"source": "code"},
+        {"docs": str(tmp_path / "mixture" / "base.parquet"), "tokenizer": tokenizer_json},
+        {**{name: str(validation_dir / f"{name}.npy") for name in ARRAYS}, "meta": str(validation_dir / "meta.json")},
+        {"settings": {"seq_len": 64}},
+    )
+    validation_meta = json.loads((validation_dir / "meta.json").read_text())
+    assert validation_meta["documents"] == validation_meta["rows"] == 120 and validation_meta["fim"] is None
+    # One row per document: its first tokens, from the row start (no document shares a row).
+    segments = np.load(validation_dir / "segments.npy")
+    assert segments.shape == (120, 64) and (segments[:, 0] == 0).all() and segments.max() == 0
 
     settings = training_settings(seed=3)
     train_out = {

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from abacus_repro.errors import InputError
+from abacus_repro.mixture.validation import VALIDATION_SOURCES
 from abacus_repro.pretrain import wcl_lr
 from abacus_repro.pretrain.data import IGNORE_INDEX, labels_from_batch, make_batch, position_ids_from_segments
 from abacus_repro.pretrain.trainer import STATE_FILE, read_trainer_state, train_phase
@@ -42,13 +43,25 @@ def workspace(tmp_path_factory):
         out = root / "tok" / name
         write_packed(packed, out / "tokens.npy", out / "segments.npy", out / "loss_mask.npy", out / "meta.json")
         data[name] = out
+    # A validation split per source (the validation_split rule's, at test scale): SFT pairs and other documents.
+    for source in VALIDATION_SOURCES:
+        sft = source == "sft"
+        docs = (
+            [sft_doc(f"Double {i}.", f"def double{i}(x):\n    return {i} * x\n") for i in range(3)]
+            if sft
+            else synthetic_corpus(6, CODE_SNIPPETS if source == "code" else TEXT_SNIPPETS, f"val-{source}")
+        )
+        out = root / "tok" / "validation" / source
+        packed = tokenize_and_pack(docs, tokenizer, SEQ_LEN, sft=sft)
+        write_packed(packed, out / "tokens.npy", out / "segments.npy", out / "loss_mask.npy", out / "meta.json")
     return {"root": root, "tokenizer": tokenizer, "init": init, "data": data}
 
 
-def run(workspace, phase, model_dir, data, name, seed=5, **train_overrides):
+def run(workspace, phase, model_dir, data, name, seed=5, validation=False, **train_overrides):
     out = workspace["root"] / "runs" / name
     job = training_settings(seed, **train_overrides)
-    state = train_phase(job, phase_paths(out, phase, model_dir, workspace["data"][data], job))
+    held_out = workspace["root"] / "tok" / "validation" if validation else None
+    state = train_phase(job, phase_paths(out, phase, model_dir, workspace["data"][data], job, held_out))
     return out, state
 
 
@@ -180,3 +193,34 @@ def test_gradient_checkpointing_trains_like_the_plain_run(workspace):
     ]
     assert len(losses[0]) >= 20
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+
+
+def test_validation_loss_per_source_and_plain_packing(workspace):
+    """Every source's held-out loss at step 0, every eval_every steps and at the end; plain packing trains (and is
+    scored) without the document mask, so its losses differ from the block mask's from the first step."""
+    runs = {
+        mode: run(
+            workspace, "cosine", workspace["init"], "pretrain", f"val_{mode}", 9, True, attention=mode, eval_every=5
+        )
+        for mode in ("block_mask", "plain")
+    }
+    for mode, (out, state) in runs.items():
+        metrics = read_metrics(out / "metrics.jsonl")
+        by_source = [m for m in metrics if m["kind"] == "validation" and "source" in m]
+        total = state["phase_steps"]
+        expected_steps = [0, *range(5, total, 5), total]
+        for source in VALIDATION_SOURCES:
+            lines = [m for m in by_source if m["source"] == source]
+            assert [m["step"] for m in lines] == expected_steps, (mode, source)
+            assert all(np.isfinite(m["loss"]) for m in lines)
+            assert lines[-1]["loss"] < lines[0]["loss"], (mode, source)  # the model learns the sources
+        assert state["validation_loss_by_source"] == {m["source"]: m["loss"] for m in by_source[-4:]}
+        assert [m["attention"] for m in metrics if m["kind"] == "summary"] == [mode]
+        # The lines sit in step order between the training steps.
+        steps = [m["step"] for m in metrics if m["kind"] in ("train", "validation")]
+        assert steps == sorted(steps)
+    losses = {
+        mode: [m["loss"] for m in read_metrics(out / "metrics.jsonl") if m["kind"] == "train"]
+        for mode, (out, _) in runs.items()
+    }
+    assert losses["plain"][0] != pytest.approx(losses["block_mask"][0], rel=1e-6)

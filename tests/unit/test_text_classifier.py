@@ -9,18 +9,20 @@ import pytest
 
 from abacus_repro.errors import InputError
 from abacus_repro.ingest.stackexchange import ingest_stackexchange
-from abacus_repro.io import Funnel, make_doc
+from abacus_repro.io import Funnel, make_doc, read_docs, write_docs, write_json
+from abacus_repro.rules import RulePaths
 from abacus_repro.settings import ClassifierSettings, JudgeSettings, StackExchangeSettings
 from abacus_repro.text.classifier import (
     FORMAT,
     apply_classifier,
+    classifier_apply_rule,
     load_classifier,
     load_encoder,
     resolve_embedding_model,
     train_classifier,
 )
 from abacus_repro.text.judge import client_from_settings, judge_documents
-from abacus_repro.text.stats import combine_text_stats
+from abacus_repro.text.stats import TextStatsJob, combine_text_stats, text_stats_rule
 
 SAMPLE = "data/samples/stackexchange/python.sample.stackexchange.com.Posts.xml"
 MAX_CHARS = 1000  # shorter inputs keep the tests fast; the model is the real one
@@ -168,3 +170,32 @@ def test_load_classifier_refuses_other_json(tmp_path):
     path.write_text(json.dumps({"coef": [1.0]}))
     with pytest.raises(InputError, match="not a quality classifier"):
         load_classifier(path)
+
+
+def test_quality_filter_off_keeps_every_thread_and_the_stats_say_so(tmp_path):
+    """text.classifier.enabled false: the apply job has no classifier input, loads no encoder, keeps every thread
+    as it is; text_stats gets no judge or classifier stats and says the filter was off."""
+    threads, _, ingest_stats = ingest_stackexchange(StackExchangeSettings(dumps=[SAMPLE]))
+    write_docs(tmp_path / "qa.parquet", threads)
+    write_json(tmp_path / "ingest.json", ingest_stats)
+    write_json(tmp_path / "docs.json", Funnel("docs_filter").to_dict())
+    outputs = {name: str(tmp_path / f"{name}.{ext}") for name, ext in (("kept", "parquet"), ("dropped", "parquet"))}
+    apply_paths = RulePaths(
+        input={"qa": str(tmp_path / "qa.parquet")}, output={**outputs, "stats": str(tmp_path / "se.json")}
+    )
+    off = ClassifierSettings(enabled=False, embedding_model="no-encoder-is-loaded")
+    stats = classifier_apply_rule(off, apply_paths)
+    assert stats["read"] == stats["kept"] == len(threads) > 0 and stats["dropped"] == {}
+    assert stats["mode"] == "off"
+    assert read_docs(outputs["kept"]) == threads  # as ingest wrote them: unscored, unchanged
+    assert read_docs(outputs["dropped"]) == []
+
+    names = {"ingest": "ingest.json", "stackexchange": "se.json", "docs": "docs.json"}
+    stats_paths = RulePaths(
+        input={name: str(tmp_path / file) for name, file in names.items()}, output={"stats": str(tmp_path / "t.json")}
+    )
+    summary = text_stats_rule(TextStatsJob(), stats_paths)
+    assert summary["quality_filter"] == "off"
+    assert summary["judge"] is None and summary["classifier"] is None and summary["labels_informative"] is None
+    funnel = summary["stackexchange"]["funnel"]
+    assert funnel["kept"] == funnel["threads"] == ingest_stats["kept"] and funnel["dropped_by_classifier"] == {}

@@ -154,3 +154,17 @@ def test_no_rule_is_changed_after_parsing():
         assert "set_params" not in text and ".snakemake/" not in text, path.name
     for path in (REPO_ROOT / "src").rglob("*.py"):
         assert ".snakemake/metadata" not in path.read_text(), path
+
+
+def test_quality_filter_off_runs_no_judge_and_no_classifier_training(tmp_path):
+    """text.classifier.enabled false: the two jobs only the filter needs leave the DAG; every other job stays."""
+    from abacus_repro import dryrun
+
+    config = yaml.safe_load((REPO_ROOT / "config/config.yaml").read_text(encoding="utf-8"))
+    config["text"].setdefault("classifier", {})["enabled"] = False
+    off_config = tmp_path / "quality_filter_off.yaml"
+    off_config.write_text(yaml.safe_dump(config), encoding="utf-8")
+    recipe = dryrun.parse_job_counts(dryrun.run_dry_run(REPO_ROOT / "config/config.yaml", tmp_path))
+    off = dryrun.parse_job_counts(dryrun.run_dry_run(off_config, tmp_path))
+    assert recipe["text_judge"] == recipe["text_classifier_train"] == 1
+    assert off == {rule: count for rule, count in recipe.items() if rule not in {"text_judge", "text_classifier_train"}}

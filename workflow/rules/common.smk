@@ -22,7 +22,7 @@ if PACKAGE_SRC not in sys.path:
     sys.path.insert(0, PACKAGE_SRC)
 from abacus_repro import scheduling
 from abacus_repro.config import schema_problems
-from abacus_repro.settings import check_config
+from abacus_repro.settings import VALIDATION_SOURCES, check_config
 
 # Validate (and fill defaults) before any job starts: a wrong key is named with what is allowed, one line each.
 try:
@@ -137,6 +137,26 @@ def get_near_dedup_inputs(wildcards):
             "results/code/near_dedup/candidates/{group}.parquet", group=range(settings["bucket_jobs"])
         ),
     }
+
+
+def get_quality_filter_input(wildcards):
+    """text_classifier_apply's classifier; none when text.classifier.enabled is false (the quality filter off: every
+    thread kept), so the judge and the classifier's training do not run."""
+    if not config["text"]["classifier"]["enabled"]:
+        return {}
+    return {"classifier": "results/text/classifier/classifier.json"}
+
+
+def get_text_stats_inputs(wildcards):
+    """text_stats' inputs: the funnels, and the judge's and the classifier's stats when the quality filter is on."""
+    inputs = {
+        "ingest": "results/ingest/stackexchange/stats.json",
+        "stackexchange": "results/text/stackexchange/stats.json",
+        "docs": "results/text/docs/stats.json",
+    }
+    if config["text"]["classifier"]["enabled"]:
+        inputs.update(judge="results/text/judge/stats.json", classifier="results/text/classifier/metrics.json")
+    return inputs
 
 
 def get_stackexchange_dumps():
@@ -459,3 +479,16 @@ def get_code_fingerprints(rules):
 def get_static_params(each):
     """A rule's parameters that do not depend on wildcards, by name, as the provenance manifest records them."""
     return {name: value for name, value in each.params.items() if not callable(value)}
+
+
+def get_phase_validation(array):
+    """Input function: one validation array (tokens, segments or loss_mask) per source a train phase scores. The
+    pretraining phases before the anneal score code, math and text only: waiting for the SFT data there would hold
+    the longest phase back (at paper scale the SFT data is hours of LLM rewriting); anneal and SFT score all four."""
+
+    def inputs(wildcards):
+        with_sft = wildcards.phase in ("anneal", "sft")
+        sources = [source for source in VALIDATION_SOURCES if source != "sft" or with_sft]
+        return expand("results/tokenized/validation/{source}/{array}.npy", source=sources, array=array)
+
+    return inputs

@@ -42,12 +42,49 @@ rule decontaminate:
         "../scripts/decontaminate.py"
 
 
+# Each source's documents, by source name (code, text, math, sft).
+SOURCE_DOCUMENTS = {**DECONTAMINATION_INPUTS["pretrain"], **DECONTAMINATION_INPUTS["sft"]}
+
+
+# The held-out validation documents of each source: ranked by a hash of their id (no seed), so every variant of
+# the run is scored on the same ones (abacus_repro.mixture.validation); no mixture and no SFT phase takes them.
+# One job per source, so the pretraining mixtures still need not wait for the SFT data.
+rule validation_split:
+    input:
+        docs=lambda wildcards: SOURCE_DOCUMENTS[wildcards.source],
+        contaminated=lambda wildcards: "results/mixture/decontamination/{}.dropped.parquet".format(
+            "sft" if wildcards.source == "sft" else "pretrain"
+        ),
+    output:
+        docs="results/mixture/validation/{source}.parquet",
+        stats="results/mixture/validation/{source}.stats.json",
+    log:
+        "logs/mixture/validation_{source}.log",
+    wildcard_constraints:
+        source="|".join(VALIDATION_SOURCES),
+    conda:
+        "../envs/data.yaml"
+    threads: get_rule_threads("validation_split")
+    resources:
+        **get_rule_resources("validation_split"),
+    params:
+        code=get_code_fingerprint("validation_split"),
+        settings=get_settings("mixture.validation"),
+    script:
+        "../scripts/validation_split.py"
+
+
 rule mixture:
     input:
         unpack(get_mixture_sources),
         contaminated=lambda wildcards: expand(
             "results/mixture/decontamination/{group}.dropped.parquet",
             group=["pretrain", "sft"] if wildcards.phase == "anneal" else ["pretrain"],
+        ),
+        # The validation split's documents of the sources this phase draws from.
+        validation=lambda wildcards: expand(
+            "results/mixture/validation/{source}.parquet",
+            source=[s for s in VALIDATION_SOURCES if s != "sft" or wildcards.phase == "anneal"],
         ),
     output:
         docs="results/mixture/{phase}.parquet",

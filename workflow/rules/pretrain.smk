@@ -90,6 +90,8 @@ rule rehearsal_checkpoint:
 
 rule train:
     input:
+        # The held-out validation rows of each source the phase scores, by source directory.
+        **{f"validation_{name}": get_phase_validation(name) for name in ("tokens", "segments", "loss_mask")},
         model=get_phase_model,
         tokens="results/tokenized/{phase}/tokens.npy",
         segments="results/tokenized/{phase}/segments.npy",

@@ -73,10 +73,12 @@ rule text_classifier_train:
         "../scripts/text_classifier_train.py"
 
 
+# With text.classifier.enabled false the job has no classifier input and keeps every thread (the quality filter
+# off); nothing then needs text_judge or text_classifier_train, which do not run.
 rule text_classifier_apply:
     input:
+        unpack(get_quality_filter_input),
         qa="results/ingest/stackexchange/qa.parquet",
-        classifier="results/text/classifier/classifier.json",
     output:
         kept="results/text/stackexchange/kept.parquet",
         dropped="results/text/stackexchange/dropped.parquet",
@@ -118,11 +120,7 @@ rule docs_filter:
 
 rule text_stats:
     input:
-        ingest="results/ingest/stackexchange/stats.json",
-        judge="results/text/judge/stats.json",
-        classifier="results/text/classifier/metrics.json",
-        stackexchange="results/text/stackexchange/stats.json",
-        docs="results/text/docs/stats.json",
+        unpack(get_text_stats_inputs),
     output:
         stats="results/text/stats.json",
     log:

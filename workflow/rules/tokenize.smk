@@ -9,6 +9,8 @@ rule tokenize:
         contaminated=lambda wildcards: (
             ["results/mixture/decontamination/sft.dropped.parquet"] if wildcards.phase == "sft" else []
         ),
+        # Likewise the SFT part of the validation split (the mixtures left theirs out already).
+        held_out=lambda wildcards: (["results/mixture/validation/sft.parquet"] if wildcards.phase == "sft" else []),
     output:
         tokens="results/tokenized/{phase}/tokens.npy",
         segments="results/tokenized/{phase}/segments.npy",
@@ -28,3 +30,30 @@ rule tokenize:
         settings=get_settings("seed", "pack"),
     script:
         "../scripts/tokenize.py"
+
+
+# The validation split of each source, tokenized once for every phase and variant: one row per document (its
+# first pack.seq_len tokens), no FIM; SFT pairs score their responses.
+rule tokenize_validation:
+    input:
+        docs="results/mixture/validation/{source}.parquet",
+        tokenizer="results/model/tokenizer/tokenizer.json",
+    output:
+        tokens="results/tokenized/validation/{source}/tokens.npy",
+        segments="results/tokenized/validation/{source}/segments.npy",
+        loss_mask="results/tokenized/validation/{source}/loss_mask.npy",
+        meta="results/tokenized/validation/{source}/meta.json",
+    log:
+        "logs/tokenize/validation_{source}.log",
+    wildcard_constraints:
+        source="|".join(VALIDATION_SOURCES),
+    conda:
+        "../envs/train.yaml"
+    threads: get_rule_threads("tokenize_validation")
+    resources:
+        **get_rule_resources("tokenize_validation"),
+    params:
+        code=get_code_fingerprint("tokenize_validation"),
+        settings=get_settings("pack"),
+    script:
+        "../scripts/tokenize_validation.py"

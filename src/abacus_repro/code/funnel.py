@@ -11,7 +11,7 @@ from ..io import merge_stats, path_list, read_json, write_json
 from ..rules import RulePaths
 from ..settings import NoSettings
 from .licenses import merge_license_tables
-from .pipeline import REASONS
+from .pipeline import REASONS, STEP_REASONS, SWITCHED_STEPS
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,10 @@ def summarize_funnel(parts: Iterable[Mapping[str, Any]]) -> dict:
             reason: (size / read_bytes if read_bytes else 0.0) for reason, size in stats["dropped_bytes"].items()
         }
         stats["kept_bytes_fraction"] = stats["kept_bytes"] / read_bytes if read_bytes else 0.0
+    off = {step for part in parts for step in part.get("steps_off", [])}
+    if off:  # absent when every step ran (the recipe), as before the switches existed
+        stats["steps_off"] = [step for step in SWITCHED_STEPS if step in off]
+        stats["syntax_unjudged"] = sum(int(part.get("syntax_unjudged", 0)) for part in parts)
     stats["steps"] = funnel_steps(stats, with_bytes)
     stats["recipe_steps_vs_paper"] = [
         {"step": label, "ours": sum(stats["dropped_fraction"].get(r, 0.0) for r in reasons), "paper": paper}
@@ -78,12 +82,15 @@ def funnel_steps(stats: Mapping[str, Any], with_bytes: bool) -> list[dict]:
     """Per step (reasons in step order; a reason a shard reported that is not a known step goes last, never
     lost): files dropped and left, and bytes dropped and left when counted."""
     order = [r for r in REASONS] + sorted(set(stats["dropped"]) - set(REASONS))
+    off_reasons = {reason for step in stats.get("steps_off", []) for reason in STEP_REASONS.get(step, ())}
     remaining, remaining_bytes = stats["read"], stats.get("read_bytes", 0)
     steps = []
     for reason in order:
         count = stats["dropped"].get(reason, 0)
         remaining -= count
         step = {"step": reason, "dropped": count, "remaining": remaining}
+        if reason in off_reasons:  # switched off: it judged nothing (not "found nothing")
+            step["off"] = True
         if with_bytes:
             size = stats["dropped_bytes"].get(reason, 0)
             remaining_bytes -= size
@@ -108,7 +115,7 @@ def run_code_funnel(settings: NoSettings, paths: RulePaths) -> dict:
 def funnel_markdown(stats: Mapping[str, Any]) -> str:
     """results/code/funnel.md: the funnel per step in files and bytes, the recipe's published funnel beside ours,
     the near-duplicate clusters by size, the licence table and the redactions."""
-    lines = ["# Code cleaning funnel", "", *_steps_table(stats), "", *_paper_table(stats), ""]
+    lines = ["# Code cleaning funnel", "", *_steps_off_lines(stats), *_steps_table(stats), "", *_paper_table(stats), ""]
     lines += [*_near_dedup_table(stats["near_dedup"]), "", *_license_rows(stats["license_table"]), ""]
     redacted = ", ".join(f"{count} {kind}" for kind, count in stats["redacted"].items()) or "off"
     lines.append(f"Redacted in kept files: {redacted} ({stats['redacted_files']} files).")
@@ -127,12 +134,23 @@ def _steps_table(stats: Mapping[str, Any]) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for step in stats["steps"]:
+        name = f"{step['step']} (off)" if step.get("off") else step["step"]
         rows.append(
-            f"| {step['step']} | {step['dropped']} | {_percent(step['dropped'], read)} | "
+            f"| {name} | {step['dropped']} | {_percent(step['dropped'], read)} | "
             f"{step['dropped_bytes'] / 1e6:.3f} | {_percent(step['dropped_bytes'], read_bytes)} | "
             f"{step['remaining']} | {step['remaining_bytes'] / 1e6:.2f} |"
         )
     return rows
+
+
+def _steps_off_lines(stats: Mapping[str, Any]) -> list[str]:
+    """A variant's switched-off steps, said before its funnel (nothing for the recipe, where every step ran)."""
+    if not stats.get("steps_off"):
+        return []
+    line = f"Steps switched off (config `code.steps` and others): {', '.join(stats['steps_off'])}."
+    if "syntax" in stats["steps_off"]:
+        line += f" {stats['syntax_unjudged']} files that do not parse were kept unjudged."
+    return [line, ""]
 
 
 def _paper_table(stats: Mapping[str, Any]) -> list[str]:

@@ -16,6 +16,13 @@ Steps, in order; each drop has one reason, so read == kept + sum(dropped):
    is kept), then dependency order per repository (recipe step 4): rule code_finish.
 
 ``clean_shard`` runs steps 1-6 and the ordering in one call, without step 7 (which needs every shard).
+
+Each step but the ingest errors and the licence can be turned off (``code.steps``, ``code.near_dedup.enabled``,
+``code.redact.enabled``): a step that is off judges nothing, so its reasons never appear, and the stats name it in
+``steps_off`` (written only when a step is off; code_clean's name only the steps it runs, so its outputs do not
+depend on the near-duplicate and ordering switches). With ``code.steps.syntax`` off, a file no parser accepts is kept
+unjudged (``syntax_unjudged``): the later steps need its syntax tree (content, imports) or a parse (ruff), so none of
+them judges or fixes it either.
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ from .licenses import license_drop_detail, license_table
 from .redact import Finding, apply_redactions, find_redactions
 from .ruff_batch import check_and_fix, syntax_errors
 from .settings import CLEANED_META_KEY, FIX_SELECT, feature_version
-from .syntax import ParsedFile, analyse_source, classify_failure, judge_tree, parse_python
+from .syntax import ParsedFile, analyse_source, analyse_tree, classify_failure, judge_tree, parse_python
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +70,35 @@ REASONS = (
     "undefined_name",
     "near_duplicate",
 )
+
+# The switchable steps in funnel order: code.steps' keys, then the two switched in their own sections.
+SWITCHED_STEPS = (
+    "exact_dedup",
+    "syntax",
+    "content",
+    "undefined_names",
+    "ruff_fixes",
+    "redact",
+    "near_dedup",
+    "dependency_order",
+)
+# The ones rule code_clean runs: its stats name only these, so they do not depend on the later steps' switches.
+CLEAN_STEPS = SWITCHED_STEPS[:6]
+# The drop reasons each switch's step gives (a step that is off gives none of them); the others only change text
+# or order.
+STEP_REASONS = {
+    "exact_dedup": ("duplicate",),
+    "syntax": ("syntax_error", "python2"),
+    "content": ("data_dense", "repetitive"),
+    "undefined_names": ("undefined_name",),
+    "near_dedup": ("near_duplicate",),
+}
+
+
+def steps_off(settings: CodeSettings, steps: tuple[str, ...] = SWITCHED_STEPS) -> list[str]:
+    """Which of ``steps`` this config turns off, in funnel order (empty for the recipe)."""
+    on = {**settings.steps.model_dump(), "redact": settings.redact.enabled, "near_dedup": settings.near_dedup.enabled}
+    return [step for step in steps if not on[step]]
 
 
 @dataclass
@@ -111,8 +147,10 @@ def _judge_unparsed(unparsed: list[tuple[Judged, str]], settings: CodeSettings) 
                 f"parsed by ruff's {settings.target_version} grammar "
                 f"(Python {sys.version_info[0]}.{sys.version_info[1]}: {error})"
             )
-        else:
+        elif settings.steps.syntax:
             item.reason, item.detail = classify_failure(item.text, error, feature_version(settings))
+        else:
+            item.notes.append(f"does not parse ({error}): kept unjudged, code.steps.syntax is off")
 
 
 @contextmanager
@@ -136,7 +174,10 @@ def judge_files(
     extra counters (ruff's, the redactions per kind, and files and bytes per licence read and kept)."""
     with _gc_paused():
         _judge_syntax_and_content(items, settings, dedup, progress)
-        counters: dict[str, Any] = dict(_judge_with_ruff(items, settings))
+        counters: dict[str, Any] = {}
+        if not settings.steps.syntax:  # the files no parser accepts, kept unjudged by every later step
+            counters["syntax_unjudged"] = sum(1 for item in items if item.reason is None and item.parsed is None)
+        counters.update(_judge_with_ruff(items, settings))
         counters.update(_redact_kept(items, settings, progress))
     counters["license_table"] = license_table((item.meta, _read_bytes(item), item.reason is None) for item in items)
     return counters
@@ -178,7 +219,7 @@ def _judge_syntax_and_content(items: list[Judged], settings: CodeSettings, dedup
         if license_detail:
             item.reason, item.detail = "license", license_detail
             continue
-        if dedup:
+        if dedup and settings.steps.exact_dedup:
             key = normalised_hash(item.text)
             if key in seen:
                 item.reason, item.detail = "duplicate", f"same content as {seen[key]}"
@@ -188,34 +229,43 @@ def _judge_syntax_and_content(items: list[Judged], settings: CodeSettings, dedup
         if tree is None:
             unparsed.append((item, error))
             continue
+        if not settings.steps.syntax:  # the tree still serves the content step and the imports
+            item.parsed = analyse_tree(tree)
+            continue
         item.parsed, reason, detail = judge_tree(tree)
         if reason:
             item.reason, item.detail = reason, detail
     _judge_unparsed(unparsed, settings)
+    if not settings.steps.content:
+        return
     for item in tqdm(items, desc="code content", unit="file", mininterval=5.0, disable=not progress):
         if item.reason is None and item.parsed is not None:
             _judge_content(item, settings)
 
 
 def _judge_with_ruff(items: list[Judged], settings: CodeSettings) -> dict[str, int]:
-    """Recipe step 3 (F821) on the files still kept, then ruff's layout fixes; returns the counters."""
+    """Recipe step 3 (F821) on the files still kept, then ruff's layout fixes; returns the counters. Each is
+    skipped when switched off (``code.steps``); a file that did not parse (syntax step off) goes through neither."""
     counters = {"star_import_unjudged": 0, "fixed_files": 0, "fix_reverted": 0}
-    candidates = [item for item in items if item.reason is None]
+    candidates = [item for item in items if item.reason is None and item.parsed is not None]
     judge = []
     for item in candidates:
-        star = item.parsed is not None and item.parsed.star_import
-        if star:
+        star = item.parsed.star_import
+        if star and settings.steps.undefined_names:
             counters["star_import_unjudged"] += 1
             item.notes.append("from-import * present: undefined names not judged (F821)")
-        judge.append(not star)
+        judge.append(settings.steps.undefined_names and not star)
+    fix_select = FIX_SELECT if settings.steps.ruff_fixes else ()
+    if not any(judge) and not fix_select:
+        return counters
     log.info(
         "ruff: F821 on %d files, then fixes %s, in batches of %d",
         sum(judge),
-        ",".join(FIX_SELECT),
+        ",".join(fix_select) or "none",
         settings.ruff_batch_size,
     )
     result = check_and_fix(
-        [i.text for i in candidates], [str(i.meta.get("path", "")) for i in candidates], judge, settings
+        [i.text for i in candidates], [str(i.meta.get("path", "")) for i in candidates], judge, settings, fix_select
     )
     for item, findings, fixed in zip(candidates, result.findings, result.fixed):
         if findings:
@@ -243,7 +293,11 @@ def _to_items(docs: Iterable[Mapping[str, Any]]) -> list[Judged]:
     return items
 
 
-def _order_repositories(kept: list[Judged]) -> tuple[dict[str, list[tuple[Judged, list[str]]]], int]:
+def _order_repositories(
+    kept: list[Judged], dependency_order_on: bool
+) -> tuple[dict[str, list[tuple[Judged, list[str]]]], int]:
+    """Per repository (sorted), its files with the in-repository modules each imports, in dependency order; with
+    the ordering off, in repository/path order (the imports are still resolved: meta ``imports`` says the same)."""
     by_repo: dict[str, list[Judged]] = defaultdict(list)
     for item in kept:
         by_repo[str(item.meta.get("repo", ""))].append(item)
@@ -264,7 +318,7 @@ def _order_repositories(kept: list[Judged]) -> tuple[dict[str, list[tuple[Judged
             path: resolve_imports(path, item.parsed.imports if item.parsed else [], index)
             for path, item in files.items()
         }
-        order, broken = dependency_order(deps)
+        order, broken = dependency_order(deps) if dependency_order_on else (list(files), 0)
         cycles += broken
         ordered[repo] = [(files[path], sorted(deps[path])) for path in order]
     return ordered, cycles
@@ -294,19 +348,25 @@ def clean_files(docs: Iterable[Mapping[str, Any]], settings: CodeSettings) -> tu
             dropped.append({**item.doc, "reason": item.reason, "detail": item.detail})
     funnel.extra.update(counters)
     funnel.extra.update(steps=list(REASONS), repo_output=settings.repo_output)
+    _record_steps_off(funnel, steps_off(settings, CLEAN_STEPS))
     return kept, dropped, funnel
+
+
+def _record_steps_off(funnel: Funnel, off: list[str]) -> None:
+    """The steps switched off, in the stats (absent when every step ran, as before the switches existed)."""
+    if off:
+        funnel.extra["steps_off"] = off
 
 
 def finish_files(kept: list[Judged], funnel: Funnel, settings: CodeSettings) -> list[dict]:
     """Dependency order (recipe step 4) and the output documents of the files left; their counts join the funnel."""
-    ordered, cycles = _order_repositories(kept)
+    ordering = settings.steps.dependency_order
+    ordered, cycles = _order_repositories(kept, ordering)
     outputs = _output_documents(ordered, settings.repo_output)
-    funnel.extra.update(
-        repositories=len(ordered),
-        import_cycles_broken=cycles,
-        repo_output=settings.repo_output,
-        output_documents=len(outputs),
-    )
+    funnel.extra.update(repositories=len(ordered), repo_output=settings.repo_output, output_documents=len(outputs))
+    if ordering:  # no cycle is looked for when nothing is ordered (steps_off names dependency_order)
+        funnel.extra["import_cycles_broken"] = cycles
+    _record_steps_off(funnel, steps_off(settings))
     log.info("read %d, kept %d, dropped %s", funnel.read, funnel.kept, dict(funnel.dropped))
     return outputs
 

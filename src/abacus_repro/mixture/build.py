@@ -21,10 +21,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import InputError
-from ..io import path_list, read_docs, read_json, read_many, write_docs, write_json
+from ..io import path_list, read_json, read_many, write_docs, write_json
 from ..rules import RulePaths
 from ..settings import MixtureSettings, NoSettings, Settings
 from ..tokenization import encode_batch, render_chat
+from .validation import read_ids
 
 log = logging.getLogger(__name__)
 
@@ -206,10 +207,12 @@ def build_mixture(
     tokenizer,
     seed: int,
     exclude_ids: frozenset[str] | set[str] = frozenset(),
+    held_out_ids: frozenset[str] | set[str] = frozenset(),
 ) -> tuple[list[dict], dict]:
     """One phase's shuffled documents and its statistics (configured vs achieved shares, repeats per source).
 
-    ``exclude_ids``: documents to leave out (the decontamination list); they are counted per source.
+    ``exclude_ids``: documents to leave out (the decontamination list); ``held_out_ids``: the validation split's
+    (mixture/validation.py). Both are left out and counted per source.
     """
     targets = phase_targets(phase, settings)
     budget = _budget(settings, phase)
@@ -225,6 +228,8 @@ def build_mixture(
         docs = read_many(paths) if target > 0 else []
         contaminated = sum(1 for doc in docs if doc["id"] in exclude_ids)
         docs = [doc for doc in docs if doc["id"] not in exclude_ids]
+        held_out = sum(1 for doc in docs if doc["id"] in held_out_ids)
+        docs = [doc for doc in docs if doc["id"] not in held_out_ids]
         texts = [_sft_text(doc, paths) if name == SFT_SOURCE else doc["text"] for doc in docs]
         # An empty text costs only its </s> and teaches nothing; it is skipped and counted.
         keep = [i for i, text in enumerate(texts) if text]
@@ -238,6 +243,7 @@ def build_mixture(
             picks, entry = _sample_pool(docs, texts, target, f"{seed}:{phase}:{name}", tokenizer, name, phase, paths)
         entry["empty_docs_skipped"] = empty
         entry["decontaminated_docs"] = contaminated
+        entry["validation_docs"] = held_out
         out.extend(_mixture_doc(doc, text, name, repeat) for doc, text, repeat in picks)
         per_source[name] = entry
         log.info(
@@ -369,10 +375,10 @@ def run_mixture(settings: MixtureJob, paths: RulePaths) -> dict:
     sources = {name: path_list(paths.input[name]) for name in names}
     tokenizer = load_tokenizer(paths.input["tokenizer"])
     # Documents the decontamination step listed never enter a mixture.
-    contaminated = frozenset(
-        doc["id"] for path in path_list(paths.input["contaminated"]) for doc in read_docs(path, columns=["id"])
-    )
-    docs, stats = build_mixture(sources, phase, settings.mixture, tokenizer, settings.seed, contaminated)
+    contaminated = read_ids(path_list(paths.input["contaminated"]))
+    # The validation split's documents are scored by every phase and trained on by none.
+    held_out = read_ids(path_list(paths.input["validation"]))
+    docs, stats = build_mixture(sources, phase, settings.mixture, tokenizer, settings.seed, contaminated, held_out)
     write_docs(paths.output["docs"], docs)
     write_json(paths.output["stats"], stats)
     log.info(

@@ -61,14 +61,23 @@ def labels_from_batch(tokens: np.ndarray, segments: np.ndarray, loss_mask: np.nd
     return labels
 
 
-def make_batch(arrays: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
-    """input_ids, document_ids, position_ids and labels for the given rows (copied out of the memory map)."""
+def make_batch(arrays: Mapping[str, np.ndarray], rows: np.ndarray, document_mask: bool = True) -> dict[str, np.ndarray]:
+    """input_ids, document_ids, position_ids and labels for the given rows (copied out of the memory map).
+
+    ``document_mask=False`` is plain causal packing (``train.attention: plain``): no document ids and positions
+    0..seq_len-1 along the row, so the model attends causally over the whole row, across documents, whatever its
+    attention path. The labels stay the block mask's, so both variants are scored on the same targets.
+    """
     tokens = np.asarray(arrays["tokens"][rows], dtype=np.int64)
     segments = np.asarray(arrays["segments"][rows], dtype=np.int64)
     loss_mask = np.asarray(arrays["loss_mask"][rows])
+    labels = labels_from_batch(tokens, segments, loss_mask)
+    if not document_mask:
+        positions = np.broadcast_to(np.arange(tokens.shape[1], dtype=np.int64), tokens.shape).copy()
+        return {"input_ids": tokens, "position_ids": positions, "labels": labels}
     return {
         "input_ids": tokens,
         "document_ids": segments,
         "position_ids": position_ids_from_segments(segments),
-        "labels": labels_from_batch(tokens, segments, loss_mask),
+        "labels": labels,
     }

@@ -1,6 +1,7 @@
 """A phase's metrics log (metrics.jsonl, the progress bar, periodic log lines) and its two plots (loss, lr).
 
-Every metrics line has a "kind": "train" (one per optimizer step), "validation" (held-out loss before and after),
+Every metrics line has a "kind": "train" (one per optimizer step), "validation" (the phase's held-out rows' loss
+before and after; with a "source", the loss on that source's validation split, every ``train.eval_every`` steps),
 "resume" (where a restarted run picked up) or "summary" (wall time; kept out of the model directory so that stays
 byte-identical). A resumed run rewrites the lines up to its checkpoint, then appends. Only the main process
 writes; on the other ranks every call is a no-op but the progress bar's (disabled there).
@@ -18,7 +19,7 @@ from typing import Self
 from tqdm import tqdm
 
 from ..settings import ScheduleSettings
-from .schedule import wcl_lr
+from .schedule import schedule_lr
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +89,29 @@ class MetricsLog:
                 (step - self.start_step) / max(1e-9, record["seconds"]),
             )
 
-    def end(self, validation_loss: float | None, summary: Mapping) -> None:
+    def lines(self, records: list[Mapping]) -> None:
+        """Lines other than a step's (the per-source validation losses), written as they come."""
+        for record in records:
+            self._write(record)
+
+    def end(self, validation_loss: float | None, by_source: list[Mapping], summary: Mapping) -> None:
+        """The final validation losses (the phase's held-out rows, then each source's) and the summary."""
         if validation_loss is not None:
             self._write({"kind": "validation", "step": self.total_steps, "loss": validation_loss})
+        self.lines(by_source)
         self._write(summary)
 
 
-def wcl_curves(phase: str, schedule: ScheduleSettings, total_steps: int, cosine_steps: int | None) -> dict:
-    """The WCL formula around a cosine or anneal phase, for the learning-rate plot: {label: (steps, rates)}.
+# The label and title each schedule kind's formula gets in lr.png (WCL's are the plots' historical ones).
+SCHEDULE_NAMES = {"wcl": "Warmup-Cosine-Linear", "wsd": "Warmup-Stable-Decay", "cosine": "plain cosine"}
+SCHEDULE_LABELS = {"wcl": "WCL formula", "wsd": "WSD formula", "cosine": "cosine formula"}
 
-    Cosine phase: the cosine as configured up to its horizon (showing where the phase cuts it). Anneal phase:
-    the whole schedule, warmup and cosine included, so the plot shows Warmup-Cosine-Linear in one picture.
+
+def schedule_curves(phase: str, schedule: ScheduleSettings, total_steps: int, cosine_steps: int | None) -> dict:
+    """The schedule's formula around a cosine or anneal phase, for the learning-rate plot: {label: (steps, rates)}.
+
+    Cosine phase: the formula as configured up to its horizon (showing where the phase cuts it). Anneal phase:
+    the whole schedule, warmup and cosine phase included, so the plot shows the schedule in one picture.
     """
     if phase not in ("cosine", "anneal"):
         return {}
@@ -110,8 +123,24 @@ def wcl_curves(phase: str, schedule: ScheduleSettings, total_steps: int, cosine_
     stride = max(1, end // 2000)
     steps = list(range(0, end, stride))
     # Cosine phase: no cut (cosine_steps = end), so the curve runs on past the phase's last step.
-    rates = [wcl_lr(s, schedule, end if phase == "cosine" else cut, anneal) for s in steps]
-    return {"WCL formula": ([s + 1 for s in steps], rates)}
+    rates = [schedule_lr(s, schedule, end if phase == "cosine" else cut, anneal) for s in steps]
+    return {SCHEDULE_LABELS[schedule.kind]: ([s + 1 for s in steps], rates)}
+
+
+def train_records(history: list[dict]) -> list[dict]:
+    """The optimizer steps' lines of a history that also holds per-source validation lines."""
+    return [record for record in history if record["kind"] == "train"]
+
+
+def source_curves(history: list[dict]) -> dict[str, tuple[list[int], list[float]]]:
+    """{source: (steps, losses)} from the per-source validation lines, sources in order of appearance."""
+    curves: dict[str, tuple[list[int], list[float]]] = {}
+    for record in history:
+        if record["kind"] == "validation" and "source" in record:
+            steps, losses = curves.setdefault(record["source"], ([], []))
+            steps.append(record["step"])
+            losses.append(record["loss"])
+    return curves
 
 
 def plot_curves(
@@ -121,12 +150,17 @@ def plot_curves(
     loss_path: str | Path,
     lr_path: str | Path,
     formula: Mapping[str, tuple[list, list]],
+    schedule_name: str,
 ) -> None:
-    """loss.png (training loss per step, validation points) and lr.png (the rates used, over the formula)."""
+    """loss.png (training loss per step, validation points, each source's validation curve) and lr.png (the rates
+    used, over the formula). ``history`` may hold per-source validation lines beside the steps'."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    by_source = source_curves(history)
+    history = train_records(history)
 
     steps = [r["step"] for r in history if r["loss"] is not None]
     losses = [r["loss"] for r in history if r["loss"] is not None]
@@ -135,6 +169,8 @@ def plot_curves(
     points = [(s, v) for s, v in validation if v is not None]
     if points:
         ax.scatter([s for s, _ in points], [v for _, v in points], color="C1", label="validation", zorder=3)
+    for index, (source, (x, y)) in enumerate(by_source.items()):
+        ax.plot(x, y, color=f"C{index + 2}", linestyle="--", marker=".", linewidth=1, label=f"validation {source}")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats/token)")
     ax.set_title(f"{phase}: training loss")
@@ -150,7 +186,7 @@ def plot_curves(
     ax.plot([r["global_step"] for r in history], [r["lr"] for r in history], linewidth=1.5, label=f"{phase} (used)")
     ax.set_xlabel("global step" if phase == "anneal" else "step")
     ax.set_ylabel("learning rate")
-    ax.set_title(f"{phase}: learning rate" + (" (Warmup-Cosine-Linear)" if formula else ""))
+    ax.set_title(f"{phase}: learning rate" + (f" ({schedule_name})" if formula else ""))
     if formula:
         ax.legend()
     fig.tight_layout()

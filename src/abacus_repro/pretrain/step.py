@@ -52,16 +52,26 @@ def _targets(labels: np.ndarray) -> int:
 
 @torch.no_grad()
 def evaluate_loss(
-    model, arrays, rows: np.ndarray, micro_batch_size: int, device, precision: str, use_deepspeed: bool
+    model,
+    arrays,
+    rows: np.ndarray,
+    micro_batch_size: int,
+    device,
+    precision: str,
+    use_deepspeed: bool,
+    document_mask: bool,
 ) -> float | None:
-    """Token-weighted mean loss over the given rows (None when they hold no targets)."""
+    """Token-weighted mean loss over the given rows (None when they hold no targets).
+
+    ``document_mask``: False for plain causal packing (see :func:`make_batch`).
+    """
     if len(rows) == 0:
         return None
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
     for start in range(0, len(rows), micro_batch_size):
-        batch = make_batch(arrays, rows[start : start + micro_batch_size])
+        batch = make_batch(arrays, rows[start : start + micro_batch_size], document_mask)
         n = _targets(batch["labels"])
         if n == 0:
             continue
@@ -92,8 +102,11 @@ def optimizer_step(
     precision: str,
     use_deepspeed: bool,
     world: World,
+    document_mask: bool,
 ):
     """One update over this rank's micro-batches; returns (mean loss per target, targets, grad norm).
+
+    ``document_mask``: False for plain causal packing (see :func:`make_batch`).
 
     Each micro-batch's mean loss is weighted by its share of the step's targets (times the world size, because
     DDP and DeepSpeed average gradients over ranks), so the update equals one large batch's token-level mean
@@ -107,7 +120,7 @@ def optimizer_step(
     work = []
     for rows in slots:
         dummy = len(rows) == 0
-        batch = make_batch(arrays, rows if not dummy else np.zeros(1, dtype=np.int64))
+        batch = make_batch(arrays, rows if not dummy else np.zeros(1, dtype=np.int64), document_mask)
         count = 0 if dummy else _targets(batch["labels"])
         if count == 0 and world.size == 1:
             continue  # alone, an empty micro-batch can simply be skipped

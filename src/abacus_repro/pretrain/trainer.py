@@ -31,7 +31,7 @@ import torch
 from ..errors import InputError
 from ..io import sha256_file, write_json
 from ..rules import RulePaths
-from ..settings import TrainSettings
+from ..settings import VALIDATION_SOURCES, TrainSettings
 from .checkpoint import (
     PROGRESS_FILE,
     clear_partial,
@@ -44,7 +44,7 @@ from .checkpoint import (
 from .data import ARRAYS, load_packed_arrays
 from .engine import World, load_deepspeed_config, make_accelerator, resolve_path, world_from_env, zero_stage
 from .launch import plan_from_resources, run_phase
-from .metrics import MetricsLog, plot_curves, wcl_curves
+from .metrics import SCHEDULE_NAMES, MetricsLog, plot_curves, schedule_curves, train_records
 from .phases import STATE_FILE, PhasePlan, TrainJob, phase_index, plan_phase, read_trainer_state
 from .step import evaluate_loss, optimizer_step, rank_micro_batches, step_targets
 
@@ -82,8 +82,9 @@ def train(settings: TrainJob, paths: RulePaths) -> dict:
 def train_phase(settings: TrainJob, paths: RulePaths, on_checkpoint: Callable[[int, Path], None] | None = None) -> dict:
     """Train one phase and save the result; returns the trainer state written next to the model.
 
-    ``paths``: the train rule's (inputs model, tokens, segments, loss_mask and, for an anneal phase continuing the
-    cosine optimizer, init_state; outputs model, state, metrics, loss, lr; the phase wildcard).
+    ``paths``: the train rule's (inputs model, tokens, segments, loss_mask, the validation split's
+    validation_tokens/_segments/_loss_mask per source and, for an anneal phase continuing the cosine optimizer,
+    init_state; outputs model, state, metrics, loss, lr; the phase wildcard).
     ``on_checkpoint(step, path)`` is called on the main process after each checkpoint.
     """
     files = PhaseFiles.of(paths)
@@ -94,9 +95,10 @@ def train_phase(settings: TrainJob, paths: RulePaths, on_checkpoint: Callable[[i
         metrics.begin(run.progress.validation_loss_start, run.progress.history, run.progress.resumed_from)
         elapsed = training_loop(run, metrics, on_checkpoint)
         validation_loss_end = run.evaluate()
+        by_source_end = run.evaluate_sources(run.total_steps)
         summary = run_summary(run, elapsed)
-        metrics.end(validation_loss_end, summary)
-    return finish_phase(run, validation_loss_end, summary)
+        metrics.end(validation_loss_end, by_source_end, summary)
+    return finish_phase(run, validation_loss_end, by_source_end, summary)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -111,6 +113,8 @@ class PhaseFiles:
     phase: str
     model_dir: Path  # the previous phase's model: the starting weights and the tokenizer files
     data: dict[str, str]  # the packed arrays: tokens, segments, loss_mask
+    # The validation split's packed arrays per source ({source: {tokens, segments, loss_mask}}); none given: none.
+    validation: dict[str, dict[str, str]]
     init_state: Path | None  # the cosine phase's final state, when the anneal phase continues its optimizer
     out_dir: Path
     state_dir: Path
@@ -126,6 +130,7 @@ class PhaseFiles:
             phase=paths.wildcards["phase"],
             model_dir=Path(paths.input["model"]),
             data={name: paths.input[name] for name in ARRAYS},
+            validation=validation_inputs(paths),
             init_state=Path(init_state) if init_state else None,
             out_dir=Path(paths.output["model"]),
             state_dir=Path(paths.output["state"]),
@@ -138,6 +143,25 @@ class PhaseFiles:
     def checkpoint_dir(self) -> Path:
         # Beside the model and not an output: a failed job keeps its checkpoints and its rerun resumes.
         return self.out_dir.parent / "checkpoints"
+
+
+def validation_inputs(paths: RulePaths) -> dict[str, dict[str, str]]:
+    """The train rule's validation_tokens/_segments/_loss_mask lists as {source: {tokens, segments, loss_mask}};
+    each array lies in its source's directory (results/tokenized/validation/<source>/). A rule (or a test) that
+    gives none scores no sources."""
+    lists = {name: paths.input.get(f"validation_{name}") or [] for name in ARRAYS}
+    lists = {name: [value] if isinstance(value, str) else list(value) for name, value in lists.items()}
+    by_source: dict[str, dict[str, str]] = {}
+    for name, files in lists.items():
+        for path in files:
+            source = Path(path).parent.name
+            if source not in VALIDATION_SOURCES:
+                raise InputError(path, f"not in a validation source's directory (one of {VALIDATION_SOURCES})")
+            by_source.setdefault(source, {})[name] = path
+    incomplete = {source: sorted(arrays) for source, arrays in by_source.items() if len(arrays) != len(ARRAYS)}
+    if incomplete:
+        raise InputError(None, f"the train rule needs {ARRAYS} for every validation source: {incomplete}")
+    return {source: by_source[source] for source in VALIDATION_SOURCES if source in by_source}
 
 
 @dataclass
@@ -164,6 +188,7 @@ class PhaseRun:
     model: Any
     optimizer: Any
     arrays: dict[str, np.ndarray]
+    validation_arrays: dict[str, dict[str, np.ndarray]]  # per source: the held-out split's packed rows
     train_rows: np.ndarray
     val_rows: np.ndarray
     steps_per_epoch: int
@@ -178,6 +203,11 @@ class PhaseRun:
     def main(self) -> bool:
         return self.accelerator.is_main_process
 
+    @property
+    def document_mask(self) -> bool:
+        """False under plain causal packing: batches carry no document ids (see data.make_batch)."""
+        return self.attention != "plain"
+
     def evaluate(self) -> float | None:
         """The held-out rows' loss with the current weights."""
         return evaluate_loss(
@@ -188,7 +218,26 @@ class PhaseRun:
             self.accelerator.device,
             self.job.train.precision,
             self.use_deepspeed,
+            self.document_mask,
         )
+
+    def evaluate_sources(self, step: int) -> list[dict]:
+        """The loss on each source's held-out validation rows: metrics lines for ``step`` (none for an empty source)."""
+        records = []
+        for source, arrays in self.validation_arrays.items():
+            loss = evaluate_loss(
+                self.model,
+                arrays,
+                np.arange(len(arrays["tokens"])),
+                self.plan.micro_batch_size,
+                self.accelerator.device,
+                self.job.train.precision,
+                self.use_deepspeed,
+                self.document_mask,
+            )
+            if loss is not None:
+                records.append({"kind": "validation", "step": step, "source": source, "loss": loss})
+        return records
 
     def progress_record(self, step: int) -> dict:
         """progress.json of a checkpoint (or of the final state) taken after ``step`` steps."""
@@ -224,6 +273,7 @@ def start_or_resume(job: TrainJob, files: PhaseFiles) -> PhaseRun:
             "the anneal phase with a fresh optimizer)",
         )
     arrays = load_packed_arrays(files.data)
+    validation_arrays = {source: load_packed_arrays(data) for source, data in files.validation.items()}
     train_rows, val_rows = split_rows(len(arrays["tokens"]), job.seed, plan.name)
     per_epoch = steps_per_epoch(len(train_rows), plan.micro_batch_size, plan.grad_accum, world.size)
     total_steps = per_epoch * plan.epochs
@@ -250,6 +300,7 @@ def start_or_resume(job: TrainJob, files: PhaseFiles) -> PhaseRun:
         model=model,
         optimizer=optimizer,
         arrays=arrays,
+        validation_arrays=validation_arrays,
         train_rows=train_rows,
         val_rows=val_rows,
         steps_per_epoch=per_epoch,
@@ -295,7 +346,8 @@ def restore_progress(run: PhaseRun) -> Progress:
             previous.get("phase"),
             previous.get("step"),
         )
-    return Progress(validation_loss_start=run.evaluate())
+    # The per-source lines of step 0 go into the history, so a resumed run rewrites them in their place.
+    return Progress(validation_loss_start=run.evaluate(), history=run.evaluate_sources(0))
 
 
 def log_phase_start(run: PhaseRun, ds_config: Mapping[str, Any] | None) -> None:
@@ -358,7 +410,8 @@ def prepare_model(model_dir: Path, train: TrainSettings, device: torch.device) -
 
     model = load_model(model_dir)
     attention = packed_attention_mode(train.attention, device)
-    set_packed_attention(model, attention, train.varlen_kernel)
+    # Plain packing hands the model no document ids: its masked path is then plain causal SDPA (flash on GPU).
+    set_packed_attention(model, "block_mask" if attention == "plain" else attention, train.varlen_kernel)
     if train.gradient_checkpointing:
         # Recompute each block's activations in the backward pass: memory for time, same gradients.
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
@@ -370,6 +423,7 @@ def packed_attention_mode(attention: str, device: torch.device) -> str:
     """``train.attention``: ``auto`` is varlen (flash kernels, no (T, T) mask) on GPU, the block mask on CPU.
 
     On CPU the block mask runs as one fused SDPA call, while varlen loops over documents; both are exact.
+    ``plain`` (no document mask, for comparison) is plain on every device.
     """
     if attention == "auto":
         return "varlen" if device.type == "cuda" else "block_mask"
@@ -465,6 +519,7 @@ def training_loop(run: PhaseRun, metrics: MetricsLog, on_checkpoint: Callable[[i
             train.precision,
             run.use_deepspeed,
             run.world,
+            run.document_mask,
         )
         progress.tokens_seen += int((np.asarray(arrays["segments"][np.sort(step_rows)]) >= 0).sum())
         progress.targets_seen += targets
@@ -482,6 +537,10 @@ def training_loop(run: PhaseRun, metrics: MetricsLog, on_checkpoint: Callable[[i
         }
         progress.history.append(record)
         metrics.step(record)
+        if train.eval_every and (step + 1) % train.eval_every == 0 and step + 1 < run.total_steps:
+            by_source = run.evaluate_sources(step + 1)
+            progress.history.extend(by_source)
+            metrics.lines(by_source)
         if train.checkpoint_every and (step + 1) % train.checkpoint_every == 0 and step + 1 < run.total_steps:
             metrics.flush()
             checkpoint(run, step + 1, on_checkpoint)
@@ -515,10 +574,12 @@ def checkpoint(run: PhaseRun, step: int, on_checkpoint: Callable[[int, Path], No
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def finish_phase(run: PhaseRun, validation_loss_end: float | None, summary: Mapping[str, Any]) -> dict:
+def finish_phase(
+    run: PhaseRun, validation_loss_end: float | None, by_source_end: list[dict], summary: Mapping[str, Any]
+) -> dict:
     """Save the final state, the model with its trainer state and the plots; drop the phase's checkpoints."""
     files, plan, accelerator = run.files, run.plan, run.accelerator
-    state = trainer_state(run, validation_loss_end)
+    state = trainer_state(run, validation_loss_end, by_source_end)
     # Under ZeRO-3 the weights are gathered from every rank (all must take part); rank 0 writes them.
     full_state_dict = accelerator.get_state_dict(run.model) if run.use_deepspeed else None
     if full_state_dict is not None and getattr(
@@ -531,12 +592,13 @@ def finish_phase(run: PhaseRun, validation_loss_end: float | None, summary: Mapp
     if run.main:
         save_model(accelerator.unwrap_model(run.model), files.model_dir, files.out_dir, state, full_state_dict)
         plot_curves(
-            run.progress.history,
+            run.progress.history + by_source_end,
             [(0, run.progress.validation_loss_start), (run.total_steps, validation_loss_end)],
             plan.name,
             files.loss_plot,
             files.lr_plot,
-            wcl_curves(plan.name, run.job.train.schedule, run.total_steps, plan.cosine_steps),
+            schedule_curves(plan.name, run.job.train.schedule, run.total_steps, plan.cosine_steps),
+            SCHEDULE_NAMES[run.job.train.schedule.kind],
         )
         # The phase is complete: its final state lives in state_dir, the intermediate checkpoints can go.
         shutil.rmtree(files.checkpoint_dir, ignore_errors=True)
@@ -559,9 +621,10 @@ def finish_phase(run: PhaseRun, validation_loss_end: float | None, summary: Mapp
     }
 
 
-def trainer_state(run: PhaseRun, validation_loss_end: float | None) -> dict:
+def trainer_state(run: PhaseRun, validation_loss_end: float | None, by_source_end: list[dict]) -> dict:
     """trainer_state.json: the step counts the next phase needs and what this phase trained on."""
     plan, progress, total = run.plan, run.progress, run.total_steps
+    last = train_records(progress.history)[-1]
     n_rows, seq_len = run.arrays["tokens"].shape
     return {
         "phase": plan.name,
@@ -580,10 +643,11 @@ def trainer_state(run: PhaseRun, validation_loss_end: float | None) -> dict:
         "world_size": run.world.size,
         "tokens_seen": progress.tokens_seen,
         "targets_seen": progress.targets_seen,
-        "final_lr": progress.history[-1]["lr"],
-        "final_train_loss": progress.history[-1]["loss"],
+        "final_lr": last["lr"],
+        "final_train_loss": last["loss"],
         "validation_loss_start": progress.validation_loss_start,
         "validation_loss_end": validation_loss_end,
+        "validation_loss_by_source": {record["source"]: record["loss"] for record in by_source_end},
         "optimizer_state_from": "cosine" if run.init_state is not None else None,
     }
 

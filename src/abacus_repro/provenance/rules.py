@@ -67,10 +67,12 @@ RULES: dict[str, RuleKind] = {
     "sft_semdedup": RuleKind(DATA),
     "sft_dataset": RuleKind(DATA),
     "decontaminate": RuleKind(DATA),
+    "validation_split": RuleKind(DATA),
     "mixture": RuleKind(DATA),
     "mixture_stats": RuleKind(DATA),
     "train_tokenizer": RuleKind(DATA),
     "tokenize": RuleKind(DATA),
+    "tokenize_validation": RuleKind(DATA),
     "init_model": RuleKind(MODEL),
     "train": RuleKind(
         TRAIN,

@@ -291,7 +291,8 @@ def semdedup_docs(
             continue
         survivor, cosine, cluster = removed_index[index]
         funnel.drop(REASON)
-        kind = doc_meta(doc).get("kind", doc.get("source", ""))
+        meta = doc_meta(doc)
+        kind = meta["kind"] if "kind" in meta else doc.get("source", "")  # a pair's kind (code/nl), else its source
         removed_kinds[kind] = removed_kinds.get(kind, 0) + 1
         detail = {"kept": docs[survivor]["id"], "cosine": round(cosine, 6), "cluster": cluster}
         dropped.append({**doc, "reason": REASON, "detail": json.dumps(detail, sort_keys=True)})

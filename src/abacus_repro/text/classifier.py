@@ -17,6 +17,10 @@ the identity filter: mode ``keep_all``, every thread kept, nothing embedded, and
 results/text/stats.json say ``labels_informative: false`` with the class counts and the reason. The filter
 then does what the recipe would do without a quality signal: nothing. ``on_uninformative: fail`` stops with
 an InputError instead (lower ``good_score`` or judge more threads).
+
+The filter switched off (``text.classifier.enabled: false``, a variant testing the recipe's claim that the filter
+helps): no judge and no training run, every thread is kept as it is (mode ``off``), and the stats say
+``quality_filter: off``.
 """
 
 from __future__ import annotations
@@ -105,6 +109,7 @@ def labels_from_judge(labels: list[dict], good_score: int) -> tuple[list[str], n
 
 KEEP_ALL = "keep_all"
 TRAINED = "logistic_regression"
+FILTER_OFF = "off"  # text.classifier.enabled false: no classifier, every thread kept
 
 
 def class_counts(y: np.ndarray) -> dict[str, int]:
@@ -279,8 +284,13 @@ def is_keep_all(classifier: dict) -> bool:
     return classifier.get("mode") == KEEP_ALL
 
 
-def _classify(parts, classifier: dict, threshold: float, batch_size: int, encoder, on_kept, on_dropped) -> Funnel:
-    """Score chunk after chunk of threads: kept when P(good) >= threshold, else dropped as ``low_quality``."""
+def _classify(
+    parts, classifier: dict | None, threshold: float, batch_size: int, encoder, on_kept, on_dropped
+) -> Funnel:
+    """Score chunk after chunk of threads: kept when P(good) >= threshold, else dropped as ``low_quality``; every
+    thread kept when there is no classifier (the filter switched off)."""
+    if classifier is None:
+        return _pass_everything(parts, on_kept)
     if is_keep_all(classifier):
         return _keep_everything(parts, classifier, on_kept)
     funnel = Funnel("text_classifier_apply")
@@ -320,9 +330,22 @@ def _keep_everything(parts, classifier: dict, on_kept) -> Funnel:
     return funnel
 
 
-def _encoder_for(classifier: dict, encoder, threads: int | None, device: str):
-    """The encoder to embed with; none is loaded for the keep-all classifier, which embeds nothing."""
-    if encoder is not None or is_keep_all(classifier):
+def _pass_everything(parts, on_kept) -> Funnel:
+    """The quality filter switched off (``text.classifier.enabled`` false): every thread kept as it is, unscored."""
+    funnel = Funnel("text_classifier_apply")
+    for part in parts:
+        for doc in part:
+            funnel.keep()
+            on_kept(make_doc(doc["text"], doc["source"], doc_meta(doc), id=doc["id"]))
+    log.info("quality filter off (text.classifier.enabled false): kept all %d threads", funnel.read)
+    funnel.extra.update(mode=FILTER_OFF)
+    return funnel
+
+
+def _encoder_for(classifier: dict | None, encoder, threads: int | None, device: str):
+    """The encoder to embed with; none is loaded for the keep-all classifier, which embeds nothing, nor when the
+    filter is off."""
+    if encoder is not None or classifier is None or is_keep_all(classifier):
         return encoder
     return load_encoder(classifier["embedding_model"], threads, device)
 
@@ -333,12 +356,13 @@ def _chunk_size(batch_size: int) -> int:
 
 def apply_classifier(
     docs: list[dict],
-    classifier: dict,
+    classifier: dict | None,
     settings: ClassifierSettings,
     threads: int | None = None,
     encoder=None,
 ) -> tuple[list[dict], list[dict], dict]:
     """Score every thread in a list: returns (kept, dropped, stats); dropped ones carry P(good) in ``detail``.
+    ``classifier`` None: the filter is off, every thread kept.
 
     ``settings``: the threshold, the embedding batch size and the device (the classifier names its encoder).
     """
@@ -354,7 +378,7 @@ def apply_classifier(
 
 def apply_classifier_to_files(
     docs_path: str | Path,
-    classifier: dict,
+    classifier: dict | None,
     kept_path: str | Path,
     dropped_path: str | Path,
     settings: ClassifierSettings,
@@ -424,11 +448,12 @@ def classifier_train_rule(settings: ClassifierTrainJob, paths: RulePaths) -> dic
 
 
 def classifier_apply_rule(settings: ClassifierSettings, paths: RulePaths) -> dict:
-    """Rule text_classifier_apply: every StackExchange thread kept or dropped (low_quality) by the classifier.
+    """Rule text_classifier_apply: every StackExchange thread kept or dropped (low_quality) by the classifier; with
+    ``text.classifier.enabled`` false the job has no classifier input and keeps every thread.
 
     Streamed chunk by chunk from qa.parquet to kept/dropped: memory does not grow with the dump.
     """
-    classifier = load_classifier(paths.input["classifier"])
+    classifier = load_classifier(paths.input["classifier"]) if settings.enabled else None
     stats = apply_classifier_to_files(
         paths.input["qa"], classifier, paths.output["kept"], paths.output["dropped"], settings, threads=paths.threads
     )

@@ -17,20 +17,23 @@ def labels_informative(classifier: dict) -> bool:
     return bool(classifier.get("labels_informative", True))
 
 
-def combine_text_stats(ingest: dict, judge: dict, classifier: dict, stackexchange: dict, docs: dict) -> dict[str, Any]:
+def combine_text_stats(
+    ingest: dict, judge: dict | None, classifier: dict | None, stackexchange: dict, docs: dict
+) -> dict[str, Any]:
     """One summary; the question funnel runs ingest -> classifier, each step's counts adding up.
 
     ``labels_informative`` (top level, and in ``classifier``) is false when the judge's labels were nearly all
     one class and the classifier therefore kept every thread (text/classifier.py); ``class_counts`` and
-    ``uninformative_reason`` say why.
+    ``uninformative_reason`` say why. With the quality filter off (``text.classifier.enabled`` false) there is no
+    judge and no classifier (``judge`` and ``classifier`` None): ``quality_filter: off``, and ``judge``,
+    ``classifier`` and ``labels_informative`` are null.
     """
     ingest_dropped = sum(ingest.get("dropped", {}).values())
     if stackexchange["read"] != ingest["kept"]:
         raise AssertionError(
             f"classifier read {stackexchange['read']} threads but ingest kept {ingest['kept']}: stale inputs?"
         )
-    return {
-        "labels_informative": labels_informative(classifier),
+    summary = {
         "stackexchange": {
             "funnel": {
                 "questions_read": ingest["read"],
@@ -44,6 +47,17 @@ def combine_text_stats(ingest: dict, judge: dict, classifier: dict, stackexchang
             "ingest": ingest,
             "classifier_filter": stackexchange,
         },
+        "docs": docs,
+    }
+    if judge is None or classifier is None:  # the key only then: the recipe's stats are as they always were
+        return {**summary, "quality_filter": "off", "judge": None, "classifier": None, "labels_informative": None}
+    return {**summary, **_filter_summary(judge, classifier)}
+
+
+def _filter_summary(judge: dict, classifier: dict) -> dict[str, Any]:
+    """The judge's labels and the classifier's quality, for a run whose quality filter is on."""
+    return {
+        "labels_informative": labels_informative(classifier),
         "judge": {
             key: judge.get(key)
             for key in (
@@ -83,7 +97,6 @@ def combine_text_stats(ingest: dict, judge: dict, classifier: dict, stackexchang
             )
         }
         | {"labels_informative": labels_informative(classifier)},
-        "docs": docs,
     }
 
 
@@ -94,10 +107,11 @@ class TextStatsJob(Settings):
 def text_stats_rule(settings: TextStatsJob, paths: RulePaths) -> dict:
     """Rule text_stats: results/text/stats.json from the text stage's funnels and the classifier's metrics."""
     inputs = paths.input
+    # No judge or classifier input when the quality filter is off (workflow/rules/common.smk, get_text_stats_inputs).
     stats = combine_text_stats(
         read_json(inputs["ingest"]),
-        read_json(inputs["judge"]),
-        read_json(inputs["classifier"]),
+        read_json(inputs["judge"]) if "judge" in inputs else None,
+        read_json(inputs["classifier"]) if "classifier" in inputs else None,
         read_json(inputs["stackexchange"]),
         read_json(inputs["docs"]),
     )

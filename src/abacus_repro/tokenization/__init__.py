@@ -14,7 +14,7 @@ from .pack import (
     tokenizer_hash,
     write_packed,
 )
-from .phase import tokenize_phase
+from .phase import tokenize_phase, tokenize_validation
 
 __all__ = [
     "AI_TAG",
@@ -27,6 +27,7 @@ __all__ = [
     "render_prompt",
     "tokenize_and_pack",
     "tokenize_phase",
+    "tokenize_validation",
     "tokenizer_hash",
     "write_packed",
 ]
