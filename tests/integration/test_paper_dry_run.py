@@ -16,6 +16,7 @@ import pytest
 from abacus_repro import dryrun
 from abacus_repro.cli import main as cli_main
 from abacus_repro.config import load_config
+from abacus_repro.settings import VALIDATION_SOURCES
 
 from ..conftest import MODEL_RULES, REPO_ROOT
 
@@ -68,6 +69,9 @@ def test_job_counts_follow_the_config(paper_dry_run):
         "eval_infill": models,
         "eval_livecodebench": models,
         "eval_general": models,
+        # The held-out validation split: one job per source, each tokenized once.
+        "validation_split": len(VALIDATION_SOURCES),
+        "tokenize_validation": len(VALIDATION_SOURCES),
     }
     assert counts["code_clean"] == 512
     for rule, count in expected.items():

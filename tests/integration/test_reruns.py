@@ -160,7 +160,8 @@ def test_run_is_complete(checkout, run):
 @pytest.mark.parametrize(
     ("key", "value", "changed_rules"),
     [
-        ("pack.seq_len", 96, {"tokenize"}),  # late in the DAG: only training, evaluation and export follow
+        # Late in the DAG: only training, evaluation and export follow (both tokenize rules cut rows of seq_len).
+        ("pack.seq_len", 96, {"tokenize", "tokenize_validation"}),
         # Both classifier rules read this key, but apply depends on train: only train's params are "changed", apply
         # re-runs as its descendant.
         ("text.classifier.threshold", 0.6, {"text_classifier_train"}),
