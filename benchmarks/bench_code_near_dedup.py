@@ -36,10 +36,9 @@ from abacus_repro.code.near_dedup import (
     file_signatures,
     lsh_candidates,
     near_clusters,
-    write_table,
 )
 from abacus_repro.code.settings import CLEANED_META_KEY
-from abacus_repro.io import content_id, doc_meta, make_doc
+from abacus_repro.io import content_id, doc_meta, make_doc, write_table
 from abacus_repro.settings import NearDedupSettings
 
 EDIT_EVERY_LINES = 20

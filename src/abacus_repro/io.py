@@ -71,13 +71,18 @@ def write_docs(path: str | Path, docs: Iterable[Mapping[str, Any]], dropped: boo
     schema = DROPPED_SCHEMA if dropped else DOC_SCHEMA
     rows = [{name: (doc.get(name) if doc.get(name) is not None else "") for name in schema.names} for doc in docs]
     table = pa.Table.from_pylist(rows, schema=schema)
+    write_table(path, table)
+    return table.num_rows
+
+
+def write_table(path: str | Path, table: pa.Table) -> None:
+    """Any Arrow table as one Parquet file, written whole then renamed (a killed job leaves no half file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     # No statistics timestamps or dictionary surprises: same rows -> same bytes.
     pq.write_table(table, tmp, compression="zstd", use_dictionary=False, write_statistics=False)
     os.replace(tmp, path)
-    return table.num_rows
 
 
 def read_docs(path: str | Path, columns: list[str] | None = None) -> list[dict]:

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from datasketch import MinHash
 
 from ..errors import InputError
-from ..io import doc_meta, path_list, read_docs, write_json
+from ..io import doc_meta, path_list, read_docs, write_json, write_table
 from ..rules import RulePaths
 from ..settings import NearDedupSettings, Settings
 from .settings import CLEANED_META_KEY
@@ -145,15 +145,6 @@ def file_signatures(docs: Sequence[dict], job: NearDedupJob, shard: int, path: s
             }
         )
     return pa.Table.from_pylist(rows, schema=SIGNATURE_SCHEMA)
-
-
-def write_table(path: str | Path, table: pa.Table) -> None:
-    """Parquet as io.write_docs writes it (no statistics, no dictionaries): same rows, same bytes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    pq.write_table(table, tmp, compression="zstd", use_dictionary=False, write_statistics=False)
-    tmp.replace(path)
 
 
 def read_table(path: str | Path, schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
