@@ -49,7 +49,7 @@ from ..settings import CodeSettings, LicenseSettings
 from .content import judge_data_dense, judge_repetitive
 from .deps import dependency_order, module_index, resolve_imports
 from .licenses import license_drop_detail, license_table
-from .redact import Finding, apply_redactions, find_redactions
+from .redact import Finding, apply_redactions, counted_kinds, find_redactions
 from .ruff_batch import check_and_fix, syntax_errors
 from .settings import CLEANED_META_KEY, FIX_SELECT, feature_version
 from .syntax import ParsedFile, analyse_source, analyse_tree, classify_failure, judge_tree, parse_python
@@ -199,7 +199,7 @@ def _redact_kept(items: list[Judged], settings: CodeSettings, progress: bool) ->
             continue
         item.redactions = findings
         item.text = apply_redactions(item.text, findings)
-        counts = Counter(finding.kind for finding in findings if finding.counted)
+        counts = counted_kinds(findings)
         for kind, count in counts.items():
             totals[kind] += count
         files += 1

@@ -121,7 +121,12 @@ class Finding:
 def redact(text: str, kinds: Iterable[str]) -> tuple[str, Counter[str]]:
     """``text`` with every finding of the given kinds replaced by its placeholder; the count per kind."""
     findings = find_redactions(text, kinds)
-    return apply_redactions(text, findings), Counter(f.kind for f in findings if f.counted)
+    return apply_redactions(text, findings), counted_kinds(findings)
+
+
+def counted_kinds(findings: Iterable[Finding]) -> Counter[str]:
+    """How many of each kind the findings replace (a key block's inner lines are not counted again)."""
+    return Counter(finding.kind for finding in findings if finding.counted)
 
 
 def apply_redactions(text: str, findings: list[Finding]) -> str:
