@@ -59,6 +59,10 @@ def resolve_config(
 def schema_problems(config: Mapping[str, Any], schema: str | Path = SCHEMA_PATH) -> list[str]:
     """One line per way ``config`` breaks the schema, each naming the dotted key (Snakemake's own error prints
     the whole schema of the section instead)."""
+    return _schema_errors(config, schema) or ["the schema refuses it (no detail)"]
+
+
+def _schema_errors(config: Mapping[str, Any], schema: str | Path) -> list[str]:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(yaml.safe_load(Path(schema).read_text(encoding="utf-8")))
@@ -66,20 +70,55 @@ def schema_problems(config: Mapping[str, Any], schema: str | Path = SCHEMA_PATH)
     for error in sorted(validator.iter_errors(dict(config)), key=lambda e: list(map(str, e.absolute_path))):
         where = ".".join(str(part) for part in error.absolute_path)
         lines.append(f"{where}: {error.message}" if where else error.message)
-    return lines or ["the schema refuses it (no detail)"]
+    return lines
 
 
-def load_config(path: str | Path | None = None, schema: str | Path = SCHEMA_PATH) -> dict[str, Any]:
-    """The config `snakemake --configfile path` runs with (the built-in config/config.yaml when ``path`` is None)."""
+def config_problems(config: Mapping[str, Any], schema: str | Path = SCHEMA_PATH) -> list[str]:
+    """Every way a resolved config cannot run, one line each: the schema's, else the constraints across keys; []."""
+    from .settings import check_config
+
+    problems = _schema_errors(config, schema)
+    if problems:
+        return problems
+    try:
+        check_config(config)
+    except ValueError as err:
+        return [line.strip() for line in str(err).splitlines()[1:]]
+    return []
+
+
+def load_config(
+    path: str | Path | None = None, *overlays: str | Path, schema: str | Path = SCHEMA_PATH
+) -> dict[str, Any]:
+    """The config `snakemake --configfile path [overlay ...]` runs with (the built-in config/config.yaml when
+    ``path`` is None): each overlay merged over it key by key, as Snakemake merges several config files. Its
+    ``experiments:`` variants are checked too (abacus_repro.experiments.runs)."""
+    from .experiments.runs import experiment_runs
     from .settings import check_config
 
     path = Path(path) if path is not None else DEFAULT_CONFIGFILE
-    resolved = resolve_config(read_config_file(path), schema, source=path)
+    merged = read_config_file(path)
+    for overlay in overlays:
+        merged = merge_config(merged, read_config_file(overlay))
+    source = ", ".join(map(str, (path, *overlays)))
+    resolved = resolve_config(merged, schema, source=source)
     try:
         check_config(resolved)
+        experiment_runs(resolved, config_problems)
     except ValueError as err:
-        raise InputError(path, str(err)) from None
+        raise InputError(source, str(err)) from None
     return resolved
+
+
+def merge_config(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """``overlay`` over ``base``: mappings merged key by key, anything else replaced (Snakemake's update_config)."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_config(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
 
 
 def _section_schema(schema: Mapping[str, Any], name: str) -> dict[str, Any]:

@@ -301,6 +301,7 @@ class BasePhaseSettings(Settings):
 class TrainSettings(Settings):
     micro_batch_size: PositiveInt = 8
     grad_accum: PositiveInt = 1
+    seed: int | None = Field(default=None, ge=0)
     weight_decay: float = Field(default=0.1, ge=0)
     grad_clip: PositiveFloat = 1.0
     precision: Literal["fp32", "bf16"] = "fp32"
@@ -549,6 +550,13 @@ class ResourcesSettings(Settings):
     default: ResourceSpec = Field(default_factory=ResourceSpec)
 
 
+class ExperimentsSettings(Settings):
+    """Variants of the recipe run in the same DAG (abacus_repro.experiments.runs), once per seed of ``seeds``."""
+
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
+    variants: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+
+
 class RunSettings(Settings):
     seed: int = Field(default=1234, ge=0)
     shared_data: str = "../shared/data"
@@ -566,6 +574,7 @@ class RunSettings(Settings):
     eval: EvalSettings = Field(default_factory=EvalSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
     resources: ResourcesSettings = Field(default_factory=ResourcesSettings)
+    experiments: ExperimentsSettings = Field(default_factory=ExperimentsSettings)
 
     @model_validator(mode="after")
     def _sections_fit_together(self) -> RunSettings:

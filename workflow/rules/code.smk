@@ -5,15 +5,15 @@
 
 rule code_clean:
     input:
-        shard="results/ingest/code/shard-{shard}.parquet",
+        shard=from_run("results/ingest/code/shard-{shard}.parquet"),
     output:
-        cleaned="results/code/shards/{shard}/cleaned.parquet",
-        dropped="results/code/shards/{shard}/dropped.parquet",
-        stats="results/code/shards/{shard}/clean_stats.json",
+        cleaned="results/{exp}code/shards/{shard}/cleaned.parquet",
+        dropped="results/{exp}code/shards/{shard}/dropped.parquet",
+        stats="results/{exp}code/shards/{shard}/clean_stats.json",
     log:
-        "logs/code/clean_{shard}.log",
+        "logs/{exp}code/clean_{shard}.log",
     benchmark:
-        "benchmarks/rules/code_clean_{shard}.tsv"
+        "benchmarks/rules/{exp}code_clean_{shard}.tsv"
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("code_clean")
@@ -28,13 +28,13 @@ rule code_clean:
 
 rule code_minhash:
     input:
-        cleaned="results/code/shards/{shard}/cleaned.parquet",
+        cleaned=from_run("results/code/shards/{shard}/cleaned.parquet"),
     output:
-        signatures="results/code/near_dedup/signatures/{shard}.parquet",
+        signatures="results/{exp}code/near_dedup/signatures/{shard}.parquet",
     log:
-        "logs/code/minhash_{shard}.log",
+        "logs/{exp}code/minhash_{shard}.log",
     benchmark:
-        "benchmarks/rules/code_minhash_{shard}.tsv"
+        "benchmarks/rules/{exp}code_minhash_{shard}.tsv"
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("code_minhash")
@@ -49,13 +49,13 @@ rule code_minhash:
 
 rule code_lsh:
     input:
-        signatures=expand("results/code/near_dedup/signatures/{shard}.parquet", shard=SHARDS),
+        signatures=from_run(expand("results/code/near_dedup/signatures/{shard}.parquet", shard=SHARDS)),
     output:
-        candidates="results/code/near_dedup/candidates/{group}.parquet",
+        candidates="results/{exp}code/near_dedup/candidates/{group}.parquet",
     log:
-        "logs/code/lsh_{group}.log",
+        "logs/{exp}code/lsh_{group}.log",
     benchmark:
-        "benchmarks/rules/code_lsh_{group}.tsv"
+        "benchmarks/rules/{exp}code_lsh_{group}.tsv"
     wildcard_constraints:
         group=r"\d+",
     conda:
@@ -72,14 +72,14 @@ rule code_lsh:
 
 rule code_near_clusters:
     input:
-        unpack(get_near_dedup_inputs),
+        unpack(from_run(get_near_dedup_inputs)),
     output:
-        clusters="results/code/near_dedup/clusters.parquet",
-        stats="results/code/near_dedup/stats.json",
+        clusters="results/{exp}code/near_dedup/clusters.parquet",
+        stats="results/{exp}code/near_dedup/stats.json",
     log:
-        "logs/code/near_clusters.log",
+        "logs/{exp}code/near_clusters.log",
     benchmark:
-        "benchmarks/rules/code_near_clusters.tsv"
+        "benchmarks/rules/{exp}code_near_clusters.tsv"
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("code_near_clusters")
@@ -94,17 +94,17 @@ rule code_near_clusters:
 
 rule code_finish:
     input:
-        cleaned="results/code/shards/{shard}/cleaned.parquet",
-        stats="results/code/shards/{shard}/clean_stats.json",
-        clusters="results/code/near_dedup/clusters.parquet",
+        cleaned=from_run("results/code/shards/{shard}/cleaned.parquet"),
+        stats=from_run("results/code/shards/{shard}/clean_stats.json"),
+        clusters=from_run("results/code/near_dedup/clusters.parquet"),
     output:
-        kept="results/code/shards/{shard}/kept.parquet",
-        near_dropped="results/code/shards/{shard}/near_dropped.parquet",
-        stats="results/code/shards/{shard}/stats.json",
+        kept="results/{exp}code/shards/{shard}/kept.parquet",
+        near_dropped="results/{exp}code/shards/{shard}/near_dropped.parquet",
+        stats="results/{exp}code/shards/{shard}/stats.json",
     log:
-        "logs/code/finish_{shard}.log",
+        "logs/{exp}code/finish_{shard}.log",
     benchmark:
-        "benchmarks/rules/code_finish_{shard}.tsv"
+        "benchmarks/rules/{exp}code_finish_{shard}.tsv"
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("code_finish")
@@ -119,27 +119,27 @@ rule code_finish:
 
 rule code_funnel:
     input:
-        stats=expand("results/code/shards/{shard}/stats.json", shard=SHARDS),
-        near_dedup="results/code/near_dedup/stats.json",
+        stats=from_run(expand("results/code/shards/{shard}/stats.json", shard=SHARDS)),
+        near_dedup=from_run("results/code/near_dedup/stats.json"),
     output:
-        stats="results/code/stats.json",
+        stats="results/{exp}code/stats.json",
         table=report(
-            "results/code/funnel.md",
+            "results/{exp}code/funnel.md",
             caption="../report/code_funnel.rst",
             category="Data",
         ),
         plot=report(
-            "results/code/funnel.png",
+            "results/{exp}code/funnel.png",
             caption="../report/code_funnel.rst",
             category="Data",
         ),
         clusters_plot=report(
-            "results/code/near_dedup/cluster_sizes.png",
+            "results/{exp}code/near_dedup/cluster_sizes.png",
             caption="../report/code_near_dedup.rst",
             category="Data",
         ),
     log:
-        "logs/code/funnel.log",
+        "logs/{exp}code/funnel.log",
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("code_funnel")

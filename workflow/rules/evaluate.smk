@@ -15,12 +15,12 @@ rule eval_code:
         unpack(get_eval_model_input),
         unpack(get_eval_data()),
     output:
-        result="results/eval/{model}/{benchmark}/result.json",
-        samples="results/eval/{model}/{benchmark}/samples.jsonl",
+        result="results/{exp}eval/{model}/{benchmark}/result.json",
+        samples="results/{exp}eval/{model}/{benchmark}/samples.jsonl",
     log:
-        "logs/eval/{model}/{benchmark}.log",
+        "logs/{exp}eval/{model}/{benchmark}.log",
     benchmark:
-        "benchmarks/rules/eval_{benchmark}_{model}.tsv"
+        "benchmarks/rules/{exp}eval_{benchmark}_{model}.tsv"
     wildcard_constraints:
         benchmark="humaneval|mbpp",
     conda:
@@ -50,12 +50,12 @@ rule eval_infill:
         unpack(get_eval_model_input),
         unpack(get_eval_data("humaneval")),
     output:
-        result="results/eval/{model}/humaneval_infill/result.json",
-        samples="results/eval/{model}/humaneval_infill/samples.jsonl",
+        result="results/{exp}eval/{model}/humaneval_infill/result.json",
+        samples="results/{exp}eval/{model}/humaneval_infill/samples.jsonl",
     log:
-        "logs/eval/{model}/humaneval_infill.log",
+        "logs/{exp}eval/{model}/humaneval_infill.log",
     benchmark:
-        "benchmarks/rules/eval_humaneval_infill_{model}.tsv"
+        "benchmarks/rules/{exp}eval_humaneval_infill_{model}.tsv"
     conda:
         "../envs/eval.yaml"
     threads: get_rule_threads("eval_infill")
@@ -63,7 +63,7 @@ rule eval_infill:
         **get_rule_resources("eval_infill"),
     params:
         code=get_code_fingerprint("eval_infill"),
-        settings=get_infill_job_settings,
+        settings=get_infill_job_settings(),
     script:
         "../scripts/eval_infill.py"
 
@@ -73,12 +73,12 @@ rule eval_livecodebench:
         unpack(get_eval_model_input),
         unpack(get_eval_data("livecodebench")),
     output:
-        result="results/eval/{model}/livecodebench/result.json",
-        samples="results/eval/{model}/livecodebench/samples.jsonl",
+        result="results/{exp}eval/{model}/livecodebench/result.json",
+        samples="results/{exp}eval/{model}/livecodebench/samples.jsonl",
     log:
-        "logs/eval/{model}/livecodebench.log",
+        "logs/{exp}eval/{model}/livecodebench.log",
     benchmark:
-        "benchmarks/rules/eval_livecodebench_{model}.tsv"
+        "benchmarks/rules/{exp}eval_livecodebench_{model}.tsv"
     conda:
         "../envs/eval.yaml"
     threads: get_rule_threads("eval_livecodebench")
@@ -96,11 +96,11 @@ rule eval_general:
         unpack(get_eval_model_input),
         unpack(get_eval_data("general")),
     output:
-        result="results/eval/{model}/general/result.json",
+        result="results/{exp}eval/{model}/general/result.json",
     log:
-        "logs/eval/{model}/general.log",
+        "logs/{exp}eval/{model}/general.log",
     benchmark:
-        "benchmarks/rules/eval_general_{model}.tsv"
+        "benchmarks/rules/{exp}eval_general_{model}.tsv"
     conda:
         "../envs/eval.yaml"
     threads: get_rule_threads("eval_general")
@@ -115,22 +115,13 @@ rule eval_general:
 
 rule eval_summary:
     input:
-        code=expand(
-            "results/eval/{model}/{benchmark}/result.json",
-            model=get_eval_models(),
-            benchmark=["humaneval", "mbpp", "livecodebench"],
-        ),
-        general=expand("results/eval/{model}/general/result.json", model=get_eval_models()),
-        infill=expand(
-            "results/eval/{model}/humaneval_infill/result.json",
-            model=get_eval_models() if config["eval"]["infill"]["enabled"] else [],
-        ),
+        unpack(from_run(get_eval_summary_inputs)),
     output:
-        summary="results/eval/summary.json",
-        table=report("results/eval/summary.md", caption="../report/eval.rst", category="Evaluation"),
-        plot=report("results/eval/summary.png", caption="../report/eval.rst", category="Evaluation"),
+        summary="results/{exp}eval/summary.json",
+        table=report("results/{exp}eval/summary.md", caption="../report/eval.rst", category="Evaluation"),
+        plot=report("results/{exp}eval/summary.png", caption="../report/eval.rst", category="Evaluation"),
     log:
-        "logs/eval/summary.log",
+        "logs/{exp}eval/summary.log",
     conda:
         "../envs/eval.yaml"
     threads: get_rule_threads("eval_summary")
@@ -138,6 +129,11 @@ rule eval_summary:
         **get_rule_resources("eval_summary"),
     params:
         code=get_code_fingerprint("eval_summary"),
-        settings=get_settings("eval.models", "eval.infill"),
+        settings=run_settings(
+            lambda cfg, wildcards: {
+                "models": [{"name": name, "path": path} for name, path in get_run_eval_models(wildcards).items()],
+                "infill": cfg["eval"]["infill"],
+            }
+        ),
     script:
         "../scripts/eval_summary.py"

@@ -3,15 +3,15 @@
 
 rule ingest_code:
     input:
-        dump=get_code_dump(),
+        dump=get_code_dump,
     output:
-        shards=expand("results/ingest/code/shard-{shard}.parquet", shard=SHARDS),
-        docs="results/ingest/docs/from_code.parquet",
-        stats="results/ingest/code/stats.json",
+        shards=expand("results/{{exp}}ingest/code/shard-{shard}.parquet", shard=SHARDS),
+        docs="results/{exp}ingest/docs/from_code.parquet",
+        stats="results/{exp}ingest/code/stats.json",
     log:
-        "logs/ingest/code.log",
+        "logs/{exp}ingest/code.log",
     benchmark:
-        "benchmarks/rules/ingest_code.tsv"
+        "benchmarks/rules/{exp}ingest_code.tsv"
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("ingest_code")
@@ -19,20 +19,26 @@ rule ingest_code:
         **get_rule_resources("ingest_code"),
     params:
         code=get_code_fingerprint("ingest_code"),
-        settings=get_settings("seed", "shards", "code"),
+        settings=run_settings(
+            lambda cfg, wildcards: {
+                "seed": cfg["seed"],
+                "shards": cfg["shards"],
+                "code": {key: cfg["code"][key] for key in INGEST_CODE_KEYS},
+            }
+        ),
     script:
         "../scripts/ingest_code.py"
 
 
 rule ingest_stackexchange:
     input:
-        dumps=get_stackexchange_dumps(),
+        dumps=get_stackexchange_dumps,
     output:
-        kept="results/ingest/stackexchange/qa.parquet",
-        dropped="results/ingest/stackexchange/dropped.parquet",
-        stats="results/ingest/stackexchange/stats.json",
+        kept="results/{exp}ingest/stackexchange/qa.parquet",
+        dropped="results/{exp}ingest/stackexchange/dropped.parquet",
+        stats="results/{exp}ingest/stackexchange/stats.json",
     log:
-        "logs/ingest/stackexchange.log",
+        "logs/{exp}ingest/stackexchange.log",
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("ingest_stackexchange")
@@ -47,13 +53,13 @@ rule ingest_stackexchange:
 
 rule ingest_docs:
     input:
-        from_code="results/ingest/docs/from_code.parquet",
-        samples=get_docs_sample_files(),
+        from_code=from_run("results/ingest/docs/from_code.parquet"),
+        samples=get_docs_sample_files,
     output:
-        docs="results/ingest/docs/docs.parquet",
-        stats="results/ingest/docs/stats.json",
+        docs="results/{exp}ingest/docs/docs.parquet",
+        stats="results/{exp}ingest/docs/stats.json",
     log:
-        "logs/ingest/docs.log",
+        "logs/{exp}ingest/docs.log",
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("ingest_docs")
@@ -70,10 +76,10 @@ rule ingest_math:
     input:
         unpack(get_math_corpus_files),
     output:
-        docs="results/ingest/math/math.parquet",
-        stats="results/ingest/math/stats.json",
+        docs="results/{exp}ingest/math/math.parquet",
+        stats="results/{exp}ingest/math/stats.json",
     log:
-        "logs/ingest/math.log",
+        "logs/{exp}ingest/math.log",
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("ingest_math")

@@ -15,15 +15,15 @@ DECONTAMINATION_INPUTS = {
 
 rule decontaminate:
     input:
-        unpack(lambda wildcards: DECONTAMINATION_INPUTS[wildcards.group]),
+        unpack(from_run(lambda wildcards: DECONTAMINATION_INPUTS[wildcards.group])),
         eval_data=get_decontamination_eval_data,
     output:
-        dropped="results/mixture/decontamination/{group}.dropped.parquet",
-        stats="results/mixture/decontamination/{group}.stats.json",
+        dropped="results/{exp}mixture/decontamination/{group}.dropped.parquet",
+        stats="results/{exp}mixture/decontamination/{group}.stats.json",
     log:
-        "logs/mixture/decontaminate_{group}.log",
+        "logs/{exp}mixture/decontaminate_{group}.log",
     benchmark:
-        "benchmarks/rules/decontaminate_{group}.tsv"
+        "benchmarks/rules/{exp}decontaminate_{group}.tsv"
     wildcard_constraints:
         group="pretrain|sft",
     conda:
@@ -34,10 +34,12 @@ rule decontaminate:
     params:
         code=get_code_fingerprint("decontaminate"),
         # The evaluation roots that do not exist are named in the stats, not fatal, like the evaluation rules.
-        settings=lambda wildcards: {
-            "decontamination": get_settings("mixture.decontamination"),
-            "absent_eval_data": get_absent_decontamination_roots(wildcards),
-        },
+        settings=run_settings(
+            lambda cfg, wildcards: {
+                "decontamination": cfg["mixture"]["decontamination"],
+                "absent_eval_data": get_absent_decontamination_roots(wildcards),
+            }
+        ),
     script:
         "../scripts/decontaminate.py"
 
@@ -76,10 +78,12 @@ rule validation_split:
 
 rule mixture:
     input:
-        unpack(get_mixture_sources),
-        contaminated=lambda wildcards: expand(
-            "results/mixture/decontamination/{group}.dropped.parquet",
-            group=["pretrain", "sft"] if wildcards.phase == "anneal" else ["pretrain"],
+        unpack(from_run(get_mixture_sources)),
+        contaminated=from_run(
+            lambda wildcards: expand(
+                "results/mixture/decontamination/{group}.dropped.parquet",
+                group=["pretrain", "sft"] if wildcards.phase == "anneal" else ["pretrain"],
+            )
         ),
         # The validation split's documents of the sources this phase draws from.
         validation=lambda wildcards: expand(
@@ -87,10 +91,12 @@ rule mixture:
             source=[s for s in VALIDATION_SOURCES if s != "sft" or wildcards.phase == "anneal"],
         ),
     output:
-        docs="results/mixture/{phase}.parquet",
-        stats="results/mixture/{phase}.stats.json",
+        docs="results/{exp}mixture/{phase}.parquet",
+        stats="results/{exp}mixture/{phase}.stats.json",
     log:
-        "logs/mixture/{phase}.log",
+        "logs/{exp}mixture/{phase}.log",
+    benchmark:
+        "benchmarks/rules/{exp}mixture_{phase}.tsv"
     wildcard_constraints:
         phase="base|cosine|anneal",
     conda:
@@ -107,12 +113,14 @@ rule mixture:
 
 rule mixture_stats:
     input:
-        stats=expand("results/mixture/{phase}.stats.json", phase=PRETRAIN_PHASES),
-        decontamination=expand("results/mixture/decontamination/{group}.stats.json", group=["pretrain", "sft"]),
+        stats=from_run(expand("results/mixture/{phase}.stats.json", phase=PRETRAIN_PHASES)),
+        decontamination=from_run(
+            expand("results/mixture/decontamination/{group}.stats.json", group=["pretrain", "sft"])
+        ),
     output:
-        stats="results/mixture/stats.json",
+        stats="results/{exp}mixture/stats.json",
     log:
-        "logs/mixture/stats.log",
+        "logs/{exp}mixture/stats.log",
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("mixture_stats")

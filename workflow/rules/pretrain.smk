@@ -16,8 +16,6 @@ TRAIN_RESOURCES = {
     "gres": f"gpu:{TRAIN_GPUS_PER_NODE}" if TRAIN_GPUS_PER_NODE else "",
     **({"mpi": "srun", "tasks": TRAIN_NODES, "tasks_per_gpu": 0} if TRAIN_NODES > 1 else {}),
 }
-# The anneal phase continues the cosine phase's optimizer (AdamW moments and step counts), not only its weights.
-CONTINUE_OPTIMIZER = bool(config["train"]["continue_optimizer"])
 
 
 rule train_tokenizer:
@@ -47,9 +45,9 @@ rule init_model:
     input:
         unpack(get_init_model_inputs),
     output:
-        model=directory("results/model/init"),
+        model=directory("results/{exp}model/init"),
     log:
-        "logs/model/init.log",
+        "logs/{exp}model/init.log",
     conda:
         "../envs/train.yaml"
     threads: get_rule_threads("init_model")
@@ -57,7 +55,14 @@ rule init_model:
         **get_rule_resources("init_model"),
     params:
         code=get_code_fingerprint("init_model"),
-        settings=get_settings("seed", "model"),
+        # The training seed (train.seed, else the run's): experiments.seeds vary the tiny model's initialisation.
+        # A published checkpoint is copied whatever the seed, so it keeps the run's own and is shared by every seed.
+        settings=run_settings(
+            lambda cfg, wildcards: {
+                "seed": cfg["seed"] if STARTS_FROM_CHECKPOINT else training_seed(cfg),
+                "model": cfg["model"],
+            }
+        ),
     script:
         "../scripts/init_model.py"
 
@@ -92,36 +97,36 @@ rule train:
     input:
         # The held-out validation rows of each source the phase scores, by source directory.
         **{f"validation_{name}": get_phase_validation(name) for name in ("tokens", "segments", "loss_mask")},
-        model=get_phase_model,
-        tokens="results/tokenized/{phase}/tokens.npy",
-        segments="results/tokenized/{phase}/segments.npy",
-        loss_mask="results/tokenized/{phase}/loss_mask.npy",
-        init_state=lambda wildcards: (
-            "results/train/cosine/state" if wildcards.phase == "anneal" and CONTINUE_OPTIMIZER else []
-        ),
+        model=from_run(get_phase_model),
+        tokens=from_run("results/tokenized/{phase}/tokens.npy"),
+        segments=from_run("results/tokenized/{phase}/segments.npy"),
+        loss_mask=from_run("results/tokenized/{phase}/loss_mask.npy"),
+        # The anneal phase continues the cosine phase's optimizer (AdamW moments and step counts), not only its
+        # weights, unless train.continue_optimizer is false.
+        init_state=from_run(get_phase_init_state),
     output:
-        model=directory("results/train/{phase}/model"),
+        model=directory("results/{exp}train/{phase}/model"),
         # The final training state (weights, optimizer, RNG): what the next phase continues from. Checkpoints
         # taken during the phase go to results/train/{phase}/checkpoints/ (not an output, so a failed job keeps
         # them and its rerun resumes); they are removed when the phase completes.
-        state=directory("results/train/{phase}/state"),
-        metrics="results/train/{phase}/metrics.jsonl",
+        state=directory("results/{exp}train/{phase}/state"),
+        metrics="results/{exp}train/{phase}/metrics.jsonl",
         loss=report(
-            "results/train/{phase}/loss.png",
+            "results/{exp}train/{phase}/loss.png",
             caption="../report/loss.rst",
             category="Training",
             subcategory="{phase}",
         ),
         lr=report(
-            "results/train/{phase}/lr.png",
+            "results/{exp}train/{phase}/lr.png",
             caption="../report/lr.rst",
             category="Training",
             subcategory="{phase}",
         ),
     log:
-        "logs/train/{phase}.log",
+        "logs/{exp}train/{phase}.log",
     benchmark:
-        "benchmarks/rules/train_{phase}.tsv"
+        "benchmarks/rules/{exp}train_{phase}.tsv"
     wildcard_constraints:
         phase="base|cosine|anneal|sft",
     conda:
@@ -131,6 +136,9 @@ rule train:
         **TRAIN_RESOURCES,
     params:
         code=get_code_fingerprint("train"),
-        settings=get_settings("seed", "train", "sft"),
+        # The training seed (train.seed, else the run's) orders the rows; the data keep the run's seed.
+        settings=run_settings(
+            lambda cfg, wildcards: {"seed": training_seed(cfg), "train": cfg["train"], "sft": cfg["sft"]}
+        ),
     script:
         "../scripts/train.py"

@@ -7,7 +7,7 @@ RULE_INFO = {}
 
 rule provenance:
     input:
-        outputs=[path for path in get_final_outputs() if not str(path).startswith("results/provenance")],
+        outputs=lambda wildcards: [path for path in get_final_outputs() if not path.startswith("results/provenance")],
     output:
         manifest=report(
             "results/provenance/manifest.json",

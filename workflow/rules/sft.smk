@@ -3,18 +3,15 @@
 # text stage's StackExchange question-answer documents); SemDeDup over code and NL together, then the mix.
 # The SFT training itself is the `train` rule with phase=sft.
 
-# NL instruction data: a configured file or directory ({shared_data} is substituted), else StackExchange.
-SFT_NL_SOURCE = get_shared_path(config["sft"]["nl_path"]) or "results/text/stackexchange/kept.parquet"
-
 
 rule sft_collect:
     input:
-        code=get_code_shards("kept"),
+        code=from_run(get_code_shards("kept")),
     output:
-        natural="results/sft/natural.parquet",
-        stats="results/sft/natural.stats.json",
+        natural="results/{exp}sft/natural.parquet",
+        stats="results/{exp}sft/natural.stats.json",
     log:
-        "logs/sft/collect.log",
+        "logs/{exp}sft/collect.log",
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("sft_collect")
@@ -33,16 +30,16 @@ rule sft_collect:
 rule sft_semi_instruct:
     input:
         unpack(get_llm_server_input(config["sft"]["rewriter"])),
-        natural="results/sft/natural.parquet",
+        natural=from_run("results/sft/natural.parquet"),
     output:
-        kept="results/sft/semi_instruct.parquet",
-        dropped="results/sft/semi_instruct.dropped.parquet",
-        stats="results/sft/semi_instruct.stats.json",
+        kept="results/{exp}sft/semi_instruct.parquet",
+        dropped="results/{exp}sft/semi_instruct.dropped.parquet",
+        stats="results/{exp}sft/semi_instruct.stats.json",
     log:
-        main="logs/sft/semi_instruct.log",
-        server="logs/sft/semi_instruct.server.log",
+        main="logs/{exp}sft/semi_instruct.log",
+        server="logs/{exp}sft/semi_instruct.server.log",
     benchmark:
-        "benchmarks/rules/sft_semi_instruct.tsv"
+        "benchmarks/rules/{exp}sft_semi_instruct.tsv"
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("sft_semi_instruct")
@@ -51,33 +48,36 @@ rule sft_semi_instruct:
     params:
         code=get_code_fingerprint("sft_semi_instruct"),
         # Only the keys Semi-Instruct reads (the sandbox work is the costly part of the SFT data).
-        settings={
-            **get_settings("seed", "sft.rewriter", "sft.sandbox", "sft.max_tests_per_function"),
-            "llm_server": get_llm_server_params(config["sft"]["rewriter"]),
-        },
+        settings=run_settings(
+            lambda cfg, wildcards: {
+                "seed": cfg["seed"],
+                **{key: cfg["sft"][key] for key in ("rewriter", "sandbox", "max_tests_per_function")},
+                "llm_server": get_llm_server_params(cfg["sft"]["rewriter"]),
+            }
+        ),
     script:
         "../scripts/sft_semi_instruct.py"
 
 
 rule sft_semdedup:
     input:
-        code="results/sft/semi_instruct.parquet",
-        nl=SFT_NL_SOURCE,
+        code=from_run("results/sft/semi_instruct.parquet"),
+        nl=from_run(get_sft_nl_source),
     output:
-        code="results/sft/semdedup/code.parquet",
-        nl="results/sft/semdedup/nl.parquet",
-        dropped="results/sft/semdedup/dropped.parquet",
-        stats="results/sft/semdedup/stats.json",
+        code="results/{exp}sft/semdedup/code.parquet",
+        nl="results/{exp}sft/semdedup/nl.parquet",
+        dropped="results/{exp}sft/semdedup/dropped.parquet",
+        stats="results/{exp}sft/semdedup/stats.json",
         plot=report(
-            "results/sft/semdedup/removed_by_eps.png",
+            "results/{exp}sft/semdedup/removed_by_eps.png",
             caption="../report/sft_semdedup.rst",
             category="Data",
             subcategory="SFT",
         ),
     log:
-        "logs/sft/semdedup.log",
+        "logs/{exp}sft/semdedup.log",
     benchmark:
-        "benchmarks/rules/sft_semdedup.tsv"
+        "benchmarks/rules/{exp}sft_semdedup.tsv"
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("sft_semdedup")
@@ -92,13 +92,13 @@ rule sft_semdedup:
 
 rule sft_dataset:
     input:
-        code="results/sft/semdedup/code.parquet",
-        nl="results/sft/semdedup/nl.parquet",
+        code=from_run("results/sft/semdedup/code.parquet"),
+        nl=from_run("results/sft/semdedup/nl.parquet"),
     output:
-        dataset="results/sft/dataset.parquet",
-        stats="results/sft/stats.json",
+        dataset="results/{exp}sft/dataset.parquet",
+        stats="results/{exp}sft/stats.json",
     log:
-        "logs/sft/dataset.log",
+        "logs/{exp}sft/dataset.log",
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("sft_dataset")

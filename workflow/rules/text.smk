@@ -8,13 +8,13 @@
 rule text_judge:
     input:
         unpack(get_llm_server_input(config["text"]["judge"])),
-        qa="results/ingest/stackexchange/qa.parquet",
+        qa=from_run("results/ingest/stackexchange/qa.parquet"),
     output:
-        labels="results/text/judge/labels.parquet",
-        stats="results/text/judge/stats.json",
+        labels="results/{exp}text/judge/labels.parquet",
+        stats="results/{exp}text/judge/stats.json",
     log:
-        main="logs/text/judge.log",
-        server="logs/text/judge.server.log",
+        main="logs/{exp}text/judge.log",
+        server="logs/{exp}text/judge.server.log",
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("text_judge")
@@ -23,10 +23,13 @@ rule text_judge:
     params:
         code=get_code_fingerprint("text_judge"),
         # llm_server only when this job serves the judge's model: editing it re-runs no other judge.
-        settings={
-            **get_settings("seed", "text.judge"),
-            "llm_server": get_llm_server_params(config["text"]["judge"]),
-        },
+        settings=run_settings(
+            lambda cfg, wildcards: {
+                "seed": cfg["seed"],
+                "judge": cfg["text"]["judge"],
+                "llm_server": get_llm_server_params(cfg["text"]["judge"]),
+            }
+        ),
     script:
         "../scripts/text_judge.py"
 
@@ -55,12 +58,12 @@ rule llm_server_gguf:
 
 rule text_classifier_train:
     input:
-        labels="results/text/judge/labels.parquet",
+        labels=from_run("results/text/judge/labels.parquet"),
     output:
-        classifier="results/text/classifier/classifier.json",
-        metrics="results/text/classifier/metrics.json",
+        classifier="results/{exp}text/classifier/classifier.json",
+        metrics="results/{exp}text/classifier/metrics.json",
     log:
-        "logs/text/classifier_train.log",
+        "logs/{exp}text/classifier_train.log",
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("text_classifier_train")
@@ -77,14 +80,14 @@ rule text_classifier_train:
 # off); nothing then needs text_judge or text_classifier_train, which do not run.
 rule text_classifier_apply:
     input:
-        unpack(get_quality_filter_input),
-        qa="results/ingest/stackexchange/qa.parquet",
+        unpack(from_run(get_quality_filter_input)),
+        qa=from_run("results/ingest/stackexchange/qa.parquet"),
     output:
-        kept="results/text/stackexchange/kept.parquet",
-        dropped="results/text/stackexchange/dropped.parquet",
-        stats="results/text/stackexchange/stats.json",
+        kept="results/{exp}text/stackexchange/kept.parquet",
+        dropped="results/{exp}text/stackexchange/dropped.parquet",
+        stats="results/{exp}text/stackexchange/stats.json",
     log:
-        "logs/text/classifier_apply.log",
+        "logs/{exp}text/classifier_apply.log",
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("text_classifier_apply")
@@ -99,13 +102,13 @@ rule text_classifier_apply:
 
 rule docs_filter:
     input:
-        docs="results/ingest/docs/docs.parquet",
+        docs=from_run("results/ingest/docs/docs.parquet"),
     output:
-        kept="results/text/docs/kept.parquet",
-        dropped="results/text/docs/dropped.parquet",
-        stats="results/text/docs/stats.json",
+        kept="results/{exp}text/docs/kept.parquet",
+        dropped="results/{exp}text/docs/dropped.parquet",
+        stats="results/{exp}text/docs/stats.json",
     log:
-        "logs/text/docs_filter.log",
+        "logs/{exp}text/docs_filter.log",
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("docs_filter")
@@ -120,11 +123,11 @@ rule docs_filter:
 
 rule text_stats:
     input:
-        unpack(get_text_stats_inputs),
+        unpack(from_run(get_text_stats_inputs)),
     output:
-        stats="results/text/stats.json",
+        stats="results/{exp}text/stats.json",
     log:
-        "logs/text/stats.log",
+        "logs/{exp}text/stats.log",
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("text_stats")

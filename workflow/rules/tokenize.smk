@@ -3,21 +3,25 @@
 
 rule tokenize:
     input:
-        docs=get_phase_documents,
+        docs=from_run(get_phase_documents),
         tokenizer="results/model/tokenizer/tokenizer.json",
         # The SFT phase reads the SFT data set directly; the mixtures left contaminated documents out already.
-        contaminated=lambda wildcards: (
-            ["results/mixture/decontamination/sft.dropped.parquet"] if wildcards.phase == "sft" else []
+        contaminated=from_run(
+            lambda wildcards: (
+                ["results/mixture/decontamination/sft.dropped.parquet"] if wildcards.phase == "sft" else []
+            )
         ),
         # Likewise the SFT part of the validation split (the mixtures left theirs out already).
         held_out=lambda wildcards: (["results/mixture/validation/sft.parquet"] if wildcards.phase == "sft" else []),
     output:
-        tokens="results/tokenized/{phase}/tokens.npy",
-        segments="results/tokenized/{phase}/segments.npy",
-        loss_mask="results/tokenized/{phase}/loss_mask.npy",
-        meta="results/tokenized/{phase}/meta.json",
+        tokens="results/{exp}tokenized/{phase}/tokens.npy",
+        segments="results/{exp}tokenized/{phase}/segments.npy",
+        loss_mask="results/{exp}tokenized/{phase}/loss_mask.npy",
+        meta="results/{exp}tokenized/{phase}/meta.json",
     log:
-        "logs/tokenize/{phase}.log",
+        "logs/{exp}tokenize/{phase}.log",
+    benchmark:
+        "benchmarks/rules/{exp}tokenize_{phase}.tsv"
     wildcard_constraints:
         phase="base|cosine|anneal|sft",
     conda:

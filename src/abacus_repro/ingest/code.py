@@ -641,8 +641,14 @@ def _skip_summary(skipped: Mapping[str, int]) -> str:
     return ", ".join(f"{skipped[reason]} {reason}" for reason in SKIP_REASONS if skipped.get(reason))
 
 
+# The keys of the ``code:`` section ingestion reads: the rule passes these alone, so a change to the cleaning
+# settings (a variant of the recipe among them) does not read the dump again.
+INGEST_CODE_KEYS = ("source", "path", "max_repos", "max_files_per_repo", "include_repos", "packages", "max_file_bytes")
+
+
 class IngestCodeJob(Settings):
-    """What rule ingest_code reads: the seed, the number of code shards and the ``code:`` section."""
+    """What rule ingest_code reads: the seed, the number of code shards and the ``code:`` section's
+    INGEST_CODE_KEYS (the rest of the section keeps its defaults here and is not read)."""
 
     seed: int
     shards: ShardsSettings
