@@ -28,7 +28,8 @@ CHECKSUM_MAX_BYTES = 64 * 1024 * 1024
 
 
 def record_path(rule: str, wildcards: Mapping[str, str], workdir: Path = Path()) -> Path:
-    name = ",".join(f"{key}={value}" for key, value in sorted(wildcards.items())) or "job"
+    # An empty wildcard (the main run's {exp}) is left out, so the main run's records keep their names.
+    name = ",".join(f"{key}={value}" for key, value in sorted(wildcards.items()) if value != "") or "job"
     return workdir / RECORDS_DIR / rule / (re.sub(r"[^A-Za-z0-9=,._-]", "_", name) + ".json")
 
 

@@ -21,7 +21,7 @@ rule code_clean:
         **get_rule_resources("code_clean"),
     params:
         code=get_code_fingerprint("code_clean"),
-        settings=get_settings("code"),
+        settings=run_settings(get_code_clean_settings),
     script:
         "../scripts/code_clean.py"
 
@@ -140,6 +140,8 @@ rule code_funnel:
         ),
     log:
         "logs/{exp}code/funnel.log",
+    benchmark:
+        "benchmarks/rules/{exp}code_funnel.tsv"
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("code_funnel")

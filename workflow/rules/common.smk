@@ -231,6 +231,14 @@ def get_code_shards(kind="kept"):
     return expand("results/code/shards/{shard}/{kind}.parquet", shard=SHARDS, kind=kind)
 
 
+def get_code_clean_settings(cfg, wildcards):
+    """code_clean's settings: the `code` section less what code_finish alone reads (near-duplicate removal and the
+    dependency order; abacus_repro.code.pipeline), so a variant switching those re-runs no cleaning."""
+    code = {key: value for key, value in cfg["code"].items() if key != "near_dedup"}
+    code["steps"] = {key: value for key, value in code["steps"].items() if key != "dependency_order"}
+    return code
+
+
 def get_near_dedup_inputs(wildcards):
     """code_near_clusters' inputs: every shard's signatures and every band group's candidate pairs; none when
     code.near_dedup.enabled is false (the job then writes no clusters, so code_finish drops nothing)."""

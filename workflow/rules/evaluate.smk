@@ -122,6 +122,8 @@ rule eval_summary:
         plot=report("results/{exp}eval/summary.png", caption="../report/eval.rst", category="Evaluation"),
     log:
         "logs/{exp}eval/summary.log",
+    benchmark:
+        "benchmarks/rules/{exp}eval_summary.tsv"
     conda:
         "../envs/eval.yaml"
     threads: get_rule_threads("eval_summary")

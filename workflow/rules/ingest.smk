@@ -39,6 +39,8 @@ rule ingest_stackexchange:
         stats="results/{exp}ingest/stackexchange/stats.json",
     log:
         "logs/{exp}ingest/stackexchange.log",
+    benchmark:
+        "benchmarks/rules/{exp}ingest_stackexchange.tsv"
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("ingest_stackexchange")
@@ -60,6 +62,8 @@ rule ingest_docs:
         stats="results/{exp}ingest/docs/stats.json",
     log:
         "logs/{exp}ingest/docs.log",
+    benchmark:
+        "benchmarks/rules/{exp}ingest_docs.tsv"
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("ingest_docs")
@@ -80,6 +84,8 @@ rule ingest_math:
         stats="results/{exp}ingest/math/stats.json",
     log:
         "logs/{exp}ingest/math.log",
+    benchmark:
+        "benchmarks/rules/{exp}ingest_math.tsv"
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("ingest_math")

@@ -121,6 +121,8 @@ rule mixture_stats:
         stats="results/{exp}mixture/stats.json",
     log:
         "logs/{exp}mixture/stats.log",
+    benchmark:
+        "benchmarks/rules/{exp}mixture_stats.tsv"
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("mixture_stats")

@@ -48,6 +48,8 @@ rule init_model:
         model=directory("results/{exp}model/init"),
     log:
         "logs/{exp}model/init.log",
+    benchmark:
+        "benchmarks/rules/{exp}init_model.tsv"
     conda:
         "../envs/train.yaml"
     threads: get_rule_threads("init_model")

@@ -12,6 +12,8 @@ rule sft_collect:
         stats="results/{exp}sft/natural.stats.json",
     log:
         "logs/{exp}sft/collect.log",
+    benchmark:
+        "benchmarks/rules/{exp}sft_collect.tsv"
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("sft_collect")
@@ -99,6 +101,8 @@ rule sft_dataset:
         stats="results/{exp}sft/stats.json",
     log:
         "logs/{exp}sft/dataset.log",
+    benchmark:
+        "benchmarks/rules/{exp}sft_dataset.tsv"
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("sft_dataset")

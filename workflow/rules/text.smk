@@ -15,6 +15,8 @@ rule text_judge:
     log:
         main="logs/{exp}text/judge.log",
         server="logs/{exp}text/judge.server.log",
+    benchmark:
+        "benchmarks/rules/{exp}text_judge.tsv"
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("text_judge")
@@ -64,6 +66,8 @@ rule text_classifier_train:
         metrics="results/{exp}text/classifier/metrics.json",
     log:
         "logs/{exp}text/classifier_train.log",
+    benchmark:
+        "benchmarks/rules/{exp}text_classifier_train.tsv"
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("text_classifier_train")
@@ -88,6 +92,8 @@ rule text_classifier_apply:
         stats="results/{exp}text/stackexchange/stats.json",
     log:
         "logs/{exp}text/classifier_apply.log",
+    benchmark:
+        "benchmarks/rules/{exp}text_classifier_apply.tsv"
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("text_classifier_apply")
@@ -109,6 +115,8 @@ rule docs_filter:
         stats="results/{exp}text/docs/stats.json",
     log:
         "logs/{exp}text/docs_filter.log",
+    benchmark:
+        "benchmarks/rules/{exp}docs_filter.tsv"
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("docs_filter")
@@ -128,6 +136,8 @@ rule text_stats:
         stats="results/{exp}text/stats.json",
     log:
         "logs/{exp}text/stats.log",
+    benchmark:
+        "benchmarks/rules/{exp}text_stats.tsv"
     conda:
         "../envs/data.yaml"
     threads: get_rule_threads("text_stats")
