@@ -144,10 +144,10 @@ def test_each_variant_has_its_own_outputs_and_only_those(experiment_run):
 def test_each_run_trains_with_its_overrides(experiment_run):
     wsd = experiment_run / "results/experiments/wsd/train/cosine/metrics.jsonl"
     rates = [r["lr"] for r in map(json.loads, wsd.read_text().splitlines()) if r["kind"] == "train"]
-    assert len(set(rates)) == 1  # WSD's stable phase: the peak rate throughout
+    assert rates[-1] == max(rates) and len(set(rates[-10:])) == 1  # WSD's stable phase: the peak after warmup
     main = experiment_run / "results/train/cosine/metrics.jsonl"
     main_rates = [r["lr"] for r in map(json.loads, main.read_text().splitlines()) if r["kind"] == "train"]
-    assert main_rates[0] > main_rates[-1]  # WCL's cosine
+    assert max(main_rates) > main_rates[-1]  # WCL's cosine after warmup
     stats = _json(experiment_run / "results/experiments/noquality/text/stackexchange/stats.json")
     assert stats["read"] == stats["kept"]  # the quality filter off keeps every thread
 
@@ -157,11 +157,13 @@ def test_every_variant_is_scored_on_the_same_held_out_rows_none_trains_on(experi
     for source in VALIDATION_SOURCES:
         held_out |= set(pd.read_parquet(experiment_run / f"results/mixture/validation/{source}.parquet")["id"])
     assert held_out
-    for mixture in [
-        *sorted((experiment_run / "results/experiments/noquality/mixture").glob("*.parquet")),
-        experiment_run / "results/experiments/noquality/sft/dataset.parquet",
-    ]:
+    mixtures = sorted((experiment_run / "results/experiments/noquality/mixture").glob("*.parquet"))
+    assert [m.name for m in mixtures] == ["anneal.parquet", "base.parquet", "cosine.parquet"]
+    for mixture in mixtures:
         assert not held_out & set(pd.read_parquet(mixture)["id"]), mixture
+    # The SFT phase reads its data set whole and leaves the held-out SFT rows out when tokenizing.
+    sft = _json(experiment_run / "results/experiments/noquality/tokenized/sft/meta.json")
+    assert sft["validation_docs"] == _json(experiment_run / "results/tokenized/sft/meta.json")["validation_docs"] > 0
     for name in ("wsd", "noquality"):
         sources = {
             json.loads(line).get("source")
@@ -214,3 +216,12 @@ def test_the_audit_checks_and_reproduces_a_variants_data(experiment_run, tmp_pat
     findings = {f["path"]: f["status"] for f in json.loads(report.read_text())["rerun"]["findings"]}
     assert findings["results/experiments/noquality/text/stackexchange/kept.parquet"] == "reproduced"
     assert findings["results/text/stackexchange/kept.parquet"] == "reproduced"
+
+
+def test_the_manifest_lists_each_run_and_what_it_made_itself(experiment_run):
+    experiments = _json(experiment_run / "results/provenance/manifest.json")["experiments"]
+    assert sorted(experiments) == ["noquality", "wsd"]
+    wsd = experiments["wsd"]
+    assert wsd["overrides"] == TWO_VARIANTS["wsd"] and wsd["seed"] is None
+    assert "results/experiments/wsd/train/sft/model" in wsd["outputs"]
+    assert not [path for path in wsd["outputs"] if "/mixture/" in path or "/code/" in path]

@@ -371,7 +371,7 @@ def get_phase_model(wildcards):
 def get_phase_init_state(wildcards):
     """The training state a phase continues: the anneal phase the cosine phase's (train.continue_optimizer)."""
     continues = wildcards.phase == "anneal" and get_run_config(wildcards)["train"]["continue_optimizer"]
-    return ["results/train/cosine/state"] if continues else []
+    return "results/train/cosine/state" if continues else []
 
 
 def get_eval_job_settings(benchmark, *shared):

@@ -53,7 +53,7 @@ rule llm_server_gguf:
     params:
         code=get_code_fingerprint("llm_server_gguf"),
         # llm_server.model alone: the server's other settings do not change the file (no re-export on them).
-        settings={"model": get_settings("llm_server.model")},
+        settings=run_settings(lambda cfg, wildcards: {"model": cfg["llm_server"]["model"]}),
     script:
         "../scripts/llm_server_gguf.py"
 

@@ -307,6 +307,27 @@ def rule_seed(params: Any) -> int | None:
     return params.get("seed")
 
 
+def experiments_of(config: dict[str, Any], outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each run of a variant (config ``experiments:``): its variant, seed and overrides, the sha256 of its whole
+    config, and the outputs it made itself under results/experiments/<run>/ (its other results are the main run's)."""
+    if "experiments" not in config:  # a run from before variants existed
+        return {}
+    from ..config import config_problems
+    from ..experiments.runs import experiment_runs
+
+    described = {}
+    for name, run in experiment_runs(config, config_problems).items():
+        own = sorted(o["path"] for o in outputs if _is_within(o["path"], f"results/{run.prefix}".rstrip("/")))
+        described[name] = {
+            "variant": run.variant,
+            "seed": run.seed,
+            "overrides": dict(run.overrides),
+            "config_sha256": digest_of_hashes({"config": json.dumps(run.config, sort_keys=True, default=str)}),
+            "outputs": own,
+        }
+    return described
+
+
 def build_manifest(
     results_dir: Path,
     config: dict[str, Any],
@@ -361,6 +382,7 @@ def build_manifest(
         "config": config,
         "config_sha256": digest_of_hashes({"config": json.dumps(config, sort_keys=True, default=str)}),
         "run": {"start": min(starts) if starts else None, "end": max(ends) if ends else None},
+        "experiments": experiments_of(config, outputs),
         "rules": describe_rules(rules, owners.values()),
         "outputs_by_rule": dict(sorted(jobs_by_rule.items())),
         "outputs": outputs,

@@ -10,10 +10,12 @@ for the data stage).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 
 DATA, MODEL, TRAIN, EVAL, EXPORT, REPORT = "data", "model", "train", "eval", "export", "report"
+RUN_PREFIX = re.compile(r"^results/experiments/[^/]+/(?:seed-\d+/)?")
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,8 @@ class RuleKind:
     nondeterministic: dict[str, str] = field(default_factory=dict)
 
     def why_nondeterministic(self, path: str) -> str | None:
+        # A variant's run (results/experiments/<variant>[/seed-<s>]/...) has the main run's layout below its prefix.
+        path = RUN_PREFIX.sub("results/", path)
         for pattern, reason in self.nondeterministic.items():
             if fnmatch(path, pattern):
                 return reason
@@ -89,6 +93,14 @@ RULES: dict[str, RuleKind] = {
     "eval_livecodebench": RuleKind(EVAL, {"results/eval/*/work/*": EVAL_WORK}),
     "eval_general": RuleKind(EVAL, {"results/eval/*/work/*": EVAL_WORK}),
     "eval_summary": RuleKind(EVAL),
+    # The comparison of the variants' runs quotes their cost, read from Snakemake's benchmark files (timings).
+    "experiments_compare": RuleKind(
+        EVAL,
+        {
+            "results/experiments/comparison.md": "quotes each variant's cost (wall and CPU seconds of its jobs)",
+            "results/experiments/comparison.json": "quotes each variant's cost (wall and CPU seconds of its jobs)",
+        },
+    ),
     "export_gguf": RuleKind(EXPORT),
     "export_modelfile": RuleKind(EXPORT),
     "provenance": RuleKind(
