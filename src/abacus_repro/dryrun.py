@@ -247,8 +247,13 @@ def parse_jobs(output: str) -> list[dict[str, Any]]:
             if key == "resources":
                 jobs[-1]["resources"] = _parse_resources(value)
             elif key == "wildcards":
-                jobs[-1]["wildcards"] = value
+                jobs[-1]["wildcards"] = _set_wildcards(value)
     return jobs
+
+
+def _set_wildcards(printed: str) -> str:
+    """The printed wildcards less empty ones (the main run's {exp} prefix is empty): "exp=, phase=sft" -> "phase=sft"."""
+    return ", ".join(pair for pair in printed.split(", ") if not pair.endswith("="))
 
 
 def check_jobs_match_counts(jobs: Sequence[Mapping[str, Any]], counts: Mapping[str, int]) -> None:
