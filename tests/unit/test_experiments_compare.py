@@ -3,10 +3,8 @@ from Snakemake benchmark files, deterministic JSON and markdown, the curves plot
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import runpy
 from pathlib import Path
 
 import pytest
@@ -15,12 +13,13 @@ from abacus_repro.errors import InputError
 from abacus_repro.pretrain import experiments as cmp
 from abacus_repro.rules import RulePaths
 
+from .script_fixtures import run_script
+
 MODEL = "abacus-repro"
 PRETRAIN_SOURCES = ("code", "math", "text")
 ALL_SOURCES = (*PRETRAIN_SOURCES, "sft")
 # Each phase's steps; validation every 4 steps and at the last (as train.eval_every would).
 PHASE_STEPS = {"cosine": 10, "anneal": 6, "sft": 5}
-SCRIPT = Path(__file__).resolve().parents[2] / "workflow" / "scripts" / "experiments_compare.py"
 BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
 
@@ -253,28 +252,7 @@ def test_a_metrics_line_without_its_loss_is_named(tmp_path):
         cmp.read_phase(path)
 
 
-class Named(list):
-    """Snakemake's named lists in miniature: a list whose named entries are also items()."""
-
-    def __init__(self, **named):
-        super().__init__(named.values())
-        self._names = dict(named)
-        for key, value in named.items():
-            setattr(self, key, value)
-
-    def items(self):
-        return self._names.items()
-
-
 def test_the_rule_script_runs_the_entry_from_params_settings(tmp_path):
-    snakemake = type("Snakemake", (), {})()
-    snakemake.input, snakemake.wildcards, snakemake.resources = Named(), Named(), Named()
-    snakemake.output = Named(**outputs(tmp_path / "out"))
-    snakemake.params = Named(settings={"runs": two_variants(tmp_path)})
-    snakemake.log = Named(log=str(tmp_path / "logs" / "experiments_compare.log"))
-    snakemake.threads, snakemake.rule = 1, "experiments_compare"
-    (tmp_path / "logs").mkdir()  # Snakemake makes a log's folder before the job starts
-    with contextlib.chdir(tmp_path):
-        runpy.run_path(str(SCRIPT), init_globals={"snakemake": snakemake}, run_name="__main__")
-    assert json.loads(Path(snakemake.output.json).read_text(encoding="utf-8"))["reference_variant"] == "wsd"
-    assert (tmp_path / "logs" / "jobs" / "experiments_compare").is_dir()
+    output = outputs(tmp_path / "out")
+    run_script("experiments_compare", tmp_path, {}, {}, output, {"settings": {"runs": two_variants(tmp_path)}}, {})
+    assert json.loads(Path(output["json"]).read_text(encoding="utf-8"))["reference_variant"] == "wsd"
