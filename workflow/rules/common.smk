@@ -600,16 +600,18 @@ def get_our_model_name():
 
 
 def get_comparison_inputs(wildcards):
-    """experiments_compare's inputs: each run's metrics per phase and its evaluation summary."""
-    return list(dict.fromkeys(path for prefix in EXPERIMENT_RUNS for path in get_run_targets(prefix)[3:]))
+    """experiments_compare's inputs: the files its settings name, each run's metrics per phase and evaluation."""
+    runs = get_comparison_settings(config, wildcards)["runs"]
+    files = [path for run in runs for path in [*run["metrics"].values(), run["eval_summary"]] if path]
+    return list(dict.fromkeys(files))
 
 
 def get_comparison_settings(cfg, wildcards):
     """experiments_compare's settings: each run, its overrides and where its files are (its own or the main run's)."""
     runs = []
+    model = get_our_model_name()
     for prefix, run in EXPERIMENT_RUNS.items():
         metrics = {phase: get_run_file(prefix, f"results/train/{phase}/metrics.jsonl") for phase in TRAIN_PHASES}
-        model = get_our_model_name()
         runs.append(
             {
                 "name": run.name,
